@@ -1,0 +1,194 @@
+/**
+ * Issue 2 figures: the CDP proxy against a direct connection to the same Chromium, session
+ * creation against a plain Chromium launch, and memory.
+ */
+import Database from 'better-sqlite3';
+import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startDaemon } from '../test/helpers/daemon.js';
+import { launchProcess } from '../src/util/process.js';
+import { chromiumArgs } from '../src/browser/chromium.js';
+import { RawCdp, stats, fmt, pss, rss, groupPids } from './lib.js';
+
+export interface Row {
+  figure: string;
+  handoff: string;
+  reference: string;
+  ratio: string;
+  target: string;
+  ok: boolean | null;
+}
+
+async function attachPage(cdp: RawCdp): Promise<string> {
+  const { targetInfos } = await cdp.send('Target.getTargets');
+  const page = targetInfos.find((t: any) => t.type === 'page');
+  const { sessionId } = await cdp.send('Target.attachToTarget', { targetId: page.targetId, flatten: true });
+  return sessionId;
+}
+
+async function roundTrips(cdp: RawCdp, n: number): Promise<number[]> {
+  const sessionId = await attachPage(cdp);
+  for (let i = 0; i < 200; i++) await cdp.send('Runtime.evaluate', { expression: '1' }, sessionId); // warm up
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await cdp.send('Runtime.evaluate', { expression: '1' }, sessionId);
+    out.push(performance.now() - t);
+  }
+  return out;
+}
+
+async function screenshots(cdp: RawCdp, n: number): Promise<{ ms: number[]; bytes: number }> {
+  const sessionId = await attachPage(cdp);
+  const ms: number[] = [];
+  let bytes = 0;
+  for (let i = 0; i < n + 1; i++) {
+    const t = performance.now();
+    const { data } = await cdp.send('Page.captureScreenshot', { format: 'png' }, sessionId);
+    if (i > 0) ms.push(performance.now() - t); // the first one warms up
+    bytes = data.length;
+  }
+  return { ms, bytes };
+}
+
+/** Where the session's Chromium listens, from its profile's DevToolsActivePort. */
+function directEndpoint(stateDir: string, sessionId: string): { ws: string; pid: number } {
+  const db = new Database(join(stateDir, 'handoff.db'), { readonly: true });
+  const row = db.prepare(`SELECT pid, path FROM owned WHERE kind = 'chromium' AND session_id = ?`).get(sessionId) as { pid: number; path: string };
+  db.close();
+  const [port, path] = readFileSync(join(row.path, 'DevToolsActivePort'), 'utf8').trim().split('\n');
+  return { ws: `ws://127.0.0.1:${port}${path}`, pid: row.pid };
+}
+
+function xvfbPid(stateDir: string, sessionId: string): number {
+  const db = new Database(join(stateDir, 'handoff.db'), { readonly: true });
+  const row = db.prepare(`SELECT pid FROM owned WHERE kind = 'xvfb' AND session_id = ?`).get(sessionId) as { pid: number };
+  db.close();
+  return row.pid;
+}
+
+export async function benchCore(log: (s: string) => void): Promise<Row[]> {
+  const rows: Row[] = [];
+  const daemon = await startDaemon();
+  try {
+    await new Promise((r) => setTimeout(r, 1000));
+    const daemonRss = rss(daemon.proc.pid!);
+
+    // Noise does not compress: a 1600x1000 screen of it is a PNG of about 5 MB (base64).
+    const noise = `data:text/html,<body style=margin:0><canvas id=c width=1600 height=1000></canvas><script>const c=document.getElementById('c').getContext('2d');const d=c.createImageData(1600,1000);for(let i=0;i<d.data.length;i++)d.data[i]=Math.random()*256;c.putImageData(d,0,0)</script>`;
+    const viaProxy = await RawCdp.open(`${daemon.wsUrl}/?session=bench&auto_close=false&width=1600&height=1000`);
+    const direct = directEndpoint(daemon.stateDir, 'bench');
+    const viaDirect = await RawCdp.open(direct.ws);
+    {
+      const sid = await attachPage(viaProxy);
+      await viaProxy.send('Page.navigate', { url: noise }, sid);
+      await new Promise((r) => setTimeout(r, 1500));
+    }
+
+    log('CDP round trips (2000 each, interleaved in blocks of 250)...');
+    const p: number[] = [];
+    const d: number[] = [];
+    for (let block = 0; block < 8; block++) {
+      p.push(...(await roundTrips(viaProxy, 250)));
+      d.push(...(await roundTrips(viaDirect, 250)));
+    }
+    const ps = stats(p);
+    const ds = stats(d);
+    rows.push({ figure: 'CDP round trip p50 (ms)', handoff: fmt(ps.p50, 3), reference: fmt(ds.p50, 3), ratio: fmt(ps.p50 / ds.p50), target: '<= 1.10', ok: ps.p50 / ds.p50 <= 1.1 });
+    rows.push({ figure: 'CDP round trip p99 (ms)', handoff: fmt(ps.p99, 3), reference: fmt(ds.p99, 3), ratio: fmt(ps.p99 / ds.p99), target: '<= 1.25', ok: ps.p99 / ds.p99 <= 1.25 });
+
+    log('screenshots...');
+    const sp: number[] = [];
+    const sd: number[] = [];
+    let bytes = 0;
+    for (let i = 0; i < 5; i++) {
+      const a = await screenshots(viaProxy, 2);
+      const b = await screenshots(viaDirect, 2);
+      sp.push(...a.ms);
+      sd.push(...b.ms);
+      bytes = a.bytes;
+    }
+    const sps = stats(sp);
+    const sds = stats(sd);
+    rows.push({
+      figure: `screenshot ${fmt(bytes / 1e6, 1)} MB p50 (ms)`,
+      handoff: fmt(sps.p50, 1),
+      reference: fmt(sds.p50, 1),
+      ratio: fmt(sps.p50 / sds.p50),
+      target: '<= 1.10',
+      ok: sps.p50 / sds.p50 <= 1.1,
+    });
+    await viaDirect.close();
+    await viaProxy.close();
+
+    // Memory of an idle session: every process of Chromium's group plus Xvfb.
+    await new Promise((r) => setTimeout(r, 2000));
+    const idle = await RawCdp.open(`${daemon.wsUrl}/?session=idle&auto_close=false`);
+    await idle.close();
+    await new Promise((r) => setTimeout(r, 3000));
+    const idleChromium = directEndpoint(daemon.stateDir, 'idle').pid;
+    const sessionPss = groupPids(idleChromium).reduce((n, pid) => n + pss(pid), 0) + pss(xvfbPid(daemon.stateDir, 'idle'));
+    rows.push({ figure: 'daemon RSS, no session (MB)', handoff: fmt(daemonRss / 1e6, 0), reference: '', ratio: '', target: 'report', ok: null });
+    rows.push({ figure: 'PSS per idle 1280x720 session (MB)', handoff: fmt(sessionPss / 1e6, 0), reference: '', ratio: '', target: 'report', ok: null });
+    await fetch(`${daemon.url}/session/bench/stop`, { method: 'POST' });
+    await fetch(`${daemon.url}/session/idle/stop`, { method: 'POST' });
+
+    log('session creation (cold, 15 each)...');
+    const create: number[] = [];
+    const plain: number[] = [];
+    for (let i = 0; i < 15; i++) {
+      let t = performance.now();
+      const c = await RawCdp.open(`${daemon.wsUrl}/?session=cold${i}`);
+      await c.send('Browser.getVersion');
+      create.push(performance.now() - t);
+      await c.close();
+      await waitStopped(daemon.url, `cold${i}`);
+
+      t = performance.now();
+      const ref = await plainLaunch();
+      plain.push(performance.now() - t);
+      await ref.close();
+    }
+    const cs = stats(create);
+    const pl = stats(plain);
+    rows.push({ figure: 'session creation p50 (ms)', handoff: fmt(cs.p50, 0), reference: fmt(pl.p50, 0), ratio: fmt(cs.p50 / pl.p50), target: '<= 600 ms', ok: cs.p50 <= 600 });
+    rows.push({ figure: 'session creation p95 (ms)', handoff: fmt(cs.p95, 0), reference: fmt(pl.p95, 0), ratio: fmt(cs.p95 / pl.p95), target: '<= 900 ms', ok: cs.p95 <= 900 });
+  } finally {
+    await daemon.cleanup();
+  }
+  return rows;
+}
+
+async function waitStopped(url: string, id: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const s = (await (await fetch(`${url}/session/${id}`)).json()) as { state: string };
+    if (s.state === 'stopped') return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The obvious alternative: spawn headless Chromium yourself and connect to it. */
+async function plainLaunch(): Promise<{ close(): Promise<void> }> {
+  const profileDir = mkdtempSync(join(tmpdir(), 'bench-profile-'));
+  const args = chromiumArgs({ width: 1280, height: 720, profileDir, asRoot: process.getuid?.() === 0 }).filter((a) => a !== '--kiosk');
+  const proc = launchProcess('/usr/lib/chromium/chromium', ['--headless=new', ...args]);
+  const ws = await new Promise<string>((resolve, reject) => {
+    let seen = '';
+    proc.child.stderr!.on('data', (s) => {
+      seen += s;
+      const m = /DevTools listening on (ws:\/\/\S+)/.exec(seen);
+      if (m) resolve(m[1]!);
+    });
+    proc.exited.then(() => reject(new Error(seen)));
+  });
+  const c = await RawCdp.open(ws);
+  await c.send('Browser.getVersion');
+  return {
+    async close() {
+      await c.close();
+      await proc.close();
+      rmSync(profileDir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Installs what handoff needs and is missing, then builds. Safe to run again: when
+# everything is in place it does nothing and says so in one line.
+#   scripts/setup.sh            system packages for running + npm ci + build
+#   scripts/setup.sh --test     also the packages the test suite and benchmarks use
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=0
+for a in "$@"; do
+  case "$a" in
+    --test) want_test=1 ;;
+    *) echo "setup: unknown option $a" >&2; exit 2 ;;
+  esac
+done
+say() { echo "setup: $*"; }
+did=0
+
+# 1. Node
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+  say "Node.js 20 or newer is required (found: $(node --version 2>/dev/null || echo none))."
+  exit 1
+fi
+
+# 2. System packages (Debian names), checked by the files they provide.
+missing=()
+need() { [ -e "$1" ] || command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
+need /usr/lib/chromium/chromium chromium
+need Xvfb xvfb
+need ffmpeg ffmpeg
+need fc-list fontconfig
+need /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf fonts-dejavu-core
+need /usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf fonts-liberation
+if [ "$want_test" = 1 ]; then
+  need x11vnc x11vnc            # benchmark reference VNC server
+  need vncsnapshot vncsnapshot  # a real VNC client that decodes Tight and ZRLE
+  need systemd-analyze systemd  # checks systemd/handoff.service
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  cmd="apt-get install -y --no-install-recommends ${missing[*]}"
+  if [ "$(id -u)" = 0 ]; then sudo=""
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo"
+  else
+    say "missing system packages: ${missing[*]}"
+    say "run this, then try again:  sudo apt-get update && sudo $cmd"
+    exit 1
+  fi
+  say "installing system packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  # shellcheck disable=SC2086
+  $sudo $cmd -qq >/dev/null
+  did=1
+fi
+
+# 3. npm packages, when the lock file changed since the last install.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm packages (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+  did=1
+fi
+
+# 4. Build, when a source is newer than the build.
+if [ ! -f dist/cli/main.js ] || [ -n "$(find src tsconfig.json tsconfig.build.json package.json -newer dist/cli/main.js -print -quit)" ]; then
+  say "building (tsc)"
+  npm run --silent build
+  touch dist/cli/main.js
+  did=1
+fi
+
+if [ "$did" = 0 ]; then say "everything is in place"; fi

@@ -1,0 +1,162 @@
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+
+export interface Config {
+  host: string;
+  port: number;
+  /** 0 turns the VNC listener off. */
+  vncPort: number;
+  rtcPorts: { min: number; max: number } | null;
+  stateDir: string;
+  apiKey: string | null;
+  maxSessions: number;
+  webhook: string | null;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+  chromiumPath: string;
+  xvfbPath: string;
+  /** Where Xvfb framebuffers live: tmpfs, so reading a frame is a memory copy. */
+  framebufferDir: string;
+  /** How long a live view link may wait before it is first opened. */
+  liveLinkTtlMs: number;
+  /** Seconds a stopped session keeps answering GET /session/ID. */
+  stoppedRetentionS: number;
+}
+
+export class ConfigError extends Error {}
+
+const DEFAULTS = {
+  host: '127.0.0.1',
+  port: 9222,
+  vncPort: 5901,
+  maxSessions: 8,
+  logLevel: 'info',
+  chromiumPath: '/usr/lib/chromium/chromium',
+  xvfbPath: 'Xvfb',
+  framebufferDir: '/dev/shm',
+  liveLinkTtlMs: 5 * 60_000,
+  stoppedRetentionS: 3600,
+} as const;
+
+/** Flag name -> config key, env name, kind. One table so --help, env and file agree. */
+export const OPTIONS = [
+  { flag: 'host', env: 'HANDOFF_HOST', kind: 'string', help: 'address for HTTP, WebSocket and VNC (default 127.0.0.1)' },
+  { flag: 'port', env: 'HANDOFF_PORT', kind: 'port', help: 'HTTP + WebSocket port; 0 picks a free one (default 9222)' },
+  { flag: 'vnc-port', env: 'HANDOFF_VNC_PORT', kind: 'port', help: 'RFB/VNC port, 0 = off (default 5901)' },
+  { flag: 'rtc-ports', env: 'HANDOFF_RTC_PORTS', kind: 'range', help: 'UDP port range for WebRTC, e.g. 40000-40100 (default ephemeral)' },
+  { flag: 'state-dir', env: 'HANDOFF_STATE_DIR', kind: 'string', help: 'SQLite audit, downloads, recordings (default $XDG_STATE_HOME/handoff)' },
+  { flag: 'api-key', env: 'HANDOFF_API_KEY', kind: 'string', help: 'required off loopback; clients send ?api_key= or Authorization: Bearer' },
+  { flag: 'max-sessions', env: 'HANDOFF_MAX_SESSIONS', kind: 'int', help: 'concurrent browser sessions (default 8)' },
+  { flag: 'webhook', env: 'HANDOFF_WEBHOOK', kind: 'string', help: 'URL that receives handoff notifications (POST JSON)' },
+  { flag: 'log-level', env: 'HANDOFF_LOG_LEVEL', kind: 'level', help: 'debug|info|warn|error (default info)' },
+  { flag: 'chromium', env: 'HANDOFF_CHROMIUM', kind: 'string', help: `Chromium binary (default ${DEFAULTS.chromiumPath})` },
+  { flag: 'live-link-ttl', env: 'HANDOFF_LIVE_LINK_TTL', kind: 'int', help: 'seconds a live view link may wait to be opened, 60-3600 (default 300)' },
+  { flag: 'config', env: 'HANDOFF_CONFIG', kind: 'string', help: 'JSON file with any of these options (keys as the flags, e.g. "vnc-port")' },
+] as const;
+
+type OptionFlag = (typeof OPTIONS)[number]['flag'];
+export type RawOptions = Partial<Record<OptionFlag, string>>;
+
+/** Parses `--flag value` / `--flag=value` pairs; unknown flags are an error. */
+export function parseFlags(argv: string[]): RawOptions {
+  const out: RawOptions = {};
+  const known = new Set<string>(OPTIONS.map((o) => o.flag));
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('--')) throw new ConfigError(`unexpected argument "${arg}"`);
+    const eq = arg.indexOf('=');
+    const name = arg.slice(2, eq === -1 ? undefined : eq);
+    if (!known.has(name)) throw new ConfigError(`unknown option --${name} (see --help)`);
+    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
+    if (value === undefined) throw new ConfigError(`--${name} needs a value`);
+    out[name as OptionFlag] = value;
+  }
+  return out;
+}
+
+/**
+ * Pure: flags beat env, env beats the config file, the file beats defaults. The file's
+ * contents are passed in (already read) so nothing here touches the disk or process.env.
+ */
+export function loadConfig(
+  argv: string[],
+  env: Record<string, string | undefined>,
+  readFile: (path: string) => string = () => {
+    throw new ConfigError('no config file reader');
+  },
+): Readonly<Config> {
+  const flags = parseFlags(argv);
+  const configPath = flags.config ?? env.HANDOFF_CONFIG;
+  let file: RawOptions = {};
+  if (configPath) {
+    try {
+      const parsed = JSON.parse(readFile(configPath)) as Record<string, unknown>;
+      for (const [k, v] of Object.entries(parsed)) file[k as OptionFlag] = String(v);
+    } catch (e) {
+      throw new ConfigError(`config file ${configPath}: ${(e as Error).message}`);
+    }
+  }
+  const pick = (flag: OptionFlag): string | undefined => {
+    const opt = OPTIONS.find((o) => o.flag === flag)!;
+    return flags[flag] ?? env[opt.env] ?? file[flag];
+  };
+
+  const host = pick('host') ?? DEFAULTS.host;
+  if (host !== 'localhost' && !isIP(host)) throw new ConfigError(`--host must be an IP address, got "${host}"`);
+  const apiKey = pick('api-key') || null;
+  if (!isLoopback(host) && !apiKey) {
+    throw new ConfigError(`listening on ${host} (not loopback) requires an API key: set --api-key or HANDOFF_API_KEY`);
+  }
+  const stateDir =
+    pick('state-dir') ??
+    (env.STATE_DIRECTORY // systemd's StateDirectory=
+      ? env.STATE_DIRECTORY.split(':')[0]!
+      : join(env.XDG_STATE_HOME ?? join(env.HOME ?? '/tmp', '.local', 'state'), 'handoff'));
+  const ttl = intIn('live-link-ttl', pick('live-link-ttl'), 60, 3600) ?? DEFAULTS.liveLinkTtlMs / 1000;
+
+  return Object.freeze({
+    host,
+    port: port('port', pick('port')) ?? DEFAULTS.port,
+    vncPort: port('vnc-port', pick('vnc-port')) ?? DEFAULTS.vncPort,
+    rtcPorts: range('rtc-ports', pick('rtc-ports')),
+    stateDir,
+    apiKey,
+    maxSessions: intIn('max-sessions', pick('max-sessions'), 1, 256) ?? DEFAULTS.maxSessions,
+    webhook: pick('webhook') || null,
+    logLevel: level(pick('log-level')) ?? DEFAULTS.logLevel,
+    chromiumPath: pick('chromium') ?? DEFAULTS.chromiumPath,
+    xvfbPath: DEFAULTS.xvfbPath,
+    framebufferDir: DEFAULTS.framebufferDir,
+    liveLinkTtlMs: ttl * 1000,
+    stoppedRetentionS: DEFAULTS.stoppedRetentionS,
+  });
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+function intIn(name: string, v: string | undefined, min: number, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`--${name} must be a whole number from ${min} to ${max}, got "${v}"`);
+  return n;
+}
+
+function port(name: string, v: string | undefined): number | undefined {
+  return intIn(name, v, 0, 65535);
+}
+
+function range(name: string, v: string | undefined): { min: number; max: number } | null {
+  if (!v) return null;
+  const m = /^(\d+)-(\d+)$/.exec(v);
+  const min = Number(m?.[1]);
+  const max = Number(m?.[2]);
+  if (!m || min < 1 || max > 65535 || min > max) throw new ConfigError(`--${name} must look like 40000-40100, got "${v}"`);
+  return { min, max };
+}
+
+function level(v: string | undefined): Config['logLevel'] | undefined {
+  if (v === undefined) return undefined;
+  if (v === 'debug' || v === 'info' || v === 'warn' || v === 'error') return v;
+  throw new ConfigError(`--log-level must be debug, info, warn or error, got "${v}"`);
+}

@@ -1,0 +1,52 @@
+/** The contract between the display (framebuffer, input) and every live view transport. */
+
+export interface Rect {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+/**
+ * Pixels as the X server keeps them at depth 24: 4 bytes per pixel in memory order
+ * B, G, R, X; rows of `stride` bytes. `data` is only valid until the next event-loop turn
+ * unless the consumer copies what it needs.
+ */
+export interface FrameView {
+  width: number;
+  height: number;
+  stride: number;
+  data: Buffer;
+}
+
+/** One consumer's view of a framebuffer: it accumulates its own dirty region. */
+export interface FrameSubscriber {
+  /** Called (at most once per event-loop turn) when the dirty region becomes non-empty. */
+  onDirty(listener: () => void): void;
+  /** True when something changed since the last takeDirty(). */
+  readonly dirty: boolean;
+  /** Returns and clears the accumulated changed region (tile-aligned, merged rects). */
+  takeDirty(): Rect[];
+  /** The current pixels; the rects just taken are up to date in it. */
+  frame(): FrameView;
+  /** Marks the whole screen dirty (a new client, a full non-incremental request). */
+  invalidate(): void;
+  close(): void;
+}
+
+export interface FrameSource {
+  readonly width: number;
+  readonly height: number;
+  subscribe(): FrameSubscriber;
+}
+
+/** Real X input through XTest. Buttons use the RFB mask: bit 0 = button 1 ... bit 7 = button 8. */
+export interface InputSink {
+  pointer(x: number, y: number, buttonMask: number): void;
+  /** An X keysym (RFC 6143 7.5.4); keysyms without a keycode are bound to a spare one. */
+  key(keysym: number, down: boolean): void;
+  /** Makes `text` the X clipboard (and primary) selection so Ctrl+V pastes it. */
+  setClipboard(text: string): void;
+  /** Lifts every held key and button; runs whenever a human detaches. */
+  releaseAll(): void;
+}

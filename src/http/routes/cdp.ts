@@ -1,0 +1,115 @@
+import type { ServerResponse } from 'node:http';
+import { HandoffError } from '../../util/errors.js';
+import { parseAutoClose, parseSessionParams, validSessionId, int } from '../../sessions/params.js';
+import { runAgent } from '../../sessions/agent.js';
+import type { Session } from '../../sessions/session.js';
+import { sendJson, type HttpServer, type RequestContext } from '../server.js';
+import type { Services } from './context.js';
+
+/** API.md 3: Scrapfly-style and Cloudflare-style connects, Chrome-compatible discovery. */
+export function cdpRoutes(http: HttpServer, s: Services): void {
+  const { registry } = s;
+
+  // 3.1: ws://HOST/?session=ID&auto_close=false&... creates or resumes.
+  http.upgrade('/', async (ctx, up) => {
+    const q = ctx.url.searchParams;
+    const id = q.get('session') ? validSessionId(q.get('session')!) : undefined;
+    const { session } = registry.attachAgent(
+      id,
+      () => parseSessionParams(q),
+      () => parseAutoClose(q, true),
+    );
+    await runAgent(session, { req: ctx.req, socket: up.socket, head: up.head, sourceIp: ctx.sourceIp });
+  });
+
+  // 3.2: attach to an existing session; auto_close keeps the session's own unless given.
+  http.upgrade('/devtools/browser/:id', async (ctx, up) => {
+    const id = validSessionId(ctx.params.id!);
+    if (!registry.get(id)?.live) throw new HandoffError('session_not_found', `no live session ${id}`);
+    const { session } = registry.attachAgent(id, () => parseSessionParams(ctx.url.searchParams), (existing) =>
+      parseAutoClose(ctx.url.searchParams, existing?.autoClose ?? false),
+    );
+    await runAgent(session, { req: ctx.req, socket: up.socket, head: up.head, sourceIp: ctx.sourceIp });
+  });
+
+  // Page-level sockets go to the session that owns the target.
+  http.upgrade('/devtools/page/:target', async (ctx, up) => {
+    const target = ctx.params.target!;
+    const session = registry.list().find((x) => x.live && x.control?.hasTarget(target));
+    if (!session) throw new HandoffError('not_found', `no page ${target.slice(0, 64)} in any live session`);
+    if (!session.lease.tryAttachAgent()) {
+      throw new HandoffError('session_attached', `session ${session.id} is already attached`, { attachment: session.lease.attachment });
+    }
+    await runAgent(session, { req: ctx.req, socket: up.socket, head: up.head, sourceIp: ctx.sourceIp }, `/devtools/page/${target}`);
+  });
+
+  // 3.2: POST /devtools/browser creates a session nobody is attached to yet.
+  http.route('POST', '/devtools/browser', async (ctx, res) => {
+    const q = ctx.url.searchParams;
+    const keepAliveMs = int(q, 'keep_alive', 900_000, 1000, 3_600_000);
+    const id = q.get('session') ? validSessionId(q.get('session')!) : crypto.randomUUID();
+    const session = registry.create(id, parseSessionParams(q, { timeoutS: Math.ceil(keepAliveMs / 1000) }), false);
+    await session.ready;
+    const body: Record<string, unknown> = {
+      sessionId: session.id,
+      webSocketDebuggerUrl: `ws://${ctx.publicHost}/devtools/browser/${session.id}${keyQuery(ctx)}`,
+    };
+    if (q.get('targets') === 'true') body.targets = targets(session, ctx, s);
+    sendJson(res, 200, body);
+  });
+
+  http.route('GET', '/devtools/browser/:id/json/list', (ctx, res) => {
+    sendJson(res, 200, targets(liveSession(s, ctx.params.id!), ctx, s));
+  });
+
+  http.route('DELETE', '/devtools/browser/:id', async (ctx, res) => {
+    const session = liveSession(s, ctx.params.id!);
+    await session.stop('session deleted');
+    sendJson(res, 200, { stopped: true, sessionId: session.id });
+  });
+
+  // 3.3: Chrome's discovery shape; connecting to webSocketDebuggerUrl creates a session.
+  const version = (ctx: RequestContext, res: ServerResponse) => {
+    sendJson(res, 200, {
+      Browser: s.browserVersion,
+      'Protocol-Version': '1.3',
+      'User-Agent': `Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) ${s.browserVersion.replace('Chrome/', 'Chrome/')} Safari/537.36`,
+      // The request's own query (session=, auto_close=, api_key=) carries over to the socket.
+      webSocketDebuggerUrl: `ws://${ctx.publicHost}/${ctx.url.search}`,
+    });
+  };
+  http.route('GET', '/json/version', version);
+  http.route('GET', '/json/version/', version);
+
+  const list = (ctx: RequestContext, res: ServerResponse) => {
+    const id = ctx.url.searchParams.get('session');
+    if (!id) throw new HandoffError('bad_request', 'give ?session=ID: each session is its own browser');
+    sendJson(res, 200, targets(liveSession(s, id), ctx, s));
+  };
+  for (const p of ['/json', '/json/', '/json/list', '/json/list/']) http.route('GET', p, list);
+}
+
+function liveSession(s: Services, rawId: string): Session {
+  const id = validSessionId(rawId);
+  const session = s.registry.get(id);
+  if (!session?.live) throw new HandoffError('session_not_found', `no live session ${id}`);
+  return session;
+}
+
+function keyQuery(ctx: RequestContext): string {
+  const key = ctx.url.searchParams.get('api_key');
+  return key ? `?api_key=${encodeURIComponent(key)}` : '';
+}
+
+/** Chrome's /json/list entries, pointing at our proxy; devtoolsFrontendUrl is a live view link. */
+function targets(session: Session, ctx: RequestContext, s: Services) {
+  const pages = session.control?.pages() ?? [];
+  return pages.map((t) => ({
+    id: t.targetId,
+    type: t.type,
+    title: t.title,
+    url: t.url,
+    webSocketDebuggerUrl: `ws://${ctx.publicHost}/devtools/page/${t.targetId}${keyQuery(ctx)}`,
+    devtoolsFrontendUrl: s.liveLinks.issue(session, ctx.publicHost, 'control', ctx.sourceIp).url,
+  }));
+}

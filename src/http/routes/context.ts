@@ -1,0 +1,17 @@
+import type { Config } from '../../config/config.js';
+import type { AuditLog } from '../../audit/log.js';
+import type { SessionRegistry } from '../../sessions/registry.js';
+import type { LiveLinks } from '../../sessions/live-links.js';
+import type { Logger } from '../../util/logger.js';
+
+/** What route handlers may use: sessions and audit (DESIGN.md dependency direction). */
+export interface Services {
+  config: Readonly<Config>;
+  registry: SessionRegistry;
+  audit: AuditLog;
+  liveLinks: LiveLinks;
+  logger: Logger;
+  startedAt: number;
+  /** e.g. "Chrome/156.0.8078.79", read once at start. */
+  browserVersion: string;
+}

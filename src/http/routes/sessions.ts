@@ -1,0 +1,135 @@
+import { createReadStream } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { HandoffError } from '../../util/errors.js';
+import { int, validSessionId } from '../../sessions/params.js';
+import type { Session, SessionInfo } from '../../sessions/session.js';
+import { sendJson, type HttpServer, type RequestContext } from '../server.js';
+import type { Services } from './context.js';
+
+// Chromium writes a download as GUID.crdownload, then GUID until we rename it on completion;
+// neither is listed.
+const IN_PROGRESS = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(\.crdownload)?$/;
+
+/** API.md 4. */
+export function sessionRoutes(http: HttpServer, s: Services): void {
+  const info = (session: Session, ctx: RequestContext): SessionInfo => session.info(hostOnly(ctx.publicHost));
+
+  http.route('GET', '/sessions', (ctx, res) => {
+    sendJson(res, 200, { sessions: s.registry.list().map((x) => info(x, ctx)) });
+  });
+
+  http.route('GET', '/session/:id', (ctx, res) => {
+    const id = validSessionId(ctx.params.id!);
+    const session = s.registry.get(id);
+    if (session) return sendJson(res, 200, info(session, ctx));
+    const stopped = s.registry.stoppedInfo(id);
+    if (stopped) return sendJson(res, 200, stopped);
+    throw notFound(id);
+  });
+
+  http.route('POST', '/session/:id/stop', async (ctx, res) => {
+    const session = known(s, ctx);
+    await session.stop('session stopped');
+    sendJson(res, 200, { stopped: true });
+  });
+
+  // Long poll: answers as soon as every given condition holds.
+  http.route('GET', '/session/:id/wait', async (ctx, res) => {
+    const session = known(s, ctx);
+    const q = ctx.url.searchParams;
+    const want = { attachment: q.get('attachment'), state: q.get('state') };
+    if (want.attachment && !['none', 'agent', 'human'].includes(want.attachment)) throw new HandoffError('bad_request', 'attachment must be none, agent or human');
+    if (want.state && !['starting', 'ready', 'stopped', 'crashed'].includes(want.state)) throw new HandoffError('bad_request', 'state must be starting, ready, stopped or crashed');
+    const timeoutMs = int(q, 'timeout_ms', 30_000, 0, 600_000);
+    const holds = () => {
+      const i = info(session, ctx);
+      return (!want.attachment || i.attachment === want.attachment) && (!want.state || i.state === want.state);
+    };
+    if (!holds()) {
+      const met = await new Promise<boolean>((resolve) => {
+        const check = () => holds() && finish(true);
+        const finish = (v: boolean) => {
+          clearTimeout(timer);
+          session.off('change', check);
+          ctx.req.off('close', gone);
+          resolve(v);
+          return true;
+        };
+        const gone = () => finish(false);
+        const timer = setTimeout(() => finish(false), timeoutMs);
+        session.on('change', check);
+        ctx.req.on('close', gone);
+      });
+      if (!met) {
+        if (ctx.req.destroyed) return;
+        throw new HandoffError('timeout', `the condition did not hold within ${timeoutMs} ms`);
+      }
+    }
+    sendJson(res, 200, info(session, ctx));
+  });
+
+  http.route('GET', '/session/:id/live', (ctx, res) => {
+    const session = known(s, ctx);
+    if (!session.live) throw new HandoffError('session_not_found', 'the session has ended');
+    sendJson(res, 200, s.liveLinks.issue(session, ctx.publicHost, 'control', ctx.sourceIp));
+  });
+
+  http.route('GET', '/session/:id/downloads', async (ctx, res) => {
+    const session = known(s, ctx);
+    sendJson(res, 200, { files: await listDownloads(session.downloadDir) });
+  });
+
+  http.route('GET', '/session/:id/downloads/:name', async (ctx, res) => {
+    const session = known(s, ctx);
+    const name = ctx.params.name!;
+    if (name.includes('/') || name.includes('\\') || name === '.' || name === '..' || name.includes('\0')) {
+      throw new HandoffError('bad_request', 'bad file name');
+    }
+    await sendFile(res, join(session.downloadDir, name), name);
+  });
+
+  http.route('GET', '/session/:id/recording', (ctx) => {
+    const session = known(s, ctx);
+    throw new HandoffError('not_found', session.params.debug ? 'recording is not available yet' : 'this session was not started with debug=true');
+  });
+}
+
+function notFound(id: string): HandoffError {
+  return new HandoffError('session_not_found', `no session ${id}`);
+}
+
+/** A session this daemon knows (live or stopped but remembered in memory). */
+function known(s: Services, ctx: RequestContext): Session {
+  const id = validSessionId(ctx.params.id!);
+  const session = s.registry.get(id);
+  if (!session) throw notFound(id);
+  return session;
+}
+
+export function hostOnly(publicHost: string): string {
+  const m = /^(\[[^\]]+\]|[^:]+)/.exec(publicHost);
+  return m ? m[1]! : publicHost;
+}
+
+export async function listDownloads(dir: string): Promise<{ name: string; size: number; completed_at: string }[]> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const files = [];
+  for (const name of names) {
+    if (IN_PROGRESS.test(name)) continue;
+    const st = await stat(join(dir, name)).catch(() => null);
+    if (st?.isFile()) files.push({ name, size: st.size, completed_at: st.mtime.toISOString() });
+  }
+  return files.sort((a, b) => a.completed_at.localeCompare(b.completed_at));
+}
+
+export async function sendFile(res: import('node:http').ServerResponse, path: string, name: string): Promise<void> {
+  const st = await stat(path).catch(() => null);
+  if (!st?.isFile()) throw new HandoffError('not_found', `no file ${name.slice(0, 200)}`);
+  res.writeHead(200, {
+    'content-type': 'application/octet-stream',
+    'content-length': st.size,
+    'content-disposition': `attachment; filename*=UTF-8''${encodeURIComponent(name)}`,
+  });
+  createReadStream(path).on('error', () => res.destroy()).pipe(res);
+}

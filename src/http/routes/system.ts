@@ -1,0 +1,58 @@
+import { HandoffError } from '../../util/errors.js';
+import { AUDIT_TYPES } from '../../audit/log.js';
+import { int } from '../../sessions/params.js';
+import { sendJson, type HttpServer } from '../server.js';
+import type { Services } from './context.js';
+
+/** Health, Prometheus metrics and the audit query. */
+export function systemRoutes(http: HttpServer, s: Services): void {
+  http.route(
+    'GET',
+    '/health',
+    (_ctx, res) => {
+      sendJson(res, 200, {
+        ok: true,
+        version: process.env.npm_package_version ?? '0.1.0',
+        uptime_s: Math.round((Date.now() - s.startedAt) / 1000),
+        sessions: s.registry.liveCount(),
+        max_sessions: s.config.maxSessions,
+        browser: s.browserVersion,
+      });
+    },
+    true,
+  );
+
+  http.route('GET', '/metrics', (_ctx, res) => {
+    const sessions = s.registry.list();
+    const lines: string[] = [];
+    const gauge = (name: string, help: string, samples: [string, number][]) => {
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
+      for (const [labels, v] of samples) lines.push(`${name}${labels} ${v}`);
+    };
+    const count = (pred: (x: (typeof sessions)[number]) => boolean) => sessions.filter(pred).length;
+    gauge('handoff_sessions', 'Sessions by state.', (['starting', 'ready', 'stopped', 'crashed'] as const).map((st) => [`{state="${st}"}`, count((x) => x.state === st)]));
+    gauge('handoff_attachments', 'Live sessions by attachment.', (['none', 'agent', 'human'] as const).map((a) => [`{attachment="${a}"}`, count((x) => x.live && x.lease.attachment === a)]));
+    gauge('handoff_viewers', 'Human viewers by transport.', (['screencast', 'webrtc', 'vnc'] as const).map((t) => [`{transport="${t}"}`, sessions.reduce((n, x) => n + x.info('').viewers[t], 0)]));
+    gauge('handoff_max_sessions', 'Configured session limit.', [['', s.config.maxSessions]]);
+    gauge('handoff_process_resident_bytes', 'Daemon resident memory.', [['', process.memoryUsage().rss]]);
+    gauge('handoff_uptime_seconds', 'Seconds since the daemon started.', [['', Math.round((Date.now() - s.startedAt) / 1000)]]);
+    const text = lines.join('\n') + '\n';
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  });
+
+  http.route('GET', '/audit', (ctx, res) => {
+    const q = ctx.url.searchParams;
+    const type = q.get('type') ?? undefined;
+    if (type && !(AUDIT_TYPES as readonly string[]).includes(type)) throw new HandoffError('bad_request', `unknown audit type "${type.slice(0, 60)}"`);
+    const since = q.get('since') ?? undefined;
+    if (since && !/^\d+$/.test(since) && Number.isNaN(Date.parse(since))) throw new HandoffError('bad_request', 'since must be an ISO time or an event id');
+    const events = s.audit.query({
+      session_id: q.get('session_id') ?? undefined,
+      type,
+      since: since && !/^\d+$/.test(since) ? new Date(since).toISOString() : since,
+      limit: int(q, 'limit', 100, 1, 10_000),
+    });
+    sendJson(res, 200, { events });
+  });
+}

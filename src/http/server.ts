@@ -1,0 +1,221 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { AddressInfo, Socket } from 'node:net';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { HandoffError } from '../util/errors.js';
+import type { Logger } from '../util/logger.js';
+import { rejectUpgrade, sendError, toPublicError } from './errors.js';
+
+export interface RequestContext {
+  req: IncomingMessage;
+  url: URL;
+  params: Record<string, string>;
+  sourceIp: string;
+  /** host[:port] the client used, for URLs we hand back. */
+  publicHost: string;
+}
+
+export type HttpHandler = (ctx: RequestContext, res: ServerResponse) => Promise<void> | void;
+/** The raw upgrade, and `accept` to finish it as a `ws` WebSocket. */
+export interface Upgrade {
+  socket: Duplex;
+  head: Buffer;
+  accept(): Promise<WebSocket>;
+}
+/** Throwing (or rejecting) before the upgrade completes answers with the error's status. */
+export type UpgradeHandler = (ctx: RequestContext, upgrade: Upgrade) => Promise<void> | void;
+
+interface Route<H> {
+  method: string;
+  pattern: RegExp;
+  keys: string[];
+  handler: H;
+  open: boolean;
+}
+
+const MAX_URL_LENGTH = 8192;
+
+/** `/session/:id/wait` -> a regex with named segments; segments never match `/`. */
+function compile(path: string): { pattern: RegExp; keys: string[] } {
+  const keys: string[] = [];
+  const src = path.replace(/:(\w+)(\*)?/g, (_, k: string, star?: string) => {
+    keys.push(k);
+    return star ? '(.+)' : '([^/]+)';
+  });
+  return { pattern: new RegExp(`^${src}$`), keys };
+}
+
+/**
+ * node:http plus a small router for requests and WebSocket upgrades, with the API key check
+ * in front of every route not marked open.
+ */
+export class HttpServer {
+  private readonly server: Server;
+  private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 256 * 1024 * 1024 });
+  private readonly routes: Route<HttpHandler>[] = [];
+  private readonly upgrades: Route<UpgradeHandler>[] = [];
+  private readonly sockets = new Set<Socket>();
+  private readonly apiKeyDigest: Buffer | null;
+  private refusing = false;
+
+  constructor(
+    private readonly opts: { apiKey: string | null; logger: Logger; onAuthFailed: (ctx: RequestContext) => void },
+  ) {
+    this.apiKeyDigest = opts.apiKey ? digest(opts.apiKey) : null;
+    this.server = createServer((req, res) => void this.handle(req, res));
+    this.server.on('upgrade', (req, socket, head) => void this.handleUpgrade(req, socket, head));
+    this.server.on('connection', (s) => {
+      this.sockets.add(s);
+      s.once('close', () => this.sockets.delete(s));
+    });
+    this.server.headersTimeout = 15_000;
+    this.server.requestTimeout = 0; // long polls and downloads may take long
+  }
+
+  route(method: string, path: string, handler: HttpHandler, open = false): this {
+    this.routes.push({ method, ...compile(path), handler, open });
+    return this;
+  }
+
+  upgrade(path: string, handler: UpgradeHandler, open = false): this {
+    this.upgrades.push({ method: 'GET', ...compile(path), handler, open });
+    return this;
+  }
+
+  async listen(port: number, host: string): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => resolve());
+    });
+    return this.server.address() as AddressInfo;
+  }
+
+  /** New requests get 503 from now on (daemon stopping). */
+  refuseNewWork(): void {
+    this.refusing = true;
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      for (const ws of this.wss.clients) ws.terminate();
+      for (const s of this.sockets) s.destroy();
+    });
+  }
+
+  private context(req: IncomingMessage, params: Record<string, string>, url: URL): RequestContext {
+    return { req, url, params, sourceIp: normalizeIp(req.socket.remoteAddress), publicHost: publicHost(req) };
+  }
+
+  /** Parses the request target; a traversal attempt or an oversize URL is a bad request. */
+  private parse(req: IncomingMessage): URL {
+    const raw = req.url ?? '/';
+    if (raw.length > MAX_URL_LENGTH) throw new HandoffError('bad_request', 'request URL is too long');
+    const path = raw.split('?')[0]!;
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(path);
+    } catch {
+      throw new HandoffError('bad_request', 'request path is not valid percent-encoding');
+    }
+    if (decoded.split(/[/\\]/).some((seg) => seg === '..') || decoded.includes('\0')) {
+      throw new HandoffError('bad_request', 'path traversal is not allowed');
+    }
+    return new URL(raw, 'http://localhost');
+  }
+
+  private find<H>(list: Route<H>[], method: string, path: string): { route?: Route<H>; params: Record<string, string>; pathKnown: boolean } {
+    let pathKnown = false;
+    for (const r of list) {
+      const m = r.pattern.exec(path);
+      if (!m) continue;
+      pathKnown = true;
+      if (r.method !== method && !(method === 'HEAD' && r.method === 'GET')) continue;
+      const params: Record<string, string> = {};
+      r.keys.forEach((k, i) => {
+        params[k] = decodeURIComponent(m[i + 1]!);
+      });
+      return { route: r, params, pathKnown };
+    }
+    return { params: {}, pathKnown };
+  }
+
+  private authorized(ctx: RequestContext): boolean {
+    if (!this.apiKeyDigest) return true;
+    const header = ctx.req.headers.authorization;
+    const given = ctx.url.searchParams.get('api_key') ?? (header?.startsWith('Bearer ') ? header.slice(7) : null);
+    // Digests have equal length, so the comparison time says nothing about the key.
+    return given !== null && timingSafeEqual(digest(given), this.apiKeyDigest);
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let ctx: RequestContext | undefined;
+    try {
+      if (this.refusing) throw new HandoffError('shutting_down', 'the daemon is shutting down');
+      const url = this.parse(req);
+      const { route, params, pathKnown } = this.find(this.routes, req.method ?? 'GET', url.pathname);
+      ctx = this.context(req, params, url);
+      if (!route) {
+        throw pathKnown
+          ? new HandoffError('bad_request', `method ${req.method} is not allowed here`)
+          : new HandoffError('not_found', `no such path: ${url.pathname.slice(0, 200)}`);
+      }
+      if (!route.open && !this.authorized(ctx)) {
+        this.opts.onAuthFailed(ctx);
+        throw new HandoffError('unauthorized', 'missing or wrong API key');
+      }
+      await route.handler(ctx, res);
+    } catch (e) {
+      sendError(res, toPublicError(e, this.opts.logger));
+    }
+  }
+
+  private async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    socket.on('error', () => socket.destroy());
+    try {
+      if (this.refusing) throw new HandoffError('shutting_down', 'the daemon is shutting down');
+      const url = this.parse(req);
+      const { route, params } = this.find(this.upgrades, 'GET', url.pathname);
+      const ctx = this.context(req, params, url);
+      if (!route) throw new HandoffError('not_found', `no WebSocket endpoint at ${url.pathname.slice(0, 200)}`);
+      if (!route.open && !this.authorized(ctx)) {
+        this.opts.onAuthFailed(ctx);
+        throw new HandoffError('unauthorized', 'missing or wrong API key');
+      }
+      const accept = () =>
+        new Promise<WebSocket>((resolve, reject) => {
+          if (socket.destroyed) return reject(new HandoffError('bad_request', 'client went away'));
+          this.wss.handleUpgrade(req, socket, head, resolve);
+        });
+      await route.handler(ctx, { socket, head, accept });
+    } catch (e) {
+      rejectUpgrade(socket, toPublicError(e, this.opts.logger));
+    }
+  }
+}
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+export function normalizeIp(ip: string | undefined): string {
+  if (!ip) return '';
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  return m ? m[1]! : ip;
+}
+
+function publicHost(req: IncomingMessage): string {
+  const h = req.headers.host;
+  // Only a plain host[:port] is echoed into URLs we return.
+  if (h && /^[A-Za-z0-9.\-]+(:\d+)?$|^\[[0-9a-fA-F:.]+\](:\d+)?$/.test(h)) return h;
+  const a = req.socket.localAddress ?? '127.0.0.1';
+  const host = a.includes(':') && !a.startsWith('::ffff:') ? `[${a}]` : normalizeIp(a);
+  return `${host}:${req.socket.localPort}`;
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.end(text);
+}

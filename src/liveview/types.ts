@@ -1,0 +1,31 @@
+import type { FrameSource, InputSink } from '../display/types.js';
+
+export type Transport = 'screencast' | 'webrtc' | 'vnc';
+
+/**
+ * What a live view transport sees of a session. sessions/ implements it; transports never
+ * import sessions/ (DESIGN.md dependency direction).
+ */
+export interface ViewerSession {
+  readonly sessionId: string;
+  readonly runId: string;
+  readonly framebuffer: FrameSource;
+  readonly input: InputSink;
+  /**
+   * Registers a human viewer. Control follows API.md 3.4: view-only while an agent is attached
+   * and no handoff is active. Throws HandoffError('network_not_allowed') when the source is
+   * outside the session's hitl_allowed_networks (and audits it).
+   */
+  join(opts: { transport: Transport; sourceIp: string; controlLink?: boolean }): ViewerHandle;
+}
+
+export interface ViewerHandle {
+  /** Whether this viewer's input may reach the browser right now. */
+  readonly canControl: boolean;
+  /** Fires when canControl changes. */
+  onControlChange(listener: (canControl: boolean) => void): void;
+  /** Fires once when the session ends; the transport closes its connection with `reason`. */
+  onEnd(listener: (reason: string) => void): void;
+  /** Idempotent. The last controlling viewer leaving resets input and the attachment. */
+  leave(): void;
+}

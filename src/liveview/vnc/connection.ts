@@ -1,0 +1,461 @@
+import crypto from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import type { FrameSubscriber, FrameView, Rect } from '../../display/types.js';
+import type { ViewerHandle, ViewerSession } from '../types.js';
+import { isHandoffError } from '../../util/errors.js';
+import type { Logger } from '../../util/logger.js';
+import { identifySession, type FailureBackoff } from './auth.js';
+import { RfbParser, type ClientMsg } from './parser.js';
+import {
+  BGR233,
+  PixelTranslator,
+  SERVER_PIXEL_FORMAT,
+  pixelFormatProblem,
+  readPixels,
+  subPixels,
+  writePixelFormat,
+  type PixelFormat,
+  type Pixels,
+} from './pixel-format.js';
+import { Encoding, SecurityType, ServerMessage, lengthPrefixed, rectHeader } from './protocol.js';
+import type { VncDirectory } from './types.js';
+import type { Encoder } from './encodings/encoder.js';
+import { RawEncoder } from './encodings/raw.js';
+import { HextileEncoder } from './encodings/hextile.js';
+import { ZrleEncoder } from './encodings/zrle.js';
+import { TightEncoder, jpegQualityForLevel } from './encodings/tight.js';
+import { encodeCopyRect, findScroll } from './encodings/copyrect.js';
+
+const ENCODERS: Record<number, () => Encoder> = {
+  [Encoding.Raw]: () => new RawEncoder(),
+  [Encoding.Hextile]: () => new HextileEncoder(),
+  [Encoding.ZRLE]: () => new ZrleEncoder(),
+  [Encoding.Tight]: () => new TightEncoder(),
+};
+
+/** Stop encoding for a client whose socket buffer holds more than this. */
+const WRITE_BUFFER_CAP = 8 * 1024 * 1024;
+/** ...and drop it when the buffer has not drained for this long. */
+const STUCK_MS = 30_000;
+const HANDSHAKE_MS = 30_000;
+/** Our own not-yet-sent dirty rects are merged into one past this count. */
+const MAX_PENDING_RECTS = 64;
+
+export interface ConnectionOptions {
+  socket: Duplex;
+  sourceIp: string;
+  directory: VncDirectory;
+  backoff: FailureBackoff;
+  logger: Logger;
+  onClose(conn: VncConnection): void;
+}
+
+/**
+ * One RFB client (RFC 6143) on any Duplex stream: handshake and VNC Authentication, then
+ * framebuffer updates paced by the client's requests and input forwarded while it may control.
+ */
+export class VncConnection {
+  private readonly socket: Duplex;
+  private readonly log: Logger;
+  private readonly parser: RfbParser;
+  private readonly challenge = crypto.randomBytes(16);
+  private minor: 3 | 7 | 8 = 3;
+  private session: ViewerSession | null = null;
+  private handle: ViewerHandle | null = null;
+  private subscriber: FrameSubscriber | null = null;
+  private closing: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+
+  private pf = new PixelTranslator(SERVER_PIXEL_FORMAT);
+  /** RFC 6143 7.5.2: pixel encodings in the client's order of preference, Raw always allowed. */
+  private preferred: number = Encoding.Raw;
+  private listed = new Set<number>();
+  private jpegQuality: number | null = null;
+  private readonly encoders = new Map<number, Encoder>();
+
+  /** The area the client's outstanding FramebufferUpdateRequests cover (RFC 6143 7.5.3). */
+  private request: Rect | null = null;
+  /** Changed or requested areas not yet sent (outside an earlier request). */
+  private pending: Rect[] = [];
+  /** Pseudo-encoding rectangles (RFC 6143 7.8), header included, waiting for the next update. */
+  private pseudo: Buffer[] = [];
+  private busy = false;
+  private size = { width: 0, height: 0 };
+  /** What the client shows, as 0xRRGGBB, kept only for CopyRect scroll detection. */
+  private shown: Uint32Array | null = null;
+
+  constructor(private readonly opts: ConnectionOptions) {
+    this.socket = opts.socket;
+    this.log = opts.logger.child({ sourceIp: opts.sourceIp });
+    this.parser = new RfbParser(
+      (msg) => this.onMessage(msg),
+      (reason) => this.fail(reason),
+    );
+    this.socket.on('data', (chunk: Buffer) => this.parser.push(chunk));
+    this.socket.on('error', (err) => this.fail(`socket: ${err.message}`));
+    this.socket.on('close', () => void this.close());
+    (this.socket as Partial<import('node:net').Socket>).setNoDelay?.(true);
+    this.setTimer(HANDSHAKE_MS, () => this.fail('handshake timeout'));
+    // RFC 6143 7.1.1: the server speaks first, offering its highest version.
+    this.send(Buffer.from('RFB 003.008\n', 'latin1'));
+  }
+
+  /** The session this connection has joined, once authenticated. */
+  get sessionId(): string | null {
+    return this.handle ? this.session!.sessionId : null;
+  }
+
+  /** Idempotent: ends the socket, leaves the session and releases the framebuffer. */
+  close(): Promise<void> {
+    if (!this.closing) {
+      const socket = this.socket;
+      this.closing = new Promise((resolve) => (socket.destroyed ? resolve() : socket.once('close', () => resolve())));
+      this.parser.stop();
+      this.setTimer(null);
+      this.subscriber?.close();
+      this.handle?.leave();
+      for (const encoder of this.encoders.values()) encoder.close?.();
+      socket.end();
+      // A peer that never reads would keep the socket half-closed forever.
+      const kill = setTimeout(() => socket.destroy(), 1000);
+      socket.once('close', () => clearTimeout(kill));
+      this.opts.onClose(this);
+    }
+    return this.closing;
+  }
+
+  /** The one failure path: logs once and closes only this connection. */
+  private fail(reason: string): void {
+    if (this.closing) return;
+    this.log.info('vnc connection failed', { reason, sessionId: this.sessionId });
+    void this.close();
+  }
+
+  private onMessage(msg: ClientMsg): void {
+    if (this.closing) return;
+    switch (msg.type) {
+      case 'version':
+        this.minor = msg.minor;
+        // RFC 6143 7.1.2: 3.3 has the server pick the type (a U32); 3.7+ offers a list.
+        if (this.minor === 3) this.send(u32(SecurityType.VncAuthentication), this.challenge);
+        else this.send(Buffer.of(1, SecurityType.VncAuthentication));
+        return;
+      case 'securityType':
+        if (msg.securityType !== SecurityType.VncAuthentication) return this.refuse('security type not supported');
+        this.send(this.challenge); // RFC 6143 7.2.2
+        return;
+      case 'authResponse':
+        return this.authenticate(msg.response);
+      case 'clientInit':
+        // RFC 6143 7.3.1: the shared flag is ignored, every connection is shared.
+        if (!this.handle) return this.fail('ClientInit before authentication');
+        return this.serverInit();
+    }
+    if (!this.subscriber) return this.fail(`${msg.type} before initialisation`);
+    const input = this.session!.input;
+    const control = this.handle!.canControl; // view-only input is dropped
+    switch (msg.type) {
+      case 'setPixelFormat':
+        return this.setPixelFormat(msg.format);
+      case 'setEncodings':
+        return this.setEncodings(msg.encodings);
+      case 'updateRequest':
+        return this.updateRequest(msg.incremental, msg.rect);
+      case 'key':
+        if (control) input.key(msg.keysym, msg.down);
+        return;
+      case 'pointer':
+        if (control) input.pointer(msg.x, msg.y, msg.buttonMask);
+        return;
+      case 'cutText':
+        if (control) input.setClipboard(msg.text);
+        return;
+      case 'setDesktopSize':
+        // rfbproto ExtendedDesktopSize: the size is the session's; answer "prohibited" (status 1).
+        if (this.listed.has(Encoding.ExtendedDesktopSize)) this.queueExtendedDesktopSize(1, 1);
+        return this.pump();
+    }
+  }
+
+  private authenticate(response: Buffer): void {
+    const session = identifySession(this.opts.directory, this.challenge, response);
+    if (!session) {
+      this.opts.directory.authFailed(this.opts.sourceIp);
+      this.parser.stop();
+      const delay = this.opts.backoff.fail(this.opts.sourceIp);
+      this.setTimer(delay, () => this.refuse('authentication failed'));
+      return;
+    }
+    try {
+      this.handle = session.join({ transport: 'vnc', sourceIp: this.opts.sourceIp });
+    } catch (err) {
+      if (isHandoffError(err)) return this.refuse(err.code === 'network_not_allowed' ? 'network not allowed' : err.message);
+      this.log.error('vnc join failed', { error: String(err) });
+      return this.refuse('internal error');
+    }
+    this.session = session;
+    this.handle.onEnd((reason) => this.fail(`session ended: ${reason}`));
+    this.handle.onControlChange(() => {
+      // rfbproto DesktopName: tell clients that understand it; others keep the old name.
+      if (!this.listed.has(Encoding.DesktopName)) return;
+      this.pseudo.push(Buffer.concat([rectHeader(0, 0, 0, 0, Encoding.DesktopName), lengthPrefixed(this.desktopName())]));
+      this.pump();
+    });
+    this.send(u32(0)); // SecurityResult OK (RFC 6143 7.1.3)
+  }
+
+  /** SecurityResult failed: 3.8 adds a reason, older versions just close (RFC 6143 7.1.3). */
+  private refuse(reason: string): void {
+    this.log.info('vnc refused', { reason });
+    this.send(u32(1), ...(this.minor === 8 ? [lengthPrefixed(reason)] : []));
+    this.parser.stop();
+    void this.close();
+  }
+
+  private serverInit(): void {
+    this.setTimer(null);
+    const fb = this.session!.framebuffer;
+    this.size = { width: fb.width, height: fb.height };
+    const head = Buffer.alloc(4);
+    head.writeUInt16BE(fb.width, 0);
+    head.writeUInt16BE(fb.height, 2);
+    // RFC 6143 7.3.2
+    this.send(head, writePixelFormat(SERVER_PIXEL_FORMAT), lengthPrefixed(this.desktopName()));
+    this.subscriber = fb.subscribe();
+    this.subscriber.onDirty(() => this.pump());
+  }
+
+  private desktopName(): string {
+    return `handoff ${this.session!.sessionId}${this.handle!.canControl ? '' : ' (view only)'}`;
+  }
+
+  private setPixelFormat(format: PixelFormat): void {
+    if (!format.trueColour) {
+      if (format.bitsPerPixel !== 8) return this.fail('colour map mode above 8 bpp');
+      this.sendBgr233ColourMap();
+      format = BGR233;
+    }
+    const problem = pixelFormatProblem(format);
+    if (problem) return this.fail(`unsupported pixel format: ${problem}`);
+    this.pf = new PixelTranslator(format);
+  }
+
+  /** RFC 6143 7.6.2: index = b<<6 | g<<3 | r, colours as U16 intensities. */
+  private sendBgr233ColourMap(): void {
+    const msg = Buffer.alloc(6 + 256 * 6);
+    msg[0] = ServerMessage.SetColourMapEntries;
+    msg.writeUInt16BE(0, 2);
+    msg.writeUInt16BE(256, 4);
+    for (let i = 0; i < 256; i++) {
+      const off = 6 + i * 6;
+      msg.writeUInt16BE(Math.round(((i & 7) * 65535) / 7), off);
+      msg.writeUInt16BE(Math.round((((i >> 3) & 7) * 65535) / 7), off + 2);
+      msg.writeUInt16BE(Math.round(((i >> 6) * 65535) / 3), off + 4);
+    }
+    this.send(msg);
+  }
+
+  private setEncodings(encodings: number[]): void {
+    const hadExtendedSize = this.listed.has(Encoding.ExtendedDesktopSize);
+    this.listed = new Set(encodings);
+    this.preferred = encodings.find((e) => e in ENCODERS) ?? Encoding.Raw;
+    const level = encodings.find((e) => e >= Encoding.QualityLevel0 && e <= Encoding.QualityLevel9);
+    this.jpegQuality = level === undefined ? null : jpegQualityForLevel(level - Encoding.QualityLevel0);
+    if (!this.listed.has(Encoding.CopyRect)) this.shown = null;
+    else this.shown ??= new Uint32Array(this.size.width * this.size.height);
+    // Announcing the screen layout is how a client learns it may ask for SetDesktopSize.
+    if (!hadExtendedSize && this.listed.has(Encoding.ExtendedDesktopSize)) this.queueExtendedDesktopSize(0, 0);
+  }
+
+  /** rfbproto ExtendedDesktopSize: x = reason, y = status, then one screen covering everything. */
+  private queueExtendedDesktopSize(reason: number, status: number): void {
+    const { width, height } = this.size;
+    const body = Buffer.alloc(4 + 16);
+    body[0] = 1;
+    body.writeUInt16BE(width, 4 + 8);
+    body.writeUInt16BE(height, 4 + 10);
+    this.pseudo.push(Buffer.concat([rectHeader(reason, status, width, height, Encoding.ExtendedDesktopSize), body]));
+  }
+
+  private updateRequest(incremental: boolean, rect: Rect): void {
+    const area = intersect(rect, { x: 0, y: 0, ...this.size });
+    if (!area) return;
+    // RFC 6143 7.5.3: a non-incremental request wants the area whatever has changed.
+    if (!incremental) {
+      this.subscriber!.invalidate();
+      this.addPending([area]);
+    }
+    this.request = this.request ? bounds(this.request, area) : area;
+    this.pump();
+  }
+
+  private addPending(rects: Rect[]): void {
+    for (const r of rects) {
+      if (this.pending.some((p) => contains(p, r))) continue;
+      this.pending = this.pending.filter((p) => !contains(r, p));
+      this.pending.push(r);
+    }
+    if (this.pending.length > MAX_PENDING_RECTS) this.pending = [this.pending.reduce(bounds)];
+  }
+
+  /**
+   * Sends one update when a request is outstanding and something in it changed; otherwise the
+   * request waits for the subscriber's onDirty (RFC 6143 7.5.3). One update per request, and
+   * nothing is encoded while the client is not reading.
+   */
+  private pump(): void {
+    if (this.busy || !this.request || !this.subscriber || this.closing) return;
+    if (this.socket.writableLength > WRITE_BUFFER_CAP) return this.waitForDrain();
+    this.addPending(this.subscriber.takeDirty());
+    const frame = this.subscriber.frame();
+    if (frame.width !== this.size.width || frame.height !== this.size.height) {
+      if (!this.resized(frame)) return;
+    }
+    const request = this.request;
+    const send: Rect[] = [];
+    const keep: Rect[] = [];
+    for (const r of this.pending) {
+      const part = intersect(r, request);
+      if (part) send.push(part);
+      if (!part || !contains(request, r)) keep.push(r);
+    }
+    if (send.length === 0 && this.pseudo.length === 0) return;
+    this.pending = keep;
+    this.request = null;
+    this.busy = true;
+    this.sendUpdate(frame, send).then(
+      () => {
+        this.busy = false;
+        this.pump();
+      },
+      (err: unknown) => this.fail(`encoding: ${String(err)}`),
+    );
+  }
+
+  /** The framebuffer changed size: tell the client (RFC 6143 7.8.1) or give up on it. */
+  private resized(frame: FrameView): boolean {
+    this.size = { width: frame.width, height: frame.height };
+    if (this.shown) this.shown = new Uint32Array(frame.width * frame.height);
+    this.pending = [{ x: 0, y: 0, ...this.size }];
+    this.request = { x: 0, y: 0, ...this.size };
+    if (this.listed.has(Encoding.ExtendedDesktopSize)) this.queueExtendedDesktopSize(0, 0);
+    else if (this.listed.has(Encoding.DesktopSize)) this.pseudo.push(rectHeader(0, 0, frame.width, frame.height, Encoding.DesktopSize));
+    else {
+      this.fail('framebuffer resized and the client cannot follow');
+      return false;
+    }
+    return true;
+  }
+
+  private waitForDrain(): void {
+    if (this.timer) return;
+    this.setTimer(STUCK_MS, () => this.fail('client stopped reading'));
+    this.socket.once('drain', () => {
+      this.setTimer(null);
+      this.pump();
+    });
+  }
+
+  /** One FramebufferUpdate (RFC 6143 7.6.1); pixels are copied now, encoded afterwards. */
+  private async sendUpdate(frame: FrameView, rects: Rect[]): Promise<void> {
+    const copies: Buffer[] = [];
+    const work: Array<{ rect: Rect; px: Pixels }> = [];
+    const encoder = this.encoder(this.preferred);
+    const max = encoder.maxRect ?? { width: 0xffff, height: 0xffff };
+    for (const rect of rects) {
+      const px = readPixels(frame, rect);
+      let bands: Array<[number, number]> = [[rect.y, rect.y + rect.height]];
+      // CopyRects go first and read sources inside their own rect, so rects must not overlap.
+      const scroll =
+        this.shown && !rects.some((o) => o !== rect && intersect(o, rect))
+          ? findScroll(this.shown, this.size.width, rect, px.data)
+          : null;
+      if (scroll) {
+        copies.push(
+          Buffer.concat([
+            rectHeader(rect.x, scroll.y0, rect.width, scroll.y1 - scroll.y0, Encoding.CopyRect),
+            encodeCopyRect(rect.x, scroll.y0 + scroll.dy),
+          ]),
+        );
+        bands = [
+          [rect.y, scroll.y0],
+          [scroll.y1, rect.y + rect.height],
+        ];
+      }
+      for (const [top, bottom] of bands) {
+        for (let y = top; y < bottom; y += max.height) {
+          for (let x = rect.x; x < rect.x + rect.width; x += max.width) {
+            const r = { x, y, width: Math.min(max.width, rect.x + rect.width - x), height: Math.min(max.height, bottom - y) };
+            work.push({ rect: r, px: subPixels(px, r.x - rect.x, r.y - rect.y, r.width, r.height) });
+          }
+        }
+      }
+      if (this.shown) {
+        for (let row = 0; row < rect.height; row++) {
+          this.shown.set(px.data.subarray(row * rect.width, (row + 1) * rect.width), (rect.y + row) * this.size.width + rect.x);
+        }
+      }
+    }
+
+    const pseudo = this.pseudo;
+    this.pseudo = [];
+    // rfbproto LastRect lets a client take an open count; we then stream without counting.
+    const lastRect = this.listed.has(Encoding.LastRect);
+    const head = Buffer.alloc(4);
+    head[0] = ServerMessage.FramebufferUpdate;
+    head.writeUInt16BE(lastRect ? 0xffff : pseudo.length + copies.length + work.length, 2);
+    this.send(head, ...pseudo, ...copies);
+    const ctx = { pf: this.pf, jpegQuality: this.jpegQuality };
+    for (const { rect, px } of work) {
+      const body = await encoder.encode(px, ctx);
+      if (this.closing) return;
+      this.send(rectHeader(rect.x, rect.y, rect.width, rect.height, encoder.encoding), body);
+    }
+    if (lastRect) this.send(rectHeader(0, 0, 0, 0, Encoding.LastRect));
+  }
+
+  private encoder(type: number): Encoder {
+    let e = this.encoders.get(type);
+    if (!e) this.encoders.set(type, (e = ENCODERS[type]!()));
+    return e;
+  }
+
+  private send(...parts: Buffer[]): void {
+    if (this.closing && !this.socket.writable) return;
+    for (const p of parts) this.socket.write(p);
+  }
+
+  private setTimer(ms: number | null, fn?: () => void): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = ms === null ? null : setTimeout(fn!, ms);
+  }
+}
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n, 0);
+  return b;
+}
+
+function intersect(a: Rect, b: Rect): Rect | null {
+  const x = Math.max(a.x, b.x);
+  const y = Math.max(a.y, b.y);
+  const right = Math.min(a.x + a.width, b.x + b.width);
+  const bottom = Math.min(a.y + a.height, b.y + b.height);
+  return right > x && bottom > y ? { x, y, width: right - x, height: bottom - y } : null;
+}
+
+function contains(outer: Rect, inner: Rect): boolean {
+  return (
+    inner.x >= outer.x &&
+    inner.y >= outer.y &&
+    inner.x + inner.width <= outer.x + outer.width &&
+    inner.y + inner.height <= outer.y + outer.height
+  );
+}
+
+function bounds(a: Rect, b: Rect): Rect {
+  const x = Math.min(a.x, b.x);
+  const y = Math.min(a.y, b.y);
+  return { x, y, width: Math.max(a.x + a.width, b.x + b.width) - x, height: Math.max(a.y + a.height, b.y + b.height) - y };
+}

@@ -1,0 +1,80 @@
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { silentLogger, type Logger } from '../../util/logger.js';
+import { FailureBackoff } from './auth.js';
+import { VncConnection } from './connection.js';
+import type { VncDirectory } from './types.js';
+
+export interface VncServerOptions {
+  directory: VncDirectory;
+  logger?: Logger;
+}
+
+/**
+ * The RFB listener for every session (API.md 6): the VNC password picks the session. Sockets
+ * from elsewhere (a WebSocket bridged for noVNC) enter through handleSocket().
+ */
+export class VncServer {
+  private readonly log: Logger;
+  private readonly backoff = new FailureBackoff();
+  private readonly connections = new Set<VncConnection>();
+  private server: net.Server | null = null;
+  private closing: Promise<void> | null = null;
+
+  constructor(private readonly opts: VncServerOptions) {
+    this.log = (opts.logger ?? silentLogger).child({ component: 'vnc' });
+  }
+
+  /** Resolves with the bound port (useful with port 0). */
+  async listen(port: number, host: string): Promise<number> {
+    if (this.server || this.closing) throw new Error('VncServer.listen called twice or after close');
+    const server = net.createServer((socket) => this.handleSocket(socket, socket.remoteAddress ?? 'unknown'));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.log.error('vnc listener error', { error: err.message }));
+    const bound = (server.address() as net.AddressInfo).port;
+    this.log.info('vnc listening', { host, port: bound });
+    return bound;
+  }
+
+  /** Speaks RFB on any byte stream; `sourceIp` is used for the backoff, audit and network checks. */
+  handleSocket(socket: Duplex, sourceIp: string): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    const conn = new VncConnection({
+      socket,
+      sourceIp,
+      directory: this.opts.directory,
+      backoff: this.backoff,
+      logger: this.log,
+      onClose: (c) => this.connections.delete(c),
+    });
+    this.connections.add(conn);
+  }
+
+  /** Authenticated VNC viewers of `sessionId`. */
+  viewerCount(sessionId: string): number {
+    let n = 0;
+    for (const c of this.connections) if (c.sessionId === sessionId) n++;
+    return n;
+  }
+
+  /** Idempotent: stops listening and ends every connection. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      const server = this.server;
+      const stopped = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
+      await Promise.all([...this.connections].map((c) => c.close()));
+      await stopped;
+    })();
+    return this.closing;
+  }
+}

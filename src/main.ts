@@ -1,0 +1,142 @@
+import { execFile } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { Config } from './config/config.js';
+import type { Logger } from './util/logger.js';
+import { isAlive } from './util/process.js';
+import { openDatabase, type Db } from './audit/database.js';
+import { AuditLog } from './audit/log.js';
+import { SessionJournal } from './sessions/journal.js';
+import { SessionRegistry } from './sessions/registry.js';
+import { LiveLinks } from './sessions/live-links.js';
+import { HttpServer } from './http/server.js';
+import { cdpRoutes } from './http/routes/cdp.js';
+import { sessionRoutes } from './http/routes/sessions.js';
+import { systemRoutes } from './http/routes/system.js';
+import { liveRoutes } from './http/routes/live.js';
+import type { Services } from './http/routes/context.js';
+import { VncServer } from './liveview/vnc/server.js';
+
+/**
+ * The composition root: builds the parts in dependency order, starts them, and closes them
+ * in exact reverse.
+ */
+export class Daemon {
+  private closing?: Promise<void>;
+
+  private constructor(
+    readonly config: Readonly<Config>,
+    readonly url: string,
+    readonly port: number,
+    readonly vncPort: number,
+    private readonly db: Db,
+    private readonly http: HttpServer,
+    private readonly vnc: VncServer | null,
+    readonly registry: SessionRegistry,
+    private readonly pidFile: string,
+    private readonly logger: Logger,
+  ) {}
+
+  static async start(config: Readonly<Config>, logger: Logger): Promise<Daemon> {
+    mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+    const pidFile = lockStateDir(config.stateDir);
+    const db = openDatabase(join(config.stateDir, 'handoff.db'));
+    const audit = new AuditLog(db);
+    const journal = new SessionJournal(db);
+
+    const orphans = journal.reapOrphans();
+    for (const s of orphans.sessions) {
+      audit.append({ type: 'session_stopped', session_id: s.session_id, run_id: s.run_id, detail: { reason: 'daemon restarted' } });
+    }
+    if (orphans.killed.length || orphans.sessions.length) {
+      logger.warn('cleaned up after a previous daemon', { killed_pids: orphans.killed, dirs: orphans.removedDirs.length, sessions: orphans.sessions.length });
+    }
+
+    const registry = new SessionRegistry({ config, audit, journal, logger });
+    const liveLinks = new LiveLinks(loadKey(join(config.stateDir, 'live-link.key')), registry, config.liveLinkTtlMs);
+    const http = new HttpServer({
+      apiKey: config.apiKey,
+      logger,
+      onAuthFailed: (ctx) => audit.append({ type: 'auth_failed', source_ip: ctx.sourceIp, transport: 'http', detail: { path: ctx.url.pathname.slice(0, 200) } }),
+    });
+    const services: Services = {
+      config,
+      registry,
+      audit,
+      liveLinks,
+      logger,
+      startedAt: Date.now(),
+      browserVersion: await browserVersion(config.chromiumPath, logger),
+    };
+    systemRoutes(http, services);
+    cdpRoutes(http, services);
+    sessionRoutes(http, services);
+    liveRoutes(http, services);
+
+    const vnc = config.vncPort
+      ? new VncServer({
+          logger: logger.child({ component: 'vnc' }),
+          directory: {
+            vncSessions: () =>
+              registry.list().filter((x) => x.state === 'ready' && x.params.enableVnc).map((x) => ({ password: x.params.vncPassword!, session: x })),
+            authFailed: (ip) => audit.append({ type: 'auth_failed', transport: 'vnc', source_ip: ip, actor: 'human' }),
+          },
+        })
+      : null;
+
+    const addr = await http.listen(config.port, config.host);
+    const vncPort = vnc ? await vnc.listen(config.vncPort, config.host) : 0;
+    const host = addr.address.includes(':') ? `[${addr.address}]` : addr.address;
+    const url = `http://${host}:${addr.port}`;
+    const daemon = new Daemon(config, url, addr.port, vncPort, db, http, vnc, registry, pidFile, logger);
+    logger.info(`handoff listening on ${url}`, { url, port: addr.port, vnc_port: vncPort || 'off', state_dir: config.stateDir, api_key: config.apiKey ? 'required' : 'off (loopback)' });
+    return daemon;
+  }
+
+  /** Refuse new work, stop sessions (their sockets close with 4000), stop listening, close the DB. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.logger.info('stopping');
+      this.http.refuseNewWork();
+      await this.vnc?.close();
+      await this.registry.close();
+      await this.http.close();
+      this.db.close();
+      rmSync(this.pidFile, { force: true });
+      this.logger.info('stopped');
+    })();
+    return this.closing;
+  }
+}
+
+/** One daemon per state dir: a second one would reap the first one's browsers. */
+function lockStateDir(stateDir: string): string {
+  const pidFile = join(stateDir, 'handoff.pid');
+  if (existsSync(pidFile)) {
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    if (pid && pid !== process.pid && isAlive(pid)) {
+      throw new Error(`another handoff daemon (pid ${pid}) is using ${stateDir}; stop it or pass a different --state-dir`);
+    }
+  }
+  writeFileSync(pidFile, String(process.pid));
+  return pidFile;
+}
+
+/** The HMAC key for live links, made once and kept private in the state dir. */
+function loadKey(path: string): Buffer {
+  if (!existsSync(path)) writeFileSync(path, randomBytes(32), { mode: 0o600 });
+  return readFileSync(path);
+}
+
+async function browserVersion(binary: string, logger: Logger): Promise<string> {
+  try {
+    const { stdout } = await promisify(execFile)(binary, ['--version'], { timeout: 10_000 });
+    const m = /(\d+\.\d+\.\d+\.\d+)/.exec(stdout);
+    return `Chrome/${m ? m[1] : 'unknown'}`;
+  } catch (e) {
+    logger.error(`cannot run ${binary}: install chromium (apt-get install chromium) or pass --chromium`, { error: (e as Error).message });
+    return 'Chrome/unknown';
+  }
+}

@@ -1,0 +1,104 @@
+import { randomUUID } from 'node:crypto';
+import { HandoffError } from '../util/errors.js';
+import { Session, type SessionDeps, type SessionInfo } from './session.js';
+import type { SessionParams } from './params.js';
+
+/**
+ * All sessions of the daemon, by id. The only place that creates sessions, so the session
+ * limit and the VNC password uniqueness are checked in one synchronous step.
+ */
+export class SessionRegistry {
+  private readonly sessions = new Map<string, Session>();
+  private readonly listeners = new Set<(s: Session) => void>();
+  private closing = false;
+
+  constructor(private readonly deps: SessionDeps) {}
+
+  get(id: string): Session | undefined {
+    return this.sessions.get(id);
+  }
+
+  /** Live sessions first, then the stopped ones still remembered. */
+  list(): Session[] {
+    this.forgetOld();
+    return [...this.sessions.values()];
+  }
+
+  liveCount(): number {
+    let n = 0;
+    for (const s of this.sessions.values()) if (s.live) n++;
+    return n;
+  }
+
+  /** A stopped session known only from the database (a previous daemon's, say). */
+  stoppedInfo(id: string): SessionInfo | null {
+    return this.deps.journal.loadSession(id, this.deps.config.stoppedRetentionS) as SessionInfo | null;
+  }
+
+  /**
+   * Attaches an agent to session `id`, creating it if it is unknown or stopped. Synchronous up
+   * to the returned promise, so concurrent connects race on the lease, not on the await.
+   */
+  attachAgent(
+    id: string | undefined,
+    makeParams: () => SessionParams,
+    autoClose: (existing: Session | undefined) => boolean,
+  ): { session: Session; created: boolean } {
+    if (this.closing) throw new HandoffError('shutting_down', 'the daemon is shutting down');
+    const existing = id ? this.sessions.get(id) : undefined;
+    if (existing?.live) {
+      if (!existing.lease.tryAttachAgent()) {
+        throw new HandoffError('session_attached', `session ${existing.id} is already attached`, { attachment: existing.lease.attachment });
+      }
+      existing.autoClose = autoClose(existing);
+      return { session: existing, created: false };
+    }
+    const session = this.create(id ?? randomUUID(), makeParams(), autoClose(undefined));
+    session.lease.tryAttachAgent();
+    return { session, created: true };
+  }
+
+  /** Creates a session with nobody attached (Cloudflare-style POST). */
+  create(id: string, params: SessionParams, autoClose: boolean): Session {
+    if (this.closing) throw new HandoffError('shutting_down', 'the daemon is shutting down');
+    const existing = this.sessions.get(id);
+    if (existing?.live) throw new HandoffError('bad_request', `session ${id} already exists`);
+    if (this.liveCount() >= this.deps.config.maxSessions) {
+      throw new HandoffError('too_many_sessions', `the daemon runs at most ${this.deps.config.maxSessions} sessions`);
+    }
+    if (params.enableVnc && params.vncPassword) this.checkVncPassword(params.vncPassword);
+    const session = new Session(id, params, autoClose, this.deps);
+    this.sessions.set(id, session);
+    for (const l of this.listeners) l(session);
+    return session;
+  }
+
+  /** VNC auth identifies the session by the DES of its password's first 8 characters. */
+  private checkVncPassword(password: string): void {
+    const key = password.slice(0, 8);
+    for (const s of this.sessions.values()) {
+      if (s.live && s.params.enableVnc && s.params.vncPassword?.slice(0, 8) === key) {
+        throw new HandoffError('vnc_password_conflict', 'the first 8 characters of vnc_password must differ from every live session');
+      }
+    }
+  }
+
+  /** Every new session, for wiring (live views, dashboard feed). */
+  onCreated(listener: (s: Session) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Forget stopped sessions after the retention time (they stay in the database). */
+  private forgetOld(): void {
+    const cutoff = Date.now() - this.deps.config.stoppedRetentionS * 1000;
+    for (const [id, s] of this.sessions) if (!s.live && s.lastActivityAt < cutoff) this.sessions.delete(id);
+  }
+
+  /** Refuses new sessions, then stops every live one. */
+  async close(): Promise<void> {
+    this.closing = true;
+    // Sessions are independent of each other: stop them side by side.
+    await Promise.all([...this.sessions.values()].filter((s) => s.live).map((s) => s.stop('daemon stopped').catch(() => {})));
+  }
+}

@@ -1,0 +1,369 @@
+import { EventEmitter } from 'node:events';
+import { randomUUID } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Config } from '../config/config.js';
+import type { AuditLog, AuditInput } from '../audit/log.js';
+import type { Logger } from '../util/logger.js';
+import { HandoffError } from '../util/errors.js';
+import { ipAllowed } from '../util/cidr.js';
+import { XvfbDisplay } from '../display/xvfb.js';
+import { WindowFitter } from '../display/window.js';
+import { Framebuffer } from '../display/framebuffer.js';
+import { XInput } from '../display/input.js';
+import { ChromiumBrowser } from '../browser/chromium.js';
+import { BrowserControl } from '../browser/control.js';
+import type { FrameSource, InputSink } from '../display/types.js';
+import type { Transport, ViewerHandle, ViewerSession } from '../liveview/types.js';
+import { AttachmentLease, type Attachment } from './attachment.js';
+import type { SessionParams } from './params.js';
+import type { SessionJournal } from './journal.js';
+
+export type SessionState = 'starting' | 'ready' | 'stopped' | 'crashed';
+
+export interface SessionDeps {
+  config: Readonly<Config>;
+  audit: AuditLog;
+  journal: SessionJournal;
+  logger: Logger;
+}
+
+/** Anything attached to a session that must close when it ends (CDP sockets, viewers). */
+export interface Closable {
+  close(code: number, reason: string): void;
+}
+
+/** API.md 4 `Session`. */
+export interface SessionInfo {
+  session_id: string;
+  run_id: string;
+  state: SessionState;
+  attachment: Attachment;
+  attached_by: '' | 'agent' | 'human';
+  auto_close: boolean;
+  width: number;
+  height: number;
+  created_at: string;
+  last_activity_at: string;
+  expires_at: string | null;
+  transports: { screencast: boolean; webrtc: boolean; vnc: boolean };
+  viewers: { screencast: number; webrtc: number; vnc: number };
+  vnc_url: string | null;
+  debug: boolean;
+  handoff: null | { id: string; reason: string; requested_at: string };
+}
+
+/** API.md 3.5: sockets of a session that ends close with this code and the reason. */
+export const SESSION_ENDED_CLOSE_CODE = 4000;
+
+/**
+ * One browser session: an Xvfb display, a headful Chromium filling it, the attachment lease
+ * and the idle timer. It owns everything it starts and closes it in reverse order.
+ */
+export class Session extends EventEmitter<{ change: []; ended: [reason: string] }> implements ViewerSession {
+  readonly runId = randomUUID();
+  readonly createdAt = new Date();
+  readonly lease = new AttachmentLease();
+  readonly ready: Promise<void>;
+  state: SessionState = 'starting';
+  autoClose: boolean;
+  lastActivityAt = Date.now();
+  endReason: string | null = null;
+  handoff: SessionInfo['handoff'] = null;
+
+  xvfb?: XvfbDisplay;
+  chromium?: ChromiumBrowser;
+  private windowFitter?: WindowFitter;
+  control?: BrowserControl;
+
+  private readonly attached = new Set<Closable>();
+  private readonly viewerCounts: Record<Transport, number> = { screencast: 0, webrtc: 0, vnc: 0 };
+  private readonly owned: number[] = [];
+  private idleTimer?: NodeJS.Timeout;
+  private idleDeadline: number | null = null;
+  private ending?: Promise<void>;
+  private readonly log: Logger;
+
+  constructor(
+    readonly id: string,
+    readonly params: SessionParams,
+    autoClose: boolean,
+    private readonly deps: SessionDeps,
+  ) {
+    super();
+    this.autoClose = autoClose;
+    this.log = deps.logger.child({ session_id: id, run_id: this.runId });
+    this.lease.onChange(() => {
+      this.lastActivityAt = Date.now();
+      this.scheduleIdle();
+      this.changed();
+    });
+    this.ready = this.start();
+    // A failed start is reported to whoever awaits `ready`; this keeps it from being unhandled.
+    this.ready.catch(() => {});
+  }
+
+  get sessionId(): string {
+    return this.id;
+  }
+  get live(): boolean {
+    return this.state === 'starting' || this.state === 'ready';
+  }
+  get downloadDir(): string {
+    return join(this.deps.config.stateDir, 'downloads', this.id);
+  }
+
+  /** The live views' pixels and real X input; set once the display is up. */
+  framebuffer!: FrameSource;
+  input!: InputSink;
+  private fb?: Framebuffer;
+  private xinput?: XInput;
+
+  private async start(): Promise<void> {
+    const { config, audit } = this.deps;
+    audit.append({ ...this.auditBase(), type: 'session_created', detail: { width: this.params.width, height: this.params.height, auto_close: this.autoClose } });
+    this.persist();
+    try {
+      await mkdir(this.downloadDir, { recursive: true, mode: 0o700 });
+      this.xvfb = await XvfbDisplay.start({ width: this.params.width, height: this.params.height, tmpRoot: config.framebufferDir, logger: this.log });
+      this.own('xvfb', this.xvfb.pid, this.xvfb.dir);
+      this.xvfb.process.exited.then(() => this.onProcessExit('display server exited'));
+      this.windowFitter = await WindowFitter.start(this.xvfb, this.params.width, this.params.height);
+      this.framebuffer = this.fb = await Framebuffer.open({ fbPath: this.xvfb.fbPath, display: this.xvfb, logger: this.log });
+      this.input = this.xinput = await XInput.open({ display: this.xvfb, logger: this.log });
+      if (!this.live) throw new Error('stopped while starting');
+      this.chromium = await ChromiumBrowser.launch({
+        binary: config.chromiumPath,
+        width: this.params.width,
+        height: this.params.height,
+        displayEnv: this.xvfb.env(),
+        logger: this.log,
+      });
+      this.own('chromium', this.chromium.pid, this.chromium.profileDir);
+      this.chromium.process.exited.then(() => this.onProcessExit('browser crashed'));
+      if (!this.live) throw new Error('stopped while starting');
+      // The window maps a little after DevTools listens: connect meanwhile.
+      const [control] = await Promise.all([
+        BrowserControl.connect(this.chromium.wsEndpoint, this.downloadDir, this.log),
+        this.windowFitter.whenFilled(5000),
+      ]);
+      this.control = control;
+      this.control.on('download', (d) => this.audit({ type: 'download_completed', detail: { ...d } }));
+      if (!this.live) throw new Error('stopped while starting');
+      this.state = 'ready';
+      this.scheduleIdle();
+      this.persist();
+      this.changed();
+      this.log.info('session ready');
+    } catch (e) {
+      const detail = e instanceof HandoffError ? (e.detail ?? e.message) : (e as Error).message;
+      if (this.live) {
+        this.log.error('session failed to start', { error: detail });
+        await this.end('crashed', 'browser failed to start');
+      }
+      // Stopped while starting: end() ran before these parts existed.
+      await this.teardown();
+      throw e instanceof HandoffError ? e : new HandoffError('browser_failed', 'the browser could not start', {}, detail);
+    }
+  }
+
+  private own(kind: 'xvfb' | 'chromium', pid: number, dir: string): void {
+    this.owned.push(this.deps.journal.recordOwned(kind, pid, dir, this.id, this.runId));
+  }
+
+  /** Chromium or Xvfb exited on its own: a crash, unless we were already stopping it. */
+  private onProcessExit(reason: string): void {
+    if (this.live && !this.ending) {
+      this.log.warn('session process exited', { reason, stderr: this.chromium?.process.stderrTail().slice(-500) });
+      void this.end('crashed', reason);
+    }
+  }
+
+  /** The agent asked the browser to quit (Browser.close): its exit is a stop, not a crash. */
+  browserCloseRequested(): void {
+    this.chromium?.process.exited.then(() => {
+      if (this.live) void this.end('stopped', 'browser closed');
+    });
+  }
+
+  stop(reason = 'session stopped'): Promise<void> {
+    return this.end('stopped', reason);
+  }
+
+  /** Ends the session once: closes what is attached with 4000, then the parts in reverse. */
+  end(state: 'stopped' | 'crashed', reason: string): Promise<void> {
+    this.ending ??= (async () => {
+      this.state = state;
+      this.endReason = reason;
+      clearTimeout(this.idleTimer);
+      this.idleDeadline = null;
+      for (const a of [...this.attached]) a.close(SESSION_ENDED_CLOSE_CODE, reason);
+      this.attached.clear();
+      this.emit('ended', reason);
+      await this.teardown();
+      this.audit({ type: state === 'crashed' ? 'session_crashed' : 'session_stopped', detail: { reason } });
+      this.persist();
+      this.changed();
+      this.log.info('session ended', { state, reason });
+    })();
+    return this.ending;
+  }
+
+  /** Closes the parts in reverse order of start; idempotent (each part's close is). */
+  private async teardown(): Promise<void> {
+    await this.control?.close().catch(() => {});
+    await this.chromium?.close();
+    await this.xinput?.close();
+    await this.fb?.close();
+    this.windowFitter?.close();
+    await this.xvfb?.close();
+    for (const id of this.owned.splice(0)) this.deps.journal.releaseOwned(id);
+  }
+
+  /** Registers a socket or viewer that must close with the session; returns its removal. */
+  attach(c: Closable): () => void {
+    if (!this.live) {
+      c.close(SESSION_ENDED_CLOSE_CODE, this.endReason ?? 'session stopped');
+      return () => {};
+    }
+    this.attached.add(c);
+    return () => this.attached.delete(c);
+  }
+
+  touch(): void {
+    this.lastActivityAt = Date.now();
+  }
+
+  audit(e: Omit<AuditInput, 'session_id' | 'run_id'>): void {
+    this.deps.audit.append({ ...this.auditBase(), ...e });
+  }
+
+  private auditBase() {
+    return { session_id: this.id, run_id: this.runId };
+  }
+
+  /** API.md 3.4 for human viewers; see ViewerSession. */
+  join(opts: { transport: Transport; sourceIp: string; controlLink?: boolean }): ViewerHandle {
+    const nets = this.params.hitlAllowedNetworks;
+    if (nets && !ipAllowed(opts.sourceIp, nets)) {
+      this.audit({ type: 'network_denied', transport: opts.transport, source_ip: opts.sourceIp, actor: 'human' });
+      throw new HandoffError('network_not_allowed', 'your network may not open this session');
+    }
+    return new Viewer(this, opts.transport, opts.sourceIp, this.viewerCounts);
+  }
+
+  /** Idle timer: runs only while nobody is attached (API.md 3.1 `timeout`). */
+  private scheduleIdle(): void {
+    clearTimeout(this.idleTimer);
+    this.idleDeadline = null;
+    if (this.state !== 'ready' || this.lease.attachment !== 'none') return;
+    const ms = this.params.timeoutS * 1000;
+    this.idleDeadline = Date.now() + ms;
+    this.idleTimer = setTimeout(() => void this.stop('idle timeout'), ms);
+    this.idleTimer.unref();
+  }
+
+  changed(): void {
+    this.emit('change');
+  }
+
+  private persist(): void {
+    this.deps.journal.saveSession(this.id, this.runId, this.state, this.info(this.deps.config.host));
+  }
+
+  info(publicHost: string): SessionInfo {
+    const attachment = this.live ? this.lease.attachment : 'none';
+    const { vncPort } = this.deps.config;
+    const vnc = this.params.enableVnc && vncPort !== 0;
+    return {
+      session_id: this.id,
+      run_id: this.runId,
+      state: this.state,
+      attachment,
+      attached_by: attachment === 'none' ? '' : attachment,
+      auto_close: this.autoClose,
+      width: this.params.width,
+      height: this.params.height,
+      created_at: this.createdAt.toISOString(),
+      last_activity_at: new Date(this.lastActivityAt).toISOString(),
+      expires_at: this.idleDeadline ? new Date(this.idleDeadline).toISOString() : null,
+      transports: { screencast: true, webrtc: this.params.enableRtc, vnc },
+      viewers: { ...this.viewerCounts },
+      vnc_url: vnc ? `vnc://${this.runId}@${hostForUrl(publicHost)}:${vncPort}` : null,
+      debug: this.params.debug,
+      handoff: this.handoff,
+    };
+  }
+}
+
+export function hostForUrl(host: string): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+}
+
+/** One human viewer of a session, on any transport. */
+class Viewer implements ViewerHandle {
+  private control: boolean;
+  private readonly joinedAt = Date.now();
+  private left = false;
+  private readonly controlListeners = new Set<(c: boolean) => void>();
+  private readonly endListeners = new Set<(r: string) => void>();
+  private readonly unsubscribe: () => void;
+  private readonly detachFromSession: () => void;
+
+  constructor(
+    private readonly session: Session,
+    private readonly transport: Transport,
+    private readonly sourceIp: string,
+    private readonly counts: Record<Transport, number>,
+  ) {
+    this.control = session.lease.tryAttachHuman();
+    counts[transport]++;
+    session.audit({ type: 'cloud_browser_agent_attach', transport, source_ip: sourceIp, actor: 'human', detail: { control: this.control } });
+    // A view-only viewer takes control as soon as the agent lets go (API.md 3.4).
+    this.unsubscribe = session.lease.onChange(() => {
+      if (!this.control && !this.left && session.lease.attachment !== 'agent' && session.lease.tryAttachHuman()) {
+        this.control = true;
+        for (const l of this.controlListeners) l(true);
+      }
+    });
+    this.detachFromSession = session.attach({ close: (_code, reason) => this.end(reason) });
+    session.changed();
+  }
+
+  get canControl(): boolean {
+    return this.control && !this.left;
+  }
+
+  onControlChange(listener: (c: boolean) => void): void {
+    this.controlListeners.add(listener);
+  }
+
+  onEnd(listener: (reason: string) => void): void {
+    this.endListeners.add(listener);
+  }
+
+  private end(reason: string): void {
+    for (const l of this.endListeners) l(reason);
+    this.leave();
+  }
+
+  leave(): void {
+    if (this.left) return;
+    this.left = true;
+    this.unsubscribe();
+    this.detachFromSession();
+    this.counts[this.transport]--;
+    if (this.control) {
+      this.session.input?.releaseAll();
+      this.session.lease.detachHuman();
+    }
+    this.session.audit({
+      type: 'cloud_browser_agent_detach',
+      transport: this.transport,
+      source_ip: this.sourceIp,
+      actor: 'human',
+      detail: { duration_ms: Date.now() - this.joinedAt },
+    });
+    this.session.changed();
+  }
+}

@@ -1,0 +1,63 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const BIN = resolve(import.meta.dirname, '../../bin/handoff.js');
+
+export interface RunningDaemon {
+  url: string;
+  port: number;
+  wsUrl: string;
+  stateDir: string;
+  proc: ChildProcess;
+  logs: () => string;
+  /** SIGTERM (default) and wait for exit; returns the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Stops the daemon (if running) and removes the state dir. */
+  cleanup(): Promise<void>;
+}
+
+/** Starts `handoff serve` on free ports with a fresh state dir (or the one given). */
+export async function startDaemon(opts: { args?: string[]; env?: Record<string, string>; stateDir?: string } = {}): Promise<RunningDaemon> {
+  const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), 'handoff-test-state-'));
+  const proc = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--vnc-port', '0', '--state-dir', stateDir, ...(opts.args ?? [])], {
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  const url = await new Promise<string>((res, rej) => {
+    const timer = setTimeout(() => rej(new Error(`daemon did not start:\n${out}`)), 20_000);
+    const onData = () => {
+      const m = /handoff listening on (http:\/\/\S+?)"/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        res(m[1]!);
+      }
+    };
+    proc.stdout!.on('data', onData);
+    exited.then(() => rej(new Error(`daemon exited:\n${out}`)));
+  });
+  const port = Number(new URL(url).port);
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
+    proc.kill(signal);
+    return exited;
+  };
+  return {
+    url,
+    port,
+    wsUrl: url.replace('http://', 'ws://'),
+    stateDir,
+    proc,
+    logs: () => out,
+    stop,
+    async cleanup() {
+      await stop();
+      if (!opts.stateDir) rmSync(stateDir, { recursive: true, force: true });
+    },
+  };
+}
