@@ -73,8 +73,12 @@ export class ChromiumBrowser {
     // Chromium asks to restore the last session after a crash; a fresh profile never crashed.
     await mkdir(join(profileDir, 'Default'), { recursive: true });
     await writeFile(join(profileDir, 'Default', 'Preferences'), JSON.stringify({ profile: { exit_type: 'Normal' } }));
+    // Chromium's own temp files (its SingletonSocket dir) go inside the profile dir too, so
+    // removing that one dir leaves nothing behind even when Chromium is killed.
+    const tmp = join(profileDir, 'tmp');
+    await mkdir(tmp);
     const proc = launchProcess(o.binary, chromiumArgs({ ...o, profileDir, asRoot: process.getuid?.() === 0 }), {
-      env: { ...process.env, ...o.displayEnv },
+      env: { ...process.env, ...o.displayEnv, TMPDIR: tmp },
       logger: o.logger,
     });
     try {

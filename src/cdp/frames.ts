@@ -19,8 +19,6 @@ export class FrameTracker {
     /** Text frames up to this size are handed, unmasked, to `onText`. */
     private readonly inspectLimit: number,
     private readonly onText?: (payload: Buffer) => void,
-    /** Sees the opcode of every frame as its header completes (the relay watches for close). */
-    private readonly onFrame?: (opcode: number) => void,
   ) {}
 
   /** True between frames: a frame written now would not split another. */
@@ -72,7 +70,6 @@ export class FrameTracker {
     const opcode = h[0]! & 0x0f;
     const fin = (h[0]! & 0x80) !== 0;
     if (opcode === 0x8) this.sawClose = true;
-    this.onFrame?.(opcode);
     this.inspect = this.onText && fin && opcode === 1 && length <= this.inspectLimit ? Buffer.allocUnsafe(length) : null;
     this.inspectOffset = 0;
     if (length === 0) this.frameDone();

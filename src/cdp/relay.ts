@@ -29,8 +29,6 @@ export interface RelayOptions {
  */
 export class CdpRelay {
   private closed = false;
-  /** The agent started the close handshake (RFC 6455 5.5.1): the browser's close follows from it. */
-  private clientSentClose = false;
   private readonly fromBrowser = new FrameTracker(0);
   private readonly fromClient: FrameTracker;
 
@@ -65,9 +63,7 @@ export class CdpRelay {
 
   private start(head: Buffer, rest: Buffer): void {
     const { client, upstream, opts } = this;
-    const fromClient = new FrameTracker(INSPECT_LIMIT, opts.onClientText, (opcode) => {
-      if (opcode === 0x8) this.clientSentClose = true;
-    });
+    const fromClient = this.fromClient;
     (client as Socket).setNoDelay?.(true);
     upstream.setNoDelay(true);
 
@@ -97,7 +93,7 @@ export class CdpRelay {
     if (who === 'client') this.upstream.destroy();
     // Chromium answered the agent's close and hung up: the agent left (auto_close applies),
     // and as the server side we close the agent's TCP connection now.
-    if (who === 'browser' && this.clientSentClose) {
+    if (who === 'browser' && this.fromClient.sawClose) {
       who = 'client';
       this.client.end();
     }

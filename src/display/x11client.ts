@@ -31,6 +31,10 @@ export interface XClient {
   ChangeProperty(mode: number, wid: number, name: number, type: number, format: number, data: Buffer | number[]): void;
   SendEvent(destination: number, propagate: number, eventMask: number, event: Record<string, unknown>): void;
   GetInputFocus(cb: (err: Error | null) => boolean | void): void;
+  QueryTree(w: number, cb: (err: Error | null, tree: { children: number[] }) => void): void;
+  GetWindowAttributes(w: number, cb: (err: Error | null, a: { mapState: number; overrideRedirect: number }) => void): void;
+  ChangeWindowAttributes(w: number, values: Record<string, number>): void;
+  ConfigureWindow(w: number, values: Record<string, number>): void;
   on(event: 'event', listener: (ev: XEvent) => void): void;
   on(event: 'error' | 'end', listener: (err?: Error) => void): void;
   removeAllListeners(): void;

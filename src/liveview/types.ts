@@ -17,6 +17,18 @@ export interface ViewerSession {
    * outside the session's hitl_allowed_networks (and audits it).
    */
   join(opts: { transport: Transport; sourceIp: string; controlLink?: boolean }): ViewerHandle;
+  /** What a viewer shows in its status line; `onViewerStateChange` fires when any of it changes. */
+  viewerState(): ViewerState;
+  onViewerStateChange(listener: () => void): () => void;
+  /** The viewer's Done / Can't do it buttons (API.md 7). */
+  completeHandoff(outcome: 'done' | 'failed', by: Transport): void;
+}
+
+export interface ViewerState {
+  attachment: 'none' | 'agent' | 'human';
+  handoff: null | { id: string; reason: string; requested_at: string };
+  viewers: Record<Transport, number>;
+  downloads: number;
 }
 
 export interface ViewerHandle {

@@ -14,7 +14,7 @@ import { XInput } from '../display/input.js';
 import { ChromiumBrowser } from '../browser/chromium.js';
 import { BrowserControl } from '../browser/control.js';
 import type { FrameSource, InputSink } from '../display/types.js';
-import type { Transport, ViewerHandle, ViewerSession } from '../liveview/types.js';
+import type { Transport, ViewerHandle, ViewerSession, ViewerState } from '../liveview/types.js';
 import { AttachmentLease, type Attachment } from './attachment.js';
 import type { SessionParams } from './params.js';
 import type { SessionJournal } from './journal.js';
@@ -79,6 +79,7 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string] 
   private readonly attached = new Set<Closable>();
   private readonly viewerCounts: Record<Transport, number> = { screencast: 0, webrtc: 0, vnc: 0 };
   private readonly owned: number[] = [];
+  private downloadCount = 0;
   private idleTimer?: NodeJS.Timeout;
   private idleDeadline: number | null = null;
   private ending?: Promise<void>;
@@ -128,27 +129,34 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string] 
       this.xvfb = await XvfbDisplay.start({ width: this.params.width, height: this.params.height, tmpRoot: config.framebufferDir, logger: this.log });
       this.own('xvfb', this.xvfb.pid, this.xvfb.dir);
       this.xvfb.process.exited.then(() => this.onProcessExit('display server exited'));
-      this.windowFitter = await WindowFitter.start(this.xvfb, this.params.width, this.params.height);
-      this.framebuffer = this.fb = await Framebuffer.open({ fbPath: this.xvfb.fbPath, display: this.xvfb, logger: this.log });
-      this.input = this.xinput = await XInput.open({ display: this.xvfb, logger: this.log });
-      if (!this.live) throw new Error('stopped while starting');
-      this.chromium = await ChromiumBrowser.launch({
-        binary: config.chromiumPath,
-        width: this.params.width,
-        height: this.params.height,
-        displayEnv: this.xvfb.env(),
-        logger: this.log,
-      });
-      this.own('chromium', this.chromium.pid, this.chromium.profileDir);
-      this.chromium.process.exited.then(() => this.onProcessExit('browser crashed'));
+      // Everything else needs only the display: start it side by side. allSettled, so a part
+      // that succeeds while another fails is still owned (and closed) by this session.
+      const { width, height } = this.params;
+      const xvfb = this.xvfb;
+      const parts = await Promise.allSettled([
+        WindowFitter.start(xvfb, this.log).then((f) => (this.windowFitter = f)),
+        Framebuffer.open({ fbPath: xvfb.fbPath, display: xvfb, logger: this.log }).then((f) => (this.framebuffer = this.fb = f)),
+        XInput.open({ display: xvfb, logger: this.log }).then((i) => (this.input = this.xinput = i)),
+        ChromiumBrowser.launch({ binary: config.chromiumPath, width, height, displayEnv: xvfb.env(), logger: this.log }).then((c) => {
+          this.chromium = c;
+          this.own('chromium', c.pid, c.profileDir);
+          c.process.exited.then(() => this.onProcessExit('browser crashed'));
+        }),
+      ]);
+      const failed = parts.find((p): p is PromiseRejectedResult => p.status === 'rejected');
+      if (failed) throw failed.reason;
       if (!this.live) throw new Error('stopped while starting');
       // The window maps a little after DevTools listens: connect meanwhile.
       const [control] = await Promise.all([
-        BrowserControl.connect(this.chromium.wsEndpoint, this.downloadDir, this.log),
-        this.windowFitter.whenFilled(5000),
+        BrowserControl.connect(this.chromium!.wsEndpoint, this.downloadDir, this.log),
+        this.windowFitter!.whenFilled(5000),
       ]);
       this.control = control;
-      this.control.on('download', (d) => this.audit({ type: 'download_completed', detail: { ...d } }));
+      this.control.on('download', (d) => {
+        this.downloadCount++;
+        this.audit({ type: 'download_completed', detail: { ...d } });
+        this.changed();
+      });
       if (!this.live) throw new Error('stopped while starting');
       this.state = 'ready';
       this.scheduleIdle();
@@ -197,12 +205,13 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string] 
       this.endReason = reason;
       clearTimeout(this.idleTimer);
       this.idleDeadline = null;
+      // Recorded before anyone is told, so a client that sees 4000 finds the row.
+      this.audit({ type: state === 'crashed' ? 'session_crashed' : 'session_stopped', detail: { reason } });
+      this.persist();
       for (const a of [...this.attached]) a.close(SESSION_ENDED_CLOSE_CODE, reason);
       this.attached.clear();
       this.emit('ended', reason);
       await this.teardown();
-      this.audit({ type: state === 'crashed' ? 'session_crashed' : 'session_stopped', detail: { reason } });
-      this.persist();
       this.changed();
       this.log.info('session ended', { state, reason });
     })();
@@ -215,7 +224,7 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string] 
     await this.chromium?.close();
     await this.xinput?.close();
     await this.fb?.close();
-    this.windowFitter?.close();
+    await this.windowFitter?.close();
     await this.xvfb?.close();
     for (const id of this.owned.splice(0)) this.deps.journal.releaseOwned(id);
   }
@@ -250,6 +259,24 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string] 
       throw new HandoffError('network_not_allowed', 'your network may not open this session');
     }
     return new Viewer(this, opts.transport, opts.sourceIp, this.viewerCounts);
+  }
+
+  viewerState(): ViewerState {
+    return { attachment: this.live ? this.lease.attachment : 'none', handoff: this.handoff, viewers: { ...this.viewerCounts }, downloads: this.downloadCount };
+  }
+
+  onViewerStateChange(listener: () => void): () => void {
+    this.on('change', listener);
+    return () => this.off('change', listener);
+  }
+
+  completeHandoff(outcome: 'done' | 'failed', by: Transport): void {
+    if (!this.handoff) return;
+    const { id, requested_at } = this.handoff;
+    this.handoff = null;
+    this.lease.setHandoff(false);
+    this.audit({ type: 'handoff_completed', transport: by, actor: 'human', detail: { handoff_id: id, outcome, duration_ms: Date.now() - Date.parse(requested_at) } });
+    this.changed();
   }
 
   /** Idle timer: runs only while nobody is attached (API.md 3.1 `timeout`). */

@@ -69,8 +69,13 @@ describe('a crashed browser', () => {
       return b.state === 'crashed' ? b : null;
     });
     expect(info).toMatchObject({ state: 'crashed', attachment: 'none' });
-    const events = (await api(d.url, '/audit?session_id=doomed&type=session_crashed')).body.events;
+    // The row is written once the parts are torn down, a moment after the state flips.
+    const events = await waitFor('the session_crashed row', async () => {
+      const e = (await api(d.url, '/audit?session_id=doomed&type=session_crashed')).body.events;
+      return e.length ? e : null;
+    });
     expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ session_id: 'doomed', run_id: info.run_id });
     await waitFor('the session processes and dirs to be gone', () => remains(rows).length === 0, 10_000);
     expect(remains(rows)).toEqual([]);
 

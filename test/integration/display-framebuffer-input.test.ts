@@ -163,7 +163,6 @@ afterAll(async () => {
   await fb?.close();
   await xvfb?.close();
   await new Promise((r) => server?.close(r));
-  if (process.env.KEEP) console.log('tmp after close:', (await import('node:fs')).readdirSync(join(profile, 'tmp')));
   if (profile) await rm(profile, { recursive: true, force: true });
 }, 20_000);
 

@@ -86,6 +86,7 @@ export function sessionRoutes(http: HttpServer, s: Services): void {
     if (name.includes('/') || name.includes('\\') || name === '.' || name === '..' || name.includes('\0')) {
       throw new HandoffError('bad_request', 'bad file name');
     }
+    if (IN_PROGRESS.test(name)) throw new HandoffError('not_found', `no file ${name}`);
     await sendFile(res, join(session.downloadDir, name), name);
   });
 

@@ -399,11 +399,13 @@ export class VncConnection {
 
     const pseudo = this.pseudo;
     this.pseudo = [];
-    // rfbproto LastRect lets a client take an open count; we then stream without counting.
-    const lastRect = this.listed.has(Encoding.LastRect);
+    // The count is known before encoding, so it is always exact. rfbproto LastRect (an open
+    // count of 0xffff closed by a LastRect rectangle) is accepted in SetEncodings but never
+    // needed, and clients that list it without handling it exist: vncsnapshot 1.2 (TightVNC
+    // 1.2 code) counts the LastRect as a "zero size rect" and waits for 65535 rectangles.
     const head = Buffer.alloc(4);
     head[0] = ServerMessage.FramebufferUpdate;
-    head.writeUInt16BE(lastRect ? 0xffff : pseudo.length + copies.length + work.length, 2);
+    head.writeUInt16BE(pseudo.length + copies.length + work.length, 2);
     this.send(head, ...pseudo, ...copies);
     const ctx = { pf: this.pf, jpegQuality: this.jpegQuality };
     for (const { rect, px } of work) {
@@ -411,7 +413,6 @@ export class VncConnection {
       if (this.closing) return;
       this.send(rectHeader(rect.x, rect.y, rect.width, rect.height, encoder.encoding), body);
     }
-    if (lastRect) this.send(rectHeader(0, 0, 0, 0, Encoding.LastRect));
   }
 
   private encoder(type: number): Encoder {

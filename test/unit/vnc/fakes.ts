@@ -1,5 +1,5 @@
 import type { FrameSource, FrameSubscriber, FrameView, InputSink, Rect } from '../../../src/display/types.js';
-import type { ViewerHandle, ViewerSession } from '../../../src/liveview/types.js';
+import type { ViewerHandle, ViewerSession, ViewerState } from '../../../src/liveview/types.js';
 
 /** A synthetic B,G,R,X framebuffer; every subscriber sees every change as dirty. */
 export class FakeFrameSource implements FrameSource {
@@ -105,6 +105,16 @@ export class FakeSession implements ViewerSession {
     this.handles.push(h);
     return h;
   }
+
+  viewerState(): ViewerState {
+    return { attachment: 'none', handoff: null, viewers: { screencast: 0, webrtc: 0, vnc: this.handles.length }, downloads: 0 };
+  }
+
+  onViewerStateChange(): () => void {
+    return () => {};
+  }
+
+  completeHandoff(): void {}
 }
 
 export class FakeHandle implements ViewerHandle {

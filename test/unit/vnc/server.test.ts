@@ -208,7 +208,7 @@ describe('VncServer protocol details', () => {
     expect(rects).toEqual([{ x: 0, y: 0, w: 64, h: 48, enc: 16 }]);
   });
 
-  it('announces ExtendedDesktopSize, refuses SetDesktopSize, and uses LastRect', async () => {
+  it('announces ExtendedDesktopSize, refuses SetDesktopSize, and counts rects exactly even with LastRect listed', async () => {
     const a = session('s1');
     const { port } = await serve([{ password: 'pw', session: a }]);
     const raw = new RawClient(port);
