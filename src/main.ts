@@ -13,7 +13,7 @@ import { SessionRegistry } from './sessions/registry.js';
 import { LiveLinks } from './sessions/live-links.js';
 import { HttpServer } from './http/server.js';
 import { cdpRoutes } from './http/routes/cdp.js';
-import { sessionRoutes } from './http/routes/sessions.js';
+import { handoffRoutes, sessionRoutes } from './http/routes/sessions.js';
 import { systemRoutes } from './http/routes/system.js';
 import { liveRoutes } from './http/routes/live.js';
 import type { Services } from './http/routes/context.js';
@@ -33,7 +33,7 @@ export class Daemon {
     readonly vncPort: number,
     private readonly db: Db,
     private readonly http: HttpServer,
-    private readonly vnc: VncServer | null,
+    private readonly vnc: VncServer,
     readonly registry: SessionRegistry,
     private readonly pidFile: string,
     private readonly logger: Logger,
@@ -54,7 +54,8 @@ export class Daemon {
       logger.warn('cleaned up after a previous daemon', { killed_pids: orphans.killed, dirs: orphans.removedDirs.length, sessions: orphans.sessions.length });
     }
 
-    const registry = new SessionRegistry({ config, audit, journal, logger });
+    const notify = config.webhook ? webhook(config.webhook, logger) : undefined;
+    const registry = new SessionRegistry({ config, audit, journal, logger, notify });
     const liveLinks = new LiveLinks(loadKey(join(config.stateDir, 'live-link.key')), registry, config.liveLinkTtlMs);
     const http = new HttpServer({
       apiKey: config.apiKey,
@@ -68,26 +69,27 @@ export class Daemon {
       liveLinks,
       logger,
       startedAt: Date.now(),
+      vncBridge: (stream, ip) => vnc.handleSocket(stream, ip),
       browserVersion: await browserVersion(config.chromiumPath, logger),
     };
     systemRoutes(http, services);
     cdpRoutes(http, services);
     sessionRoutes(http, services);
+    handoffRoutes(http, services);
     liveRoutes(http, services);
 
-    const vnc = config.vncPort
-      ? new VncServer({
-          logger: logger.child({ component: 'vnc' }),
-          directory: {
-            vncSessions: () =>
-              registry.list().filter((x) => x.state === 'ready' && x.params.enableVnc).map((x) => ({ password: x.params.vncPassword!, session: x })),
-            authFailed: (ip) => audit.append({ type: 'auth_failed', transport: 'vnc', source_ip: ip, actor: 'human' }),
-          },
-        })
-      : null;
+    // One RFB server for the TCP port and for noVNC's WebSockets alike.
+    const vnc = new VncServer({
+      logger: logger.child({ component: 'vnc' }),
+      directory: {
+        vncSessions: () =>
+          registry.list().filter((x) => x.state === 'ready' && x.params.enableVnc).map((x) => ({ password: x.params.vncPassword!, session: x })),
+        authFailed: (ip) => audit.append({ type: 'auth_failed', transport: 'vnc', source_ip: ip, actor: 'human' }),
+      },
+    });
 
     const addr = await http.listen(config.port, config.host);
-    const vncPort = vnc ? await vnc.listen(config.vncPort, config.host) : 0;
+    const vncPort = config.vncPort ? await vnc.listen(config.vncPort, config.host) : 0;
     const host = addr.address.includes(':') ? `[${addr.address}]` : addr.address;
     const url = `http://${host}:${addr.port}`;
     const daemon = new Daemon(config, url, addr.port, vncPort, db, http, vnc, registry, pidFile, logger);
@@ -100,7 +102,7 @@ export class Daemon {
     this.closing ??= (async () => {
       this.logger.info('stopping');
       this.http.refuseNewWork();
-      await this.vnc?.close();
+      await this.vnc.close();
       await this.registry.close();
       await this.http.close();
       this.db.close();
@@ -128,6 +130,15 @@ function lockStateDir(stateDir: string): string {
 function loadKey(path: string): Buffer {
   if (!existsSync(path)) writeFileSync(path, randomBytes(32), { mode: 0o600 });
   return readFileSync(path);
+}
+
+/** POSTs each event as JSON; a webhook that fails is logged, never retried into a backlog. */
+function webhook(url: string, logger: Logger): (event: Record<string, unknown>) => void {
+  return (event) => {
+    fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(event), signal: AbortSignal.timeout(10_000) })
+      .then((r) => !r.ok && logger.warn('webhook answered an error', { status: r.status, type: event.type }))
+      .catch((e: Error) => logger.warn('webhook failed', { error: e.message, type: event.type }));
+  };
 }
 
 async function browserVersion(binary: string, logger: Logger): Promise<string> {

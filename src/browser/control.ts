@@ -25,7 +25,7 @@ export interface CompletedDownload {
  * targets (for /json/list and page routing), saves downloads into the session's directory,
  * and closes the browser gracefully.
  */
-export class BrowserControl extends EventEmitter<{ download: [CompletedDownload]; disconnected: [] }> {
+export class BrowserControl extends EventEmitter<{ download: [CompletedDownload]; navigated: [url: string]; disconnected: [] }> {
   private readonly targets = new Map<string, TargetInfo>();
   private readonly pendingDownloads = new Map<string, string>();
   private closed = false;
@@ -49,7 +49,11 @@ export class BrowserControl extends EventEmitter<{ download: [CompletedDownload]
   private async init(): Promise<void> {
     const c = this.client;
     c.on('Target.targetCreated', ({ targetInfo }) => this.targets.set(targetInfo.targetId, targetInfo));
-    c.on('Target.targetInfoChanged', ({ targetInfo }) => this.targets.set(targetInfo.targetId, targetInfo));
+    c.on('Target.targetInfoChanged', ({ targetInfo }) => {
+      const before = this.targets.get(targetInfo.targetId);
+      this.targets.set(targetInfo.targetId, targetInfo);
+      if (targetInfo.type === 'page' && before?.url !== targetInfo.url) this.emit('navigated', targetInfo.url);
+    });
     c.on('Target.targetDestroyed', ({ targetId }) => this.targets.delete(targetId));
     c.on('Browser.downloadWillBegin', ({ guid, suggestedFilename }) => this.pendingDownloads.set(guid, suggestedFilename));
     c.on('Browser.downloadProgress', ({ guid, state }) => {

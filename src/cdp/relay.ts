@@ -2,7 +2,7 @@ import { connect, type Socket } from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { FrameTracker, closeFrame } from './frames.js';
+import { FrameSplitter, closeFrame, textFrame } from './frames.js';
 import { HandoffError } from '../util/errors.js';
 
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -11,8 +11,8 @@ const MAX_HANDSHAKE_BYTES = 16 * 1024;
 const INSPECT_LIMIT = 4096;
 
 export interface RelayOptions {
-  /** Sees each small text frame the client sends (already forwarded). */
-  onClientText?: (payload: Buffer) => void;
+  /** Sees each small text frame the client sends; returning true keeps it from the browser. */
+  onClientText?: (payload: Buffer) => boolean;
   /** Any bytes from the client: the agent is active. */
   onClientActivity?: () => void;
   /** Once, when either side closes. */
@@ -23,21 +23,38 @@ export interface RelayOptions {
  * Joins an agent's WebSocket to the browser's DevTools socket at the byte level. Both
  * handshakes are ours, with no extensions, so the frames on the two TCP connections are
  * the same bytes: the client's masked frames are valid for Chromium and Chromium's unmasked
- * frames are valid for the client. Nothing is parsed, re-framed or re-encoded on the way;
- * FrameTrackers only watch where frames end, to look at small client commands and to
- * write our own close frame (4000, API.md 3.5) between the browser's frames.
+ * frames are valid for the client. Nothing is re-framed or re-encoded on the way; splitters
+ * only find where frames end, so small client commands can be looked at (and the Handoff
+ * domain answered here) and our own frames (answers, events, the 4000 close of API.md 3.5)
+ * go between the browser's frames.
  */
 export class CdpRelay {
   private closed = false;
-  private readonly fromBrowser = new FrameTracker(0);
-  private readonly fromClient: FrameTracker;
+  private readonly fromClient: FrameSplitter;
+  private readonly fromBrowser: FrameSplitter;
+  /** Frames of our own for the client, waiting for the end of the browser's current frame. */
+  private injected: Buffer[] = [];
 
   private constructor(
     private readonly client: Duplex,
     private readonly upstream: Socket,
     private readonly opts: RelayOptions,
   ) {
-    this.fromClient = new FrameTracker(INSPECT_LIMIT, opts.onClientText);
+    const toBrowser = (b: Buffer) => {
+      if (!upstream.write(b)) client.pause();
+    };
+    this.fromClient = new FrameSplitter(INSPECT_LIMIT, {
+      pass: toBrowser,
+      frame: (raw, payload, opcode, fin) => {
+        if (opcode === 1 && fin && opts.onClientText?.(payload)) return;
+        toBrowser(raw);
+      },
+    });
+    this.fromBrowser = new FrameSplitter(-1, {
+      pass: (b) => {
+        if (!client.write(b)) upstream.pause();
+      },
+    });
   }
 
   /**
@@ -63,30 +80,38 @@ export class CdpRelay {
 
   private start(head: Buffer, rest: Buffer): void {
     const { client, upstream, opts } = this;
-    const fromClient = this.fromClient;
     (client as Socket).setNoDelay?.(true);
     upstream.setNoDelay(true);
-
-    const toBrowser = (chunk: Buffer) => {
-      if (!upstream.write(chunk)) client.pause();
+    const fromClient = (chunk: Buffer) => {
       opts.onClientActivity?.();
-      fromClient.push(chunk);
+      this.fromClient.push(chunk);
     };
-    const toClient = (chunk: Buffer) => {
-      if (!client.write(chunk)) upstream.pause();
+    const fromBrowser = (chunk: Buffer) => {
       this.fromBrowser.push(chunk);
+      if (this.injected.length && this.fromBrowser.atBoundary) this.flushInjected();
     };
     upstream.on('drain', () => client.resume());
     client.on('drain', () => upstream.resume());
-    if (head.length) toBrowser(head);
-    if (rest.length) toClient(rest);
-    client.on('data', toBrowser);
-    upstream.on('data', toClient);
+    if (head.length) fromClient(head);
+    if (rest.length) fromBrowser(rest);
+    client.on('data', fromClient);
+    upstream.on('data', fromBrowser);
 
     client.on('close', () => this.finish('client'));
     upstream.on('close', () => this.finish('browser'));
     client.on('error', () => client.destroy());
     upstream.on('error', () => upstream.destroy());
+  }
+
+  /** Sends a CDP message of our own to the agent, between the browser's frames. */
+  sendToClient(message: object): void {
+    if (this.closed) return;
+    this.injected.push(textFrame(JSON.stringify(message)));
+    if (this.fromBrowser.atBoundary) this.flushInjected();
+  }
+
+  private flushInjected(): void {
+    for (const f of this.injected.splice(0)) this.client.write(f);
   }
 
   private finish(who: 'client' | 'browser'): void {

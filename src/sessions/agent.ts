@@ -3,6 +3,8 @@ import type { Duplex } from 'node:stream';
 import { CdpRelay } from '../cdp/relay.js';
 import { HandoffError } from '../util/errors.js';
 import { SESSION_ENDED_CLOSE_CODE, type Session } from './session.js';
+import { CdpHandoffDomain } from './handoff-cdp.js';
+import type { IssuedLink } from './live-links.js';
 
 // Cheap test for the one command whose effect we must know: the agent quitting the browser.
 const BROWSER_CLOSE = Buffer.from('"Browser.close"');
@@ -12,6 +14,8 @@ export interface AgentUpgrade {
   socket: Duplex;
   head: Buffer;
   sourceIp: string;
+  /** Mints a control link for this session as the agent would reach it (Handoff domain). */
+  liveLink: () => IssuedLink;
 }
 
 /**
@@ -30,6 +34,7 @@ export async function runAgent(session: Session, up: AgentUpgrade, targetPath?: 
   };
   up.socket.once('close', giveBack);
   let relay: CdpRelay;
+  let handoff: CdpHandoffDomain | undefined;
   let attached = false;
   try {
     await session.ready;
@@ -40,6 +45,7 @@ export async function runAgent(session: Session, up: AgentUpgrade, targetPath?: 
       onClientActivity: () => session.touch(),
       onClientText: (payload) => {
         if (payload.includes(BROWSER_CLOSE)) session.browserCloseRequested();
+        return handoff?.handle(payload) ?? false;
       },
       onClose: (who) => onClose(who),
     });
@@ -52,12 +58,15 @@ export async function runAgent(session: Session, up: AgentUpgrade, targetPath?: 
   settled = true;
 
   attached = true;
+  // The Handoff domain lives on the browser connection only (API.md 7).
+  if (!targetPath) handoff = new CdpHandoffDomain(session, (m) => relay.sendToClient(m), up.liveLink);
   const since = Date.now();
   session.audit({ type: 'cloud_browser_agent_attach', transport: 'cdp', source_ip: up.sourceIp, actor: 'agent', detail: targetPath ? { target: targetPath } : {} });
   const detachFromSession = session.attach(relay);
 
   function onClose(who: 'client' | 'browser'): void {
     if (!attached) return; // closed before it was ever attached: giveBack handled it
+    handoff?.close();
     detachFromSession();
     session.lease.detachAgent();
     session.audit({ type: 'cloud_browser_agent_detach', transport: 'cdp', source_ip: up.sourceIp, actor: 'agent', detail: { duration_ms: Date.now() - since } });

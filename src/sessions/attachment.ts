@@ -22,6 +22,10 @@ export class AttachmentLease {
     return this.agent;
   }
 
+  get humanControllers(): number {
+    return this.controllers;
+  }
+
   get handoffActive(): boolean {
     return this.handoff;
   }

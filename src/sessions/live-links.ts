@@ -1,5 +1,4 @@
-import type { LinkKind } from '../liveview/tokens.js';
-import { LiveLinkSigner } from '../liveview/tokens.js';
+import { LiveLinkSigner, type LinkKind } from '../liveview/tokens.js';
 import { HandoffError } from '../util/errors.js';
 import type { Session } from './session.js';
 import type { SessionRegistry } from './registry.js';
@@ -9,9 +8,14 @@ export interface IssuedLink {
   expires_at: string;
 }
 
-/** Mints and checks live view URLs (API.md 5): signed, to be opened within the TTL. */
+/**
+ * Mints and checks live view URLs (API.md 5): signed, naming session, run and kind; to be
+ * opened within the TTL, after which an opened link lasts as long as its session.
+ */
 export class LiveLinks {
   private readonly signer: LiveLinkSigner;
+  /** Tokens opened in time, per run: they keep working past the TTL. */
+  private readonly opened = new Map<string, Set<string>>();
 
   constructor(
     key: Buffer,
@@ -29,16 +33,25 @@ export class LiveLinks {
   }
 
   /**
-   * The session a token opens. `opening` is a first open (the page), which must be within
-   * the TTL; sockets of an already opened view only need a valid token for a live run.
+   * The live session a token opens. A first use must fall within the TTL (410 link_expired
+   * after); a link of a stopped session answers 404 session_not_found.
    */
-  resolve(token: string, opening: boolean): { session: Session; kind: LinkKind } {
+  resolve(token: string): { session: Session; kind: LinkKind } {
     const link = this.signer.verify(token);
     if (!link) throw new HandoffError('not_found', 'this live view link is not valid');
-    if (opening && Date.now() - link.issuedAt > this.ttlMs) throw new HandoffError('link_expired', 'this live view link has expired; ask for a new one');
     const session = this.registry.get(link.sessionId);
     if (!session || session.runId !== link.runId || !session.live) {
+      this.opened.delete(link.runId);
       throw new HandoffError('session_not_found', 'the session of this live view has ended');
+    }
+    let opened = this.opened.get(link.runId);
+    if (!opened?.has(token)) {
+      if (Date.now() - link.issuedAt > this.ttlMs) throw new HandoffError('link_expired', 'this live view link has expired; ask for a new one');
+      if (!opened) {
+        this.opened.set(link.runId, (opened = new Set()));
+        session.once('ended', () => this.opened.delete(link.runId));
+      }
+      opened.add(token);
     }
     return { session, kind: link.kind };
   }

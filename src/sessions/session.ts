@@ -18,6 +18,8 @@ import type { Transport, ViewerHandle, ViewerSession, ViewerState } from '../liv
 import { AttachmentLease, type Attachment } from './attachment.js';
 import type { SessionParams } from './params.js';
 import type { SessionJournal } from './journal.js';
+import { Viewer } from './viewer.js';
+import { Screencast } from '../liveview/screencast/screencast.js';
 
 export type SessionState = 'starting' | 'ready' | 'stopped' | 'crashed';
 
@@ -26,6 +28,8 @@ export interface SessionDeps {
   audit: AuditLog;
   journal: SessionJournal;
   logger: Logger;
+  /** Handoff notifications for --webhook (API.md 7). */
+  notify?: (event: Record<string, unknown>) => void;
 }
 
 /** Anything attached to a session that must close when it ends (CDP sockets, viewers). */
@@ -60,7 +64,16 @@ export const SESSION_ENDED_CLOSE_CODE = 4000;
  * One browser session: an Xvfb display, a headful Chromium filling it, the attachment lease
  * and the idle timer. It owns everything it starts and closes it in reverse order.
  */
-export class Session extends EventEmitter<{ change: []; ended: [reason: string] }> implements ViewerSession {
+/** Handoff.completed (API.md 7). */
+export interface HandoffCompleted {
+  handoffId: string;
+  outcome: 'done' | 'failed' | 'timeout' | 'cancelled';
+  by: string;
+  durationMs: number;
+  changes: { urls: string[]; downloads: string[] };
+}
+
+export class Session extends EventEmitter<{ change: []; ended: [reason: string]; handoffCompleted: [HandoffCompleted] }> implements ViewerSession {
   readonly runId = randomUUID();
   readonly createdAt = new Date();
   readonly lease = new AttachmentLease();
@@ -80,6 +93,10 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string] 
   private readonly viewerCounts: Record<Transport, number> = { screencast: 0, webrtc: 0, vnc: 0 };
   private readonly owned: number[] = [];
   private downloadCount = 0;
+  private linkStartedHandoff = false;
+  private handoffTimer?: NodeJS.Timeout;
+  /** What happened while the current handoff was active, for Handoff.completed `changes`. */
+  private handoffChanges: HandoffCompleted['changes'] = { urls: [], downloads: [] };
   private idleTimer?: NodeJS.Timeout;
   private idleDeadline: number | null = null;
   private ending?: Promise<void>;
@@ -119,6 +136,7 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string] 
   input!: InputSink;
   private fb?: Framebuffer;
   private xinput?: XInput;
+  private screencastHub?: Screencast;
 
   private async start(): Promise<void> {
     const { config, audit } = this.deps;
@@ -152,8 +170,10 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string] 
         this.windowFitter!.whenFilled(5000),
       ]);
       this.control = control;
+      this.control.on('navigated', (url) => this.handoff && this.handoffChanges.urls.push(url));
       this.control.on('download', (d) => {
         this.downloadCount++;
+        if (this.handoff) this.handoffChanges.downloads.push(d.name);
         this.audit({ type: 'download_completed', detail: { ...d } });
         this.changed();
       });
@@ -218,8 +238,16 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string] 
     return this.ending;
   }
 
+  /** The JPEG screencast of this session, started by its first viewer. */
+  get screencast(): Screencast {
+    if (!this.live) throw new HandoffError('session_not_found', 'the session has ended');
+    this.screencastHub ??= new Screencast(this, this.log.child({ component: 'screencast' }));
+    return this.screencastHub;
+  }
+
   /** Closes the parts in reverse order of start; idempotent (each part's close is). */
   private async teardown(): Promise<void> {
+    await this.screencastHub?.close(SESSION_ENDED_CLOSE_CODE, this.endReason ?? 'session stopped');
     await this.control?.close().catch(() => {});
     await this.chromium?.close();
     await this.xinput?.close();
@@ -253,12 +281,44 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string] 
 
   /** API.md 3.4 for human viewers; see ViewerSession. */
   join(opts: { transport: Transport; sourceIp: string; controlLink?: boolean }): ViewerHandle {
+    this.checkNetwork(opts.sourceIp, opts.transport);
+    // A control link opened while the agent holds the session starts a handoff (API.md 3.4).
+    if (opts.controlLink && this.lease.agentConnected && !this.handoff) this.startHandoff('live link opened', opts.transport, { linkStarted: true });
+    return new Viewer(this, opts.transport, opts.sourceIp, this.viewerCounts);
+  }
+
+  /** hitl_allowed_networks (API.md 2): human transports and downloads only from there. */
+  checkNetwork(sourceIp: string, transport: string): void {
     const nets = this.params.hitlAllowedNetworks;
-    if (nets && !ipAllowed(opts.sourceIp, nets)) {
-      this.audit({ type: 'network_denied', transport: opts.transport, source_ip: opts.sourceIp, actor: 'human' });
+    if (nets && !ipAllowed(sourceIp, nets)) {
+      this.audit({ type: 'network_denied', transport, source_ip: sourceIp, actor: 'human' });
       throw new HandoffError('network_not_allowed', 'your network may not open this session');
     }
-    return new Viewer(this, opts.transport, opts.sourceIp, this.viewerCounts);
+  }
+
+  /**
+   * Gives control to humans while the agent stays connected (API.md 7). `liveUrl` is the
+   * link sent to the human (webhook); `timeoutMs` ends the handoff with outcome timeout.
+   */
+  startHandoff(reason: string, by: string, opts: { linkStarted?: boolean; liveUrl?: string; timeoutMs?: number } = {}): NonNullable<SessionInfo['handoff']> {
+    if (this.handoff) return this.handoff;
+    const handoff = (this.handoff = { id: randomUUID(), reason, requested_at: new Date().toISOString() });
+    this.linkStartedHandoff = opts.linkStarted ?? false;
+    this.handoffChanges = { urls: [], downloads: [] };
+    this.audit({ type: 'handoff_requested', transport: by, detail: { handoff_id: handoff.id, reason } });
+    if (opts.timeoutMs) {
+      this.handoffTimer = setTimeout(() => this.handoff?.id === handoff.id && this.completeHandoff('timeout', 'daemon'), opts.timeoutMs);
+      this.handoffTimer.unref();
+    }
+    if (!opts.linkStarted) this.deps.notify?.({ type: 'handoff_requested', session_id: this.id, handoff_id: handoff.id, reason, live_url: opts.liveUrl ?? null });
+    this.lease.setHandoff(true);
+    this.changed();
+    return handoff;
+  }
+
+  /** A human left: a handoff their link started ends when nobody controls any more. */
+  humanLeft(by: Transport): void {
+    if (this.handoff && this.linkStartedHandoff && this.lease.humanControllers === 0) this.completeHandoff('done', by);
   }
 
   viewerState(): ViewerState {
@@ -270,12 +330,17 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string] 
     return () => this.off('change', listener);
   }
 
-  completeHandoff(outcome: 'done' | 'failed', by: Transport): void {
+  completeHandoff(outcome: 'done' | 'failed' | 'timeout' | 'cancelled', by: string): void {
     if (!this.handoff) return;
     const { id, requested_at } = this.handoff;
     this.handoff = null;
+    clearTimeout(this.handoffTimer);
+    const durationMs = Date.now() - Date.parse(requested_at);
+    this.audit({ type: 'handoff_completed', transport: by, detail: { handoff_id: id, outcome, duration_ms: durationMs } });
+    this.deps.notify?.({ type: 'handoff_completed', session_id: this.id, handoff_id: id, outcome, by, duration_ms: durationMs });
+    this.emit('handoffCompleted', { handoffId: id, outcome, by, durationMs, changes: this.handoffChanges });
+    // Control goes back to the agent: viewers in control become view-only (see Viewer).
     this.lease.setHandoff(false);
-    this.audit({ type: 'handoff_completed', transport: by, actor: 'human', detail: { handoff_id: id, outcome, duration_ms: Date.now() - Date.parse(requested_at) } });
     this.changed();
   }
 
@@ -325,72 +390,4 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string] 
 
 export function hostForUrl(host: string): string {
   return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
-}
-
-/** One human viewer of a session, on any transport. */
-class Viewer implements ViewerHandle {
-  private control: boolean;
-  private readonly joinedAt = Date.now();
-  private left = false;
-  private readonly controlListeners = new Set<(c: boolean) => void>();
-  private readonly endListeners = new Set<(r: string) => void>();
-  private readonly unsubscribe: () => void;
-  private readonly detachFromSession: () => void;
-
-  constructor(
-    private readonly session: Session,
-    private readonly transport: Transport,
-    private readonly sourceIp: string,
-    private readonly counts: Record<Transport, number>,
-  ) {
-    this.control = session.lease.tryAttachHuman();
-    counts[transport]++;
-    session.audit({ type: 'cloud_browser_agent_attach', transport, source_ip: sourceIp, actor: 'human', detail: { control: this.control } });
-    // A view-only viewer takes control as soon as the agent lets go (API.md 3.4).
-    this.unsubscribe = session.lease.onChange(() => {
-      if (!this.control && !this.left && session.lease.attachment !== 'agent' && session.lease.tryAttachHuman()) {
-        this.control = true;
-        for (const l of this.controlListeners) l(true);
-      }
-    });
-    this.detachFromSession = session.attach({ close: (_code, reason) => this.end(reason) });
-    session.changed();
-  }
-
-  get canControl(): boolean {
-    return this.control && !this.left;
-  }
-
-  onControlChange(listener: (c: boolean) => void): void {
-    this.controlListeners.add(listener);
-  }
-
-  onEnd(listener: (reason: string) => void): void {
-    this.endListeners.add(listener);
-  }
-
-  private end(reason: string): void {
-    for (const l of this.endListeners) l(reason);
-    this.leave();
-  }
-
-  leave(): void {
-    if (this.left) return;
-    this.left = true;
-    this.unsubscribe();
-    this.detachFromSession();
-    this.counts[this.transport]--;
-    if (this.control) {
-      this.session.input?.releaseAll();
-      this.session.lease.detachHuman();
-    }
-    this.session.audit({
-      type: 'cloud_browser_agent_detach',
-      transport: this.transport,
-      source_ip: this.sourceIp,
-      actor: 'human',
-      detail: { duration_ms: Date.now() - this.joinedAt },
-    });
-    this.session.changed();
-  }
 }

@@ -112,13 +112,13 @@ export class RfbViewer {
   }
 
   /** Resolves once every pixel of the screen has been received at least once. */
-  fullFrame(): Promise<true> {
-    return waitFor('a full VNC frame', () => this.coveredCount === this.width * this.height, 20_000, 20);
+  async fullFrame(): Promise<void> {
+    await waitFor('a full VNC frame', () => this.coveredCount === this.width * this.height, 20_000, 20);
   }
 
   /** Waits until the received picture satisfies `check` (updates keep flowing meanwhile). */
-  until(what: string, check: (v: RfbViewer) => boolean, timeoutMs = 20_000): Promise<true> {
-    return waitFor(what, () => check(this), timeoutMs, 20);
+  async until(what: string, check: (v: RfbViewer) => boolean, timeoutMs = 20_000): Promise<void> {
+    await waitFor(what, () => check(this), timeoutMs, 20);
   }
 
   /** Asks for the whole screen again, whatever changed (RFC 6143 7.5.3). */
@@ -217,9 +217,9 @@ export function vncPasswordFile(dir: string, password: string): string {
  * One `vncsnapshot` run; resolves with its exit code and output. It is killed (SIGKILL) if it
  * has not finished in `timeoutMs`, so a hung client never outlives the test.
  */
-export function vncsnapshot(port: number, args: string[], timeoutMs = 30_000): Promise<{ code: number | null; output: string }> {
+export function vncsnapshot(port: number, args: string[], outFile: string, timeoutMs = 30_000): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
-    execFile('vncsnapshot', [...args, `127.0.0.1::${port}`], { timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+    execFile('vncsnapshot', [...args, `127.0.0.1::${port}`, outFile], { timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
       const code = err ? ((err as { code?: unknown }).code as number | null) ?? null : 0;
       resolve({ code: typeof code === 'number' ? code : null, output: `${stdout}${stderr}` });
     });

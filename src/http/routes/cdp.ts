@@ -3,7 +3,7 @@ import { HandoffError } from '../../util/errors.js';
 import { parseAutoClose, parseSessionParams, validSessionId, int } from '../../sessions/params.js';
 import { runAgent } from '../../sessions/agent.js';
 import type { Session } from '../../sessions/session.js';
-import { sendJson, type HttpServer, type RequestContext } from '../server.js';
+import { sendJson, type HttpServer, type RequestContext, type Upgrade } from '../server.js';
 import type { Services } from './context.js';
 
 /** API.md 3: Scrapfly-style and Cloudflare-style connects, Chrome-compatible discovery. */
@@ -19,7 +19,7 @@ export function cdpRoutes(http: HttpServer, s: Services): void {
       () => parseSessionParams(q),
       () => parseAutoClose(q, true),
     );
-    await runAgent(session, { req: ctx.req, socket: up.socket, head: up.head, sourceIp: ctx.sourceIp });
+    await runAgent(session, agentUpgrade(ctx, up, s, session));
   });
 
   // 3.2: attach to an existing session; auto_close keeps the session's own unless given.
@@ -29,7 +29,7 @@ export function cdpRoutes(http: HttpServer, s: Services): void {
     const { session } = registry.attachAgent(id, () => parseSessionParams(ctx.url.searchParams), (existing) =>
       parseAutoClose(ctx.url.searchParams, existing?.autoClose ?? false),
     );
-    await runAgent(session, { req: ctx.req, socket: up.socket, head: up.head, sourceIp: ctx.sourceIp });
+    await runAgent(session, agentUpgrade(ctx, up, s, session));
   });
 
   // Page-level sockets go to the session that owns the target.
@@ -40,7 +40,7 @@ export function cdpRoutes(http: HttpServer, s: Services): void {
     if (!session.lease.tryAttachAgent()) {
       throw new HandoffError('session_attached', `session ${session.id} is already attached`, { attachment: session.lease.attachment });
     }
-    await runAgent(session, { req: ctx.req, socket: up.socket, head: up.head, sourceIp: ctx.sourceIp }, `/devtools/page/${target}`);
+    await runAgent(session, agentUpgrade(ctx, up, s, session), `/devtools/page/${target}`);
   });
 
   // 3.2: POST /devtools/browser creates a session nobody is attached to yet.
@@ -87,6 +87,16 @@ export function cdpRoutes(http: HttpServer, s: Services): void {
     sendJson(res, 200, targets(liveSession(s, id), ctx, s));
   };
   for (const p of ['/json', '/json/', '/json/list', '/json/list/']) http.route('GET', p, list);
+}
+
+function agentUpgrade(ctx: RequestContext, up: Upgrade, s: Services, session: Session) {
+  return {
+    req: ctx.req,
+    socket: up.socket,
+    head: up.head,
+    sourceIp: ctx.sourceIp,
+    liveLink: () => s.liveLinks.issue(session, ctx.publicHost, 'control', ctx.sourceIp),
+  };
 }
 
 function liveSession(s: Services, rawId: string): Session {

@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream';
 import type { Config } from '../../config/config.js';
 import type { AuditLog } from '../../audit/log.js';
 import type { SessionRegistry } from '../../sessions/registry.js';
@@ -12,6 +13,8 @@ export interface Services {
   liveLinks: LiveLinks;
   logger: Logger;
   startedAt: number;
+  /** Hands a browser viewer's WebSocket bytes to the RFB server (noVNC in the page). */
+  vncBridge: (stream: Duplex, sourceIp: string, sessionId: string) => void;
   /** e.g. "Chrome/156.0.8078.79", read once at start. */
   browserVersion: string;
 }

@@ -1,35 +1,145 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createWebSocketStream } from 'ws';
 import { HandoffError } from '../../util/errors.js';
-import type { HttpServer } from '../server.js';
+import { validSessionId } from '../../sessions/params.js';
+import type { Session } from '../../sessions/session.js';
+import { readJson, sendJson, type HttpServer, type RequestContext } from '../server.js';
+import { hostOnly, listDownloads, sendFile, checkDownloadName } from './sessions.js';
 import type { Services } from './context.js';
 
-/** The live view page. Until the viewer lands it names the session and says what to do. */
+const ASSETS = fileURLToPath(new URL('../assets/', import.meta.url));
+
+/**
+ * API.md 5: the live view. The token in the path is the credential (signed, see
+ * sessions/live-links.ts), so these routes are open; hitl_allowed_networks still applies.
+ */
 export function liveRoutes(http: HttpServer, s: Services): void {
+  /** The session a live path names, after the token and network checks. */
+  const open = (ctx: RequestContext, transport: string) => {
+    const link = s.liveLinks.resolve(ctx.params.token!);
+    link.session.checkNetwork(ctx.sourceIp, transport);
+    return link;
+  };
+
+  // The viewer page. Its status follows the link (410 expired, 404 ended) while the page
+  // itself always renders, so a person sees what happened.
   http.route(
     'GET',
     '/live/:token',
-    (ctx, res) => {
-      let title: string;
-      let body: string;
+    async (ctx, res) => {
       let status = 200;
       try {
-        const { session } = s.liveLinks.resolve(ctx.params.token!, true);
-        title = 'handoff live view';
-        body = `<p>Session <code>${escapeHtml(session.id)}</code> is ${session.state}.</p>`;
+        open(ctx, 'screencast');
       } catch (e) {
         if (!(e instanceof HandoffError)) throw e;
+        if (e.code === 'network_not_allowed') throw e;
         status = e.code === 'link_expired' ? 410 : 404;
-        title = e.code === 'link_expired' ? 'Link expired' : 'Session ended';
-        body = `<p>${escapeHtml(e.message)}</p>`;
       }
-      const state = status === 410 ? 'expired' : status === 200 ? 'connecting' : 'ended';
-      const html = `<!doctype html><meta charset="utf-8"><title>${title}</title><main data-handoff-state="${state}"><h1>${title}</h1>${body}</main>`;
+      const html = await readFile(join(ASSETS, 'live.html'));
       res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
       res.end(html);
     },
     true,
   );
-}
 
-export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  http.route(
+    'GET',
+    '/live/:token/info',
+    (ctx, res) => {
+      const { session, kind } = open(ctx, 'screencast');
+      const st = session.viewerState();
+      const agentHolds = session.lease.agentConnected && !session.lease.handoffActive;
+      sendJson(res, 200, {
+        sessionId: session.id,
+        width: session.params.width,
+        height: session.params.height,
+        state: session.state,
+        transports: session.info(hostOnly(ctx.publicHost)).transports,
+        attachment: st.attachment,
+        handoff: st.handoff,
+        // A control link opened now would start a handoff; any other viewer watches.
+        viewOnly: agentHolds && kind !== 'control',
+      });
+    },
+    true,
+  );
+
+  http.route(
+    'GET',
+    '/live/:token/downloads',
+    async (ctx, res) => {
+      const { session } = open(ctx, 'download');
+      sendJson(res, 200, { files: await listDownloads(session.downloadDir) });
+    },
+    true,
+  );
+
+  http.route(
+    'GET',
+    '/live/:token/downloads/:name',
+    async (ctx, res) => {
+      const { session } = open(ctx, 'download');
+      const name = checkDownloadName(ctx.params.name!);
+      await sendFile(res, join(session.downloadDir, name), name);
+    },
+    true,
+  );
+
+  // The viewer's Done / Can't do it buttons for transports without a message channel of ours.
+  http.route(
+    'POST',
+    '/live/:token/handoff',
+    async (ctx, res) => {
+      const { session } = open(ctx, 'screencast');
+      const body = await readJson(ctx);
+      const outcome = body.outcome;
+      if (outcome !== 'done' && outcome !== 'failed') throw new HandoffError('bad_request', 'outcome must be "done" or "failed"');
+      if (!session.handoff) throw new HandoffError('not_found', 'no handoff is active');
+      session.completeHandoff(outcome, 'viewer');
+      sendJson(res, 200, { completed: true, outcome });
+    },
+    true,
+  );
+
+  http.upgrade(
+    '/live/:token/screencast',
+    async (ctx, up) => {
+      const { session, kind } = open(ctx, 'screencast');
+      const hub = session.screencast;
+      const handle = session.join({ transport: 'screencast', sourceIp: ctx.sourceIp, controlLink: kind === 'control' });
+      let ws;
+      try {
+        ws = await up.accept();
+      } catch (e) {
+        handle.leave();
+        throw e;
+      }
+      hub.addViewer(ws, handle);
+    },
+    true,
+  );
+
+  // noVNC in the page: the WebSocket's bytes go to the same RFB server as port 5901.
+  http.upgrade(
+    '/live/:token/vnc',
+    async (ctx, up) => {
+      const { session } = open(ctx, 'vnc');
+      if (!session.params.enableVnc) throw new HandoffError('not_found', 'this session was not started with enable_vnc=true');
+      const ws = await up.accept();
+      s.vncBridge(createWebSocketStream(ws), ctx.sourceIp, session.id);
+    },
+    true,
+  );
+
+  // A view link for the dashboard's Connect (kind=view) or a control link (the default).
+  http.route('GET', '/session/:id/live', (ctx, res) => {
+    const id = validSessionId(ctx.params.id!);
+    const session: Session | undefined = s.registry.get(id);
+    if (!session?.live) throw new HandoffError('session_not_found', `no live session ${id}`);
+    const kind = ctx.url.searchParams.get('kind') ?? 'control';
+    if (kind !== 'control' && kind !== 'view') throw new HandoffError('bad_request', 'kind must be control or view');
+    sendJson(res, 200, s.liveLinks.issue(session, ctx.publicHost, kind, ctx.sourceIp));
+  });
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { HandoffError } from '../../util/errors.js';
 import { int, validSessionId } from '../../sessions/params.js';
 import type { Session, SessionInfo } from '../../sessions/session.js';
-import { sendJson, type HttpServer, type RequestContext } from '../server.js';
+import { readJson, sendJson, type HttpServer, type RequestContext } from '../server.js';
 import type { Services } from './context.js';
 
 // Chromium writes a download as GUID.crdownload, then GUID until we rename it on completion;
@@ -69,24 +69,17 @@ export function sessionRoutes(http: HttpServer, s: Services): void {
     sendJson(res, 200, info(session, ctx));
   });
 
-  http.route('GET', '/session/:id/live', (ctx, res) => {
-    const session = known(s, ctx);
-    if (!session.live) throw new HandoffError('session_not_found', 'the session has ended');
-    sendJson(res, 200, s.liveLinks.issue(session, ctx.publicHost, 'control', ctx.sourceIp));
-  });
 
   http.route('GET', '/session/:id/downloads', async (ctx, res) => {
     const session = known(s, ctx);
+    session.checkNetwork(ctx.sourceIp, 'download');
     sendJson(res, 200, { files: await listDownloads(session.downloadDir) });
   });
 
   http.route('GET', '/session/:id/downloads/:name', async (ctx, res) => {
     const session = known(s, ctx);
-    const name = ctx.params.name!;
-    if (name.includes('/') || name.includes('\\') || name === '.' || name === '..' || name.includes('\0')) {
-      throw new HandoffError('bad_request', 'bad file name');
-    }
-    if (IN_PROGRESS.test(name)) throw new HandoffError('not_found', `no file ${name}`);
+    session.checkNetwork(ctx.sourceIp, 'download');
+    const name = checkDownloadName(ctx.params.name!);
     await sendFile(res, join(session.downloadDir, name), name);
   });
 
@@ -113,6 +106,15 @@ export function hostOnly(publicHost: string): string {
   return m ? m[1]! : publicHost;
 }
 
+/** A name inside the downloads dir, never a path; partial downloads are not served. */
+export function checkDownloadName(name: string): string {
+  if (name.includes('/') || name.includes('\\') || name === '.' || name === '..' || name.includes('\0')) {
+    throw new HandoffError('bad_request', 'bad file name');
+  }
+  if (IN_PROGRESS.test(name)) throw new HandoffError('not_found', `no file ${name.slice(0, 200)}`);
+  return name;
+}
+
 export async function listDownloads(dir: string): Promise<{ name: string; size: number; completed_at: string }[]> {
   const names = await readdir(dir).catch(() => [] as string[]);
   const files = [];
@@ -133,4 +135,38 @@ export async function sendFile(res: import('node:http').ServerResponse, path: st
     'content-disposition': `attachment; filename*=UTF-8''${encodeURIComponent(name)}`,
   });
   createReadStream(path).on('error', () => res.destroy()).pipe(res);
+}
+
+/** API.md 7, REST side: an agent asks a human for help and waits for the outcome. */
+export function handoffRoutes(http: HttpServer, s: Services): void {
+  http.route('POST', '/session/:id/handoff', async (ctx, res) => {
+    const session = known(s, ctx);
+    if (!session.live) throw new HandoffError('session_not_found', 'the session has ended');
+    const body = await readJson(ctx);
+    const reason = typeof body.reason === 'string' ? body.reason.slice(0, 1000) : '';
+    if (!reason) throw new HandoffError('bad_request', 'reason (a non-empty string) is required');
+    const timeoutMs = body.timeout_ms === undefined ? undefined : Number(body.timeout_ms);
+    if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs >= 1000 && timeoutMs <= 86_400_000)) {
+      throw new HandoffError('bad_request', 'timeout_ms must be a whole number from 1000 to 86400000');
+    }
+    const link = s.liveLinks.issue(session, ctx.publicHost, 'control', ctx.sourceIp);
+    const h = session.startHandoff(reason, 'rest', { liveUrl: link.url, timeoutMs });
+    sendJson(res, 200, { handoffId: h.id, liveUrl: link.url, expiresAt: link.expires_at });
+  });
+
+  http.route('POST', '/session/:id/handoff/complete', async (ctx, res) => {
+    const session = known(s, ctx);
+    const outcome = (await readJson(ctx)).outcome ?? 'done';
+    if (outcome !== 'done' && outcome !== 'failed') throw new HandoffError('bad_request', 'outcome must be "done" or "failed"');
+    if (!session.handoff) throw new HandoffError('not_found', 'no handoff is active');
+    session.completeHandoff(outcome, 'rest');
+    sendJson(res, 200, { completed: true, outcome });
+  });
+
+  http.route('DELETE', '/session/:id/handoff', (ctx, res) => {
+    const session = known(s, ctx);
+    if (!session.handoff) throw new HandoffError('not_found', 'no handoff is active');
+    session.completeHandoff('cancelled', 'rest');
+    sendJson(res, 200, { completed: true, outcome: 'cancelled' });
+  });
 }

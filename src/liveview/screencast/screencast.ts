@@ -1,0 +1,282 @@
+import type { WebSocket } from 'ws';
+import type { FrameSubscriber, Rect } from '../../display/types.js';
+import type { ViewerHandle, ViewerSession } from '../types.js';
+import type { Logger } from '../../util/logger.js';
+import { bgrxToRgb, sharpJpeg, type JpegEncoder, type RgbPixels } from './jpeg.js';
+import { CLOSE_SESSION_ENDED } from './protocol.js';
+import { ScreencastViewer, type EncodedTile, type ViewerHost } from './viewer.js';
+
+export interface ScreencastOptions {
+  /** The JPEG encoder (tests wrap it to count encodes). */
+  encoder?: JpegEncoder;
+  /** Frame rate cap for every viewer. */
+  maxFps?: number;
+}
+
+const DEFAULT_MAX_FPS = 30;
+/** A changed region covering at least this share of the screen goes out as one full frame. */
+const FULL_FRAME_SHARE = 0.5;
+/** Tiles per changed-region update, at most. */
+const MAX_TILES = 6;
+/** How often a viewer held back only by its socket buffer is looked at again (no drain event in ws). */
+const BUFFER_POLL_MS = 50;
+
+/** Viewers that need the same pixels at the same quality: one encode, sent to each. */
+interface Group {
+  quality: number;
+  rects: Rect[];
+  viewers: ScreencastViewer[];
+}
+
+/**
+ * The screencast transport of one session (docs/screencast-protocol.md): JPEG pictures of the
+ * session's framebuffer over WebSocket, input back as JSON.
+ *
+ * Like Playwright's screencast.ts, the first viewer starts the work and the last one stops it:
+ * there is one FrameSubscriber only while someone watches. Frames are produced in ticks (at
+ * most maxFps per second, never two at once). A tick takes the new dirty rects once and adds
+ * them to every viewer's own pending region; the viewers that may receive a frame (ack window
+ * and socket buffer permitting) are grouped by quality and pending region, and each group gets
+ * one encode. Viewers in step share a group; a viewer that fell behind has a larger pending
+ * region and gets exactly what it missed when it is ready again, so a slow viewer costs the
+ * others nothing and memory stays bounded (a tile bitmap and two frames in flight per viewer).
+ */
+export class Screencast implements ViewerHost {
+  private readonly viewers = new Set<ScreencastViewer>();
+  private readonly encoder: JpegEncoder;
+  private readonly minIntervalMs: number;
+  private readonly width: number;
+  private readonly height: number;
+  private sub?: FrameSubscriber;
+  private stopStateListener?: () => void;
+  private tickTimer?: NodeJS.Timeout;
+  private pollTimer?: NodeJS.Timeout;
+  private lastTick = -Infinity;
+  private ticking?: Promise<void>;
+  /** A pump arrived while a tick was encoding: pump again when it ends. */
+  private again = false;
+  /** Bumped whenever the screen changes; keys the full-frame cache. */
+  private version = 0;
+  private fullCache = new Map<number, { version: number; jpeg: Buffer }>();
+  private nextViewerId = 1;
+  private closing?: Promise<void>;
+
+  constructor(
+    readonly session: ViewerSession,
+    private readonly logger: Logger,
+    opts: ScreencastOptions = {},
+  ) {
+    this.encoder = opts.encoder ?? sharpJpeg;
+    this.minIntervalMs = 1000 / (opts.maxFps ?? DEFAULT_MAX_FPS);
+    this.width = session.framebuffer.width;
+    this.height = session.framebuffer.height;
+  }
+
+  get viewerCount(): number {
+    return this.viewers.size;
+  }
+
+  /** Serves one viewer on an open `ws` WebSocket; `handle` is what session.join() returned. */
+  addViewer(ws: WebSocket, handle: ViewerHandle): void {
+    if (this.closing || ws.readyState !== ws.OPEN) {
+      if (ws.readyState === ws.OPEN) {
+        ws.send(JSON.stringify({ type: 'ended', reason: 'session stopped' }));
+        ws.close(CLOSE_SESSION_ENDED, 'session stopped');
+      }
+      handle.leave();
+      return;
+    }
+    const v = new ScreencastViewer(ws, handle, this, this.logger.child({ viewer: this.nextViewerId++ }), this.width, this.height);
+    if (this.viewers.size === 0 && !this.start(v)) return;
+    this.viewers.add(v);
+    v.hello(this.width, this.height);
+    this.pump();
+  }
+
+  /** First viewer: subscribe to the framebuffer and to the session's viewer state. */
+  private start(v: ScreencastViewer): boolean {
+    try {
+      this.sub = this.session.framebuffer.subscribe();
+    } catch (e) {
+      this.logger.warn('screencast cannot watch the framebuffer', { err: (e as Error).message });
+      void v.end(CLOSE_SESSION_ENDED, 'session stopped');
+      return false;
+    }
+    this.sub.onDirty(() => this.pump());
+    this.stopStateListener = this.session.onViewerStateChange(() => {
+      for (const viewer of this.viewers) viewer.sendState();
+    });
+    this.logger.debug('screencast started');
+    return true;
+  }
+
+  /** Last viewer gone: no viewer, no work. */
+  private stop(): void {
+    this.sub?.close();
+    this.sub = undefined;
+    this.stopStateListener?.();
+    this.stopStateListener = undefined;
+    clearTimeout(this.tickTimer);
+    clearTimeout(this.pollTimer);
+    this.tickTimer = this.pollTimer = undefined;
+    this.fullCache.clear();
+    this.logger.debug('screencast stopped');
+  }
+
+  /** @internal ViewerHost */
+  viewerClosed(v: ScreencastViewer): void {
+    if (this.viewers.delete(v) && this.viewers.size === 0) this.stop();
+  }
+
+  /** @internal ViewerHost: something a frame depends on changed; a tick runs when allowed. */
+  pump(): void {
+    if (!this.sub) return;
+    if (this.ticking) {
+      this.again = true;
+      return;
+    }
+    if (this.tickTimer) return;
+    const wait = this.lastTick + this.minIntervalMs - performance.now();
+    if (wait > 0) {
+      this.tickTimer = setTimeout(() => {
+        this.tickTimer = undefined;
+        this.tick();
+      }, wait);
+      return;
+    }
+    this.tick();
+  }
+
+  private tick(): void {
+    const sub = this.sub;
+    if (!sub) return;
+    let anyReady = false;
+    let anyBuffered = false;
+    for (const v of this.viewers) {
+      const r = v.readiness();
+      if (r === 'ready') anyReady = true;
+      else if (r === 'buffer') anyBuffered = true;
+    }
+    if (anyBuffered && !this.pollTimer) {
+      this.pollTimer = setTimeout(() => {
+        this.pollTimer = undefined;
+        this.pump();
+      }, BUFFER_POLL_MS);
+    }
+    // Nobody can take a frame: leave the dirt in the subscriber (it will not wake us again
+    // until taken), an ack or a drained buffer pumps again.
+    if (!anyReady) return;
+    const dirty = sub.takeDirty();
+    if (dirty.length > 0) {
+      this.version++;
+      for (const v of this.viewers) for (const r of dirty) v.pending.add(r);
+    }
+    const groups = this.plan();
+    if (groups.length === 0) return;
+    this.lastTick = performance.now();
+    this.ticking = this.encodeAndSend(sub, groups).finally(() => {
+      this.ticking = undefined;
+      if (this.again) {
+        this.again = false;
+        this.pump();
+      }
+    });
+  }
+
+  /** Groups the ready viewers with something to see by (quality, pending region). */
+  private plan(): Group[] {
+    const byKey = new Map<string, Group>();
+    for (const v of this.viewers) {
+      if (v.pending.empty || v.readiness() !== 'ready') continue;
+      const key = `${v.quality}|${v.pending.key()}`;
+      let g = byKey.get(key);
+      if (!g) {
+        g = { quality: v.quality, rects: this.rectsFor(v), viewers: [] };
+        byKey.set(key, g);
+      }
+      g.viewers.push(v);
+      // From here on the viewer owes only what changes after this snapshot.
+      v.pending.clear();
+    }
+    return [...byKey.values()];
+  }
+
+  /** A full frame, or a few tiles when they cover little of the screen. */
+  private rectsFor(v: ScreencastViewer): Rect[] {
+    const full = [{ x: 0, y: 0, width: this.width, height: this.height }];
+    const screen = this.width * this.height;
+    if (v.pending.full) return full;
+    const rects = v.pending.rects(MAX_TILES);
+    if (!rects) return full;
+    const area = rects.reduce((n, r) => n + r.width * r.height, 0);
+    return area >= FULL_FRAME_SHARE * screen ? full : rects;
+  }
+
+  /**
+   * Copies the pixels synchronously (FrameView.data is only valid this turn), then encodes
+   * each distinct (rect, quality) once, concurrently on sharp's threads.
+   */
+  private async encodeAndSend(sub: FrameSubscriber, groups: Group[]): Promise<void> {
+    const frame = sub.frame();
+    const version = this.version;
+    const pixels = new Map<string, RgbPixels>();
+    const jobs = new Map<string, Promise<Buffer>>();
+    const isFull = (r: Rect) => r.x === 0 && r.y === 0 && r.width === this.width && r.height === this.height;
+    const tiles = groups.map((g) =>
+      g.rects.map((rect) => {
+        const rk = `${rect.x},${rect.y},${rect.width},${rect.height}`;
+        const jk = `${g.quality}|${rk}`;
+        let job = jobs.get(jk);
+        if (!job) {
+          const cached = isFull(rect) ? this.fullCache.get(g.quality) : undefined;
+          if (cached && cached.version === version) {
+            job = Promise.resolve(cached.jpeg);
+          } else {
+            let px = pixels.get(rk);
+            if (!px) pixels.set(rk, (px = bgrxToRgb(frame, rect)));
+            job = this.encoder(px, g.quality);
+            if (isFull(rect)) {
+              const quality = g.quality;
+              // A viewer joining an unchanged screen later gets this one without an encode.
+              job.then(
+                (jpeg) => void this.fullCache.set(quality, { version, jpeg }),
+                () => {},
+              );
+            }
+          }
+          jobs.set(jk, job);
+        }
+        return job.then((jpeg): EncodedTile => ({ rect, jpeg }));
+      }),
+    );
+    // Pixels of older versions are never asked for again.
+    for (const [q, c] of this.fullCache) if (c.version !== version) this.fullCache.delete(q);
+    await Promise.all(
+      groups.map(async (g, i) => {
+        try {
+          const encoded = await Promise.all(tiles[i]!);
+          for (const v of g.viewers) v.sendFrame(encoded);
+        } catch (e) {
+          // Not sent: these viewers still owe the region, the next tick retries it.
+          this.logger.warn('screencast encode failed', { err: (e as Error).message });
+          for (const v of g.viewers) for (const r of g.rects) v.pending.add(r);
+        }
+      }),
+    );
+  }
+
+  /**
+   * Closes every viewer socket (code 4000 and `reason` by default, after an `ended` message)
+   * and stops encoding. Idempotent.
+   */
+  close(code: number = CLOSE_SESSION_ENDED, reason = 'session stopped'): Promise<void> {
+    this.closing ??= (async () => {
+      const viewers = [...this.viewers];
+      // Viewers of one screencast are peers: they close together.
+      await Promise.all(viewers.map((v) => v.end(code, reason)));
+      this.stop();
+      await this.ticking;
+    })();
+    return this.closing;
+  }
+}

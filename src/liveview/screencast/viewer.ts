@@ -1,0 +1,266 @@
+import type { WebSocket, RawData } from 'ws';
+import type { Rect } from '../../display/types.js';
+import type { ViewerHandle, ViewerSession } from '../types.js';
+import type { Logger } from '../../util/logger.js';
+import { TileRegion } from './region.js';
+import {
+  CLOSE_POLICY,
+  CLOSE_SESSION_ENDED,
+  DEFAULT_QUALITY,
+  KIND_LAST_TILE,
+  KIND_TILE,
+  MAX_UNACKED,
+  ProtocolError,
+  parseViewerMessage,
+  pictureMessage,
+  type ViewerMessage,
+} from './protocol.js';
+
+/**
+ * Beyond this many bytes still queued in the socket no new frame is sent, whatever the acks
+ * say: a viewer that acks without reading (acks are guessable) must not make us buffer.
+ */
+export const MAX_BUFFERED_BYTES = 1 << 20;
+/** How long a closing socket may take to finish its close handshake before it is cut. */
+const CLOSE_GRACE_MS = 2000;
+
+/** X keysyms for the paste shortcut. */
+const XK_CONTROL_L = 0xffe3;
+const XK_V = 0x0076;
+/** RFB button-mask bits of the wheel (RFC 6143 7.5.5): X buttons 4 up, 5 down, 6 left, 7 right. */
+const WHEEL_UP = 1 << 3;
+const WHEEL_DOWN = 1 << 4;
+const WHEEL_LEFT = 1 << 5;
+const WHEEL_RIGHT = 1 << 6;
+
+/** What a viewer needs from the Screencast that owns it. */
+export interface ViewerHost {
+  readonly session: ViewerSession;
+  /** Something a frame decision depends on changed (an ack, a quality, a new viewer). */
+  pump(): void;
+  /** The socket is gone; called exactly once. */
+  viewerClosed(v: ScreencastViewer): void;
+}
+
+export type SendReadiness = 'ready' | 'window' | 'buffer' | 'closed';
+
+export interface EncodedTile {
+  rect: Rect;
+  jpeg: Buffer;
+}
+
+/**
+ * One screencast viewer: its socket, the part of the screen it has not seen, its ack window
+ * and its input. Every protocol violation goes through fail(); only this socket closes.
+ */
+export class ScreencastViewer {
+  /** Tiles changed since this viewer's last frame (everything, for a new viewer). */
+  readonly pending: TileRegion;
+  quality = DEFAULT_QUALITY;
+  /** Sequence number of the last frame sent; frames are numbered 1, 2, 3... per viewer. */
+  private seq = 0;
+  private acked = 0;
+  /** The buttons this viewer holds, so a wheel notch during a drag keeps them held. */
+  private buttons = 0;
+  private lastState = '';
+  private closed = false;
+  private closedPromise: Promise<void>;
+  private resolveClosed!: () => void;
+
+  constructor(
+    readonly ws: WebSocket,
+    private readonly handle: ViewerHandle,
+    private readonly host: ViewerHost,
+    private readonly log: Logger,
+    width: number,
+    height: number,
+  ) {
+    this.pending = new TileRegion(width, height);
+    this.pending.addAll();
+    this.closedPromise = new Promise((r) => (this.resolveClosed = r));
+    ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(data, isBinary));
+    // ws reports its own protocol errors (bad UTF-8, its maxPayload) here, then closes.
+    ws.on('error', (err) => this.log.debug('screencast socket error', { err: err.message }));
+    ws.on('close', () => this.onClose());
+    handle.onControlChange((canControl) => {
+      if (!canControl) this.buttons = 0;
+      this.sendState();
+    });
+    handle.onEnd((reason) => void this.end(CLOSE_SESSION_ENDED, reason));
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+  get unacked(): number {
+    return this.seq - this.acked;
+  }
+
+  /** Whether a frame may go out now: open, ack window not full, socket not backed up. */
+  readiness(): SendReadiness {
+    if (this.closed || this.ws.readyState !== this.ws.OPEN) return 'closed';
+    if (this.seq - this.acked >= MAX_UNACKED) return 'window';
+    if (this.ws.bufferedAmount > MAX_BUFFERED_BYTES) return 'buffer';
+    return 'ready';
+  }
+
+  hello(width: number, height: number): void {
+    this.sendJson({ type: 'hello', sessionId: this.host.session.sessionId, width, height, transport: 'screencast', quality: this.quality });
+    this.sendState();
+  }
+
+  /** Sends `state` if anything in it differs from what this viewer was last told. */
+  sendState(): void {
+    if (this.closed) return;
+    const s = this.host.session.viewerState();
+    const text = JSON.stringify({
+      type: 'state',
+      canControl: this.handle.canControl,
+      attachment: s.attachment,
+      handoff: s.handoff,
+      viewers: s.viewers,
+      downloads: s.downloads,
+    });
+    if (text === this.lastState) return;
+    this.lastState = text;
+    this.sendText(text);
+  }
+
+  /** One frame: tiles of kind 1, the last of kind 2, all under the next sequence number. */
+  sendFrame(tiles: EncodedTile[]): void {
+    if (this.closed || tiles.length === 0) return;
+    const seq = ++this.seq;
+    tiles.forEach((t, i) => {
+      const kind = i === tiles.length - 1 ? KIND_LAST_TILE : KIND_TILE;
+      this.ws.send(pictureMessage(kind, seq, t.rect.x, t.rect.y, t.rect.width, t.rect.height, t.jpeg), { binary: true }, () => {});
+    });
+  }
+
+  /** Tells the viewer why, then closes with `code` (4000: the session ended). Resolves once closed. */
+  end(code: number, reason: string): Promise<void> {
+    if (!this.closed) {
+      if (code === CLOSE_SESSION_ENDED) this.sendJson({ type: 'ended', reason });
+      this.closeSocket(code, reason);
+    }
+    return this.closedPromise;
+  }
+
+  private onMessage(data: RawData, isBinary: boolean): void {
+    if (this.closed) return;
+    const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+    let msg: ViewerMessage;
+    try {
+      msg = parseViewerMessage(buf, isBinary);
+      this.apply(msg);
+    } catch (e) {
+      if (e instanceof ProtocolError) this.fail(e);
+      else this.log.warn('screencast message failed', { err: (e as Error).message });
+    }
+  }
+
+  private apply(m: ViewerMessage): void {
+    switch (m.type) {
+      case 'ack':
+        // Cumulative: acking N acks every frame up to N. An ack for a frame never sent is a
+        // broken viewer that would otherwise open its own window.
+        if (m.seq > this.seq) throw new ProtocolError(CLOSE_POLICY, 'bad_request', `ack ${m.seq} for a frame not sent (last ${this.seq})`);
+        if (m.seq > this.acked) {
+          this.acked = m.seq;
+          this.host.pump();
+        }
+        return;
+      case 'quality':
+        if (m.value !== this.quality) {
+          this.quality = m.value;
+          // The whole picture at the new quality, not just what changes from now on.
+          this.pending.addAll();
+          this.host.pump();
+        }
+        return;
+    }
+    // Everything else is input: only a viewer in control may act (API.md 3.4), silently.
+    if (!this.handle.canControl) return;
+    const { input, framebuffer } = this.host.session;
+    const clampX = (x: number) => Math.max(0, Math.min(framebuffer.width - 1, Math.round(x)));
+    const clampY = (y: number) => Math.max(0, Math.min(framebuffer.height - 1, Math.round(y)));
+    switch (m.type) {
+      case 'pointer':
+        this.buttons = m.buttons & ~(WHEEL_UP | WHEEL_DOWN | WHEEL_LEFT | WHEEL_RIGHT);
+        input.pointer(clampX(m.x), clampY(m.y), m.buttons);
+        return;
+      case 'wheel': {
+        const x = clampX(m.x);
+        const y = clampY(m.y);
+        // One press+release of X button 4-7 per notch, as RFB clients send it.
+        const notch = (bit: number, n: number) => {
+          for (let i = 0; i < n; i++) {
+            input.pointer(x, y, this.buttons | bit);
+            input.pointer(x, y, this.buttons);
+          }
+        };
+        notch(m.dy > 0 ? WHEEL_DOWN : WHEEL_UP, Math.round(Math.abs(m.dy)));
+        notch(m.dx > 0 ? WHEEL_RIGHT : WHEEL_LEFT, Math.round(Math.abs(m.dx)));
+        return;
+      }
+      case 'key':
+        input.key(m.keysym, m.down);
+        return;
+      case 'paste':
+        input.setClipboard(m.text);
+        input.key(XK_CONTROL_L, true);
+        input.key(XK_V, true);
+        input.key(XK_V, false);
+        input.key(XK_CONTROL_L, false);
+        return;
+      case 'handoff':
+        this.host.session.completeHandoff(m.outcome, 'screencast');
+        return;
+    }
+  }
+
+  /** The one way out for a protocol error: say what, close this socket only. */
+  private fail(e: ProtocolError): void {
+    this.log.info('screencast viewer protocol error', { code: e.closeCode, err: e.message });
+    this.sendJson({ type: 'error', code: e.code, message: e.message });
+    this.closeSocket(e.closeCode, e.code);
+  }
+
+  private closeSocket(code: number, reason: string): void {
+    if (this.closed) return;
+    this.markClosed();
+    // A close reason is at most 123 bytes (RFC 6455 5.5: control frame payload <= 125).
+    let r = reason;
+    while (Buffer.byteLength(r) > 123) r = r.slice(0, -1);
+    try {
+      this.ws.close(code, r);
+    } catch {
+      this.ws.terminate();
+    }
+    // A peer that never answers the close frame is cut off.
+    const t = setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS);
+    t.unref();
+    this.ws.once('close', () => clearTimeout(t));
+  }
+
+  private onClose(): void {
+    this.markClosed();
+    this.resolveClosed();
+  }
+
+  /** Runs once, whichever way the viewer goes: stop counting it, give the handle back. */
+  private markClosed(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.handle.leave();
+    this.host.viewerClosed(this);
+  }
+
+  private sendJson(m: object): void {
+    this.sendText(JSON.stringify(m));
+  }
+
+  private sendText(text: string): void {
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    this.ws.send(text, () => {});
+  }
+}

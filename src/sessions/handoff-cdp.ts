@@ -1,0 +1,85 @@
+import type { IssuedLink } from './live-links.js';
+import type { HandoffCompleted, Session } from './session.js';
+
+interface CdpCommand {
+  id: number;
+  method: string;
+  params?: Record<string, unknown>;
+  sessionId?: string;
+}
+
+const PREFIX = Buffer.from('"Handoff.');
+// CDP's "method not found" and "invalid params" codes, as Chromium answers them.
+const METHOD_NOT_FOUND = -32601;
+const INVALID_PARAMS = -32602;
+
+/**
+ * The Handoff domain of API.md 7, answered by the daemon on an agent's browser connection:
+ * Handoff.request / getState / cancel / liveUrl, and the Handoff.completed event. Commands
+ * are answered on the CDP session they came on; the event goes to every CDP session that
+ * used the domain (the root connection when none did).
+ */
+export class CdpHandoffDomain {
+  private readonly listeners = new Set<string | undefined>();
+  private readonly onCompleted = (e: HandoffCompleted) => this.emit('Handoff.completed', e);
+
+  constructor(
+    private readonly session: Session,
+    private readonly send: (message: object) => void,
+    private readonly liveLink: () => IssuedLink,
+  ) {
+    session.on('handoffCompleted', this.onCompleted);
+  }
+
+  /** Looks at one client text frame; true when it was ours and has been answered. */
+  handle(payload: Buffer): boolean {
+    if (!payload.includes(PREFIX)) return false;
+    let cmd: CdpCommand;
+    try {
+      cmd = JSON.parse(payload.toString()) as CdpCommand;
+    } catch {
+      return false;
+    }
+    if (typeof cmd.method !== 'string' || !cmd.method.startsWith('Handoff.') || typeof cmd.id !== 'number') return false;
+    this.listeners.add(cmd.sessionId);
+    const on = cmd.sessionId ? { sessionId: cmd.sessionId } : {};
+    const reply = (result: object) => (this.send({ id: cmd.id, result, ...on }), true);
+    const fail = (code: number, message: string) => (this.send({ id: cmd.id, error: { code, message }, ...on }), true);
+    const p = cmd.params ?? {};
+    const s = this.session;
+    switch (cmd.method) {
+      case 'Handoff.request': {
+        if (typeof p.reason !== 'string' || !p.reason) return fail(INVALID_PARAMS, 'reason: string expected');
+        const timeoutMs = p.timeoutMs;
+        if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && Number.isInteger(timeoutMs) && timeoutMs >= 1000)) {
+          return fail(INVALID_PARAMS, 'timeoutMs: a whole number of milliseconds >= 1000 expected');
+        }
+        const link = this.liveLink();
+        const h = s.startHandoff(p.reason.slice(0, 1000), 'cdp', { liveUrl: link.url, timeoutMs });
+        return reply({ handoffId: h.id, liveUrl: link.url, expiresAt: link.expires_at });
+      }
+      case 'Handoff.getState': {
+        const h = s.handoff;
+        return reply({ active: !!h, handoffId: h?.id ?? null, reason: h?.reason ?? null, durationMs: h ? Date.now() - Date.parse(h.requested_at) : 0 });
+      }
+      case 'Handoff.cancel':
+        s.completeHandoff('cancelled', 'cdp');
+        return reply({});
+      case 'Handoff.liveUrl': {
+        const link = this.liveLink();
+        return reply({ liveUrl: link.url, expiresAt: link.expires_at });
+      }
+      default:
+        return fail(METHOD_NOT_FOUND, `'${cmd.method}' wasn't found`);
+    }
+  }
+
+  private emit(method: string, params: object): void {
+    const targets = this.listeners.size ? this.listeners : new Set([undefined]);
+    for (const sessionId of targets) this.send({ method, params, ...(sessionId ? { sessionId } : {}) });
+  }
+
+  close(): void {
+    this.session.off('handoffCompleted', this.onCompleted);
+  }
+}
