@@ -65,10 +65,12 @@ export class BrowserControl extends EventEmitter<{ download: [CompletedDownload]
       this.closed = true;
       this.emit('disconnected');
     });
-    await c.send('Target.setDiscoverTargets', { discover: true });
-    // allowAndName: Chromium saves as the download's guid; we rename when it completes so
-    // a half-written file never shows under its real name.
-    await c.send('Browser.setDownloadBehavior', { behavior: 'allowAndName', downloadPath: this.downloadDir, eventsEnabled: true });
+    await Promise.all([
+      c.send('Target.setDiscoverTargets', { discover: true }),
+      // allowAndName: Chromium saves as the download's guid; we rename when it completes so
+      // a half-written file never shows under its real name.
+      c.send('Browser.setDownloadBehavior', { behavior: 'allowAndName', downloadPath: this.downloadDir, eventsEnabled: true }),
+    ]);
   }
 
   pages(): TargetInfo[] {

@@ -7,6 +7,8 @@ export interface Config {
   /** 0 turns the VNC listener off. */
   vncPort: number;
   rtcPorts: { min: number; max: number } | null;
+  /** ICE servers for viewers behind NAT; none by default (air-gapped hosts). */
+  iceServers: { urls: string; username?: string; credential?: string }[];
   stateDir: string;
   apiKey: string | null;
   maxSessions: number;
@@ -43,6 +45,10 @@ export const OPTIONS = [
   { flag: 'port', env: 'HANDOFF_PORT', kind: 'port', help: 'HTTP + WebSocket port; 0 picks a free one (default 9222)' },
   { flag: 'vnc-port', env: 'HANDOFF_VNC_PORT', kind: 'port', help: 'RFB/VNC port, 0 = off (default 5901)' },
   { flag: 'rtc-ports', env: 'HANDOFF_RTC_PORTS', kind: 'range', help: 'UDP port range for WebRTC, e.g. 40000-40100 (default ephemeral)' },
+  { flag: 'stun', env: 'HANDOFF_STUN', kind: 'string', help: 'STUN server URLs for WebRTC, comma separated (default none)' },
+  { flag: 'turn', env: 'HANDOFF_TURN', kind: 'string', help: 'TURN server URL for WebRTC, e.g. turn:host:3478 (default none)' },
+  { flag: 'turn-username', env: 'HANDOFF_TURN_USERNAME', kind: 'string', help: 'TURN username' },
+  { flag: 'turn-password', env: 'HANDOFF_TURN_PASSWORD', kind: 'string', help: 'TURN password' },
   { flag: 'state-dir', env: 'HANDOFF_STATE_DIR', kind: 'string', help: 'SQLite audit, downloads, recordings (default $XDG_STATE_HOME/handoff)' },
   { flag: 'api-key', env: 'HANDOFF_API_KEY', kind: 'string', help: 'required off loopback; clients send ?api_key= or Authorization: Bearer' },
   { flag: 'max-sessions', env: 'HANDOFF_MAX_SESSIONS', kind: 'int', help: 'concurrent browser sessions (default 8)' },
@@ -118,6 +124,7 @@ export function loadConfig(
     port: port('port', pick('port')) ?? DEFAULTS.port,
     vncPort: port('vnc-port', pick('vnc-port')) ?? DEFAULTS.vncPort,
     rtcPorts: range('rtc-ports', pick('rtc-ports')),
+    iceServers: iceServers(pick('stun'), pick('turn'), pick('turn-username'), pick('turn-password')),
     stateDir,
     apiKey,
     maxSessions: intIn('max-sessions', pick('max-sessions'), 1, 256) ?? DEFAULTS.maxSessions,
@@ -153,6 +160,19 @@ function range(name: string, v: string | undefined): { min: number; max: number 
   const max = Number(m?.[2]);
   if (!m || min < 1 || max > 65535 || min > max) throw new ConfigError(`--${name} must look like 40000-40100, got "${v}"`);
   return { min, max };
+}
+
+function iceServers(stun?: string, turn?: string, username?: string, credential?: string): Config['iceServers'] {
+  const out: Config['iceServers'] = [];
+  for (const url of (stun ?? '').split(',').map((u) => u.trim()).filter(Boolean)) {
+    if (!/^stuns?:/.test(url)) throw new ConfigError(`--stun takes stun: URLs, got "${url}"`);
+    out.push({ urls: url });
+  }
+  if (turn) {
+    if (!/^turns?:/.test(turn)) throw new ConfigError(`--turn takes a turn: URL, got "${turn}"`);
+    out.push({ urls: turn, ...(username ? { username } : {}), ...(credential ? { credential } : {}) });
+  }
+  return out;
 }
 
 function level(v: string | undefined): Config['logLevel'] | undefined {

@@ -60,10 +60,6 @@ export interface SessionInfo {
 /** API.md 3.5: sockets of a session that ends close with this code and the reason. */
 export const SESSION_ENDED_CLOSE_CODE = 4000;
 
-/**
- * One browser session: an Xvfb display, a headful Chromium filling it, the attachment lease
- * and the idle timer. It owns everything it starts and closes it in reverse order.
- */
 /** Handoff.completed (API.md 7). */
 export interface HandoffCompleted {
   handoffId: string;
@@ -72,6 +68,12 @@ export interface HandoffCompleted {
   durationMs: number;
   changes: { urls: string[]; downloads: string[] };
 }
+
+/**
+ * One browser session: an Xvfb display, a headful Chromium filling it, the live views of its
+ * framebuffer, the attachment lease, handoffs and the idle timer. It owns everything it
+ * starts and closes it in reverse order.
+ */
 
 export class Session extends EventEmitter<{ change: []; ended: [reason: string]; handoffCompleted: [HandoffCompleted] }> implements ViewerSession {
   readonly runId = randomUUID();
@@ -84,10 +86,17 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
   endReason: string | null = null;
   handoff: SessionInfo['handoff'] = null;
 
+  // The parts, in start order; teardown() closes them in reverse.
   xvfb?: XvfbDisplay;
-  chromium?: ChromiumBrowser;
   private windowFitter?: WindowFitter;
+  private fb?: Framebuffer;
+  private xinput?: XInput;
+  chromium?: ChromiumBrowser;
   control?: BrowserControl;
+  private screencastHub?: Screencast;
+  /** The live views' pixels and real X input; set once the display is up. */
+  framebuffer!: FrameSource;
+  input!: InputSink;
 
   private readonly attached = new Set<Closable>();
   private readonly viewerCounts: Record<Transport, number> = { screencast: 0, webrtc: 0, vnc: 0 };
@@ -130,13 +139,6 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
   get downloadDir(): string {
     return join(this.deps.config.stateDir, 'downloads', this.id);
   }
-
-  /** The live views' pixels and real X input; set once the display is up. */
-  framebuffer!: FrameSource;
-  input!: InputSink;
-  private fb?: Framebuffer;
-  private xinput?: XInput;
-  private screencastHub?: Screencast;
 
   private async start(): Promise<void> {
     const { config, audit } = this.deps;

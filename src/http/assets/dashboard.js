@@ -43,6 +43,7 @@ $('login-form').addEventListener('submit', (ev) => {
   sessionStorage.setItem(KEY_STORAGE, apiKey);
   $('api-key').value = '';
   $('login').hidden = true;
+  polls = 0; // refresh everything at once
   poll();
 });
 
@@ -232,7 +233,9 @@ async function refreshAudit() {
       time.textContent = new Date(ev.ts).toLocaleTimeString();
       time.title = ev.ts;
       const who = [ev.actor, ev.transport, ev.source_ip].filter(Boolean).join(' · ');
-      const detail = ev.detail && Object.keys(ev.detail).length ? JSON.stringify(ev.detail) : '';
+      const detail = Object.entries(ev.detail || {})
+        .map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`)
+        .join(' · ');
       for (const [content, cls] of [[time], [ev.type.replaceAll('_', ' ')], [ev.session_id || ''], [who], [detail, 'detail']]) {
         const td = document.createElement('td');
         td.append(content);

@@ -78,7 +78,7 @@
 
   /** The 14-byte big-endian tile header of a binary screencast message, or null if malformed. */
   function parseTile(buffer) {
-    if (!(buffer instanceof ArrayBuffer) || buffer.byteLength <= TILE_HEADER) return null;
+    if (!buffer || !(buffer.byteLength > TILE_HEADER)) return null;
     const v = new DataView(buffer);
     const kind = v.getUint8(0);
     if (kind !== 1 && kind !== 2) return null;
@@ -122,7 +122,7 @@
   }
 
   const STATE_TEXT = {
-    connecting: 'Connecting…', live: 'In control', 'view-only': 'View only',
+    connecting: 'Connecting…', live: 'You have control', 'view-only': 'View only',
     ended: 'Session ended', expired: 'Link expired', error: 'Not connected',
   };
   const TRANSPORT_TEXT = { screencast: 'Screencast', vnc: 'VNC', webrtc: 'WebRTC' };

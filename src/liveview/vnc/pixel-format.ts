@@ -110,6 +110,8 @@ export class PixelTranslator {
   private readonly blue: Uint32Array;
   /** Whether the CPIXEL is the high 3 bytes of the 32-bit value. */
   private readonly cpixelHigh: boolean;
+  /** The client's pixel value is 0xRRGGBB itself (8-bit channels at 16/8/0), so no table lookups. */
+  private readonly identity: boolean;
 
   constructor(readonly format: Readonly<PixelFormat>) {
     this.bytesPerPixel = format.bitsPerPixel / 8;
@@ -123,10 +125,19 @@ export class PixelTranslator {
     this.cpixelBytes = compact && ((used & 0xff000000) === 0 || this.cpixelHigh) ? 3 : this.bytesPerPixel;
     this.tight24 =
       format.bitsPerPixel === 32 && format.depth === 24 && format.redMax === 255 && format.greenMax === 255 && format.blueMax === 255;
+    this.identity =
+      format.bitsPerPixel === 32 &&
+      format.redMax === 255 &&
+      format.greenMax === 255 &&
+      format.blueMax === 255 &&
+      format.redShift === 16 &&
+      format.greenShift === 8 &&
+      format.blueShift === 0;
   }
 
   /** The client's pixel value for 0xRRGGBB. */
   value(rgb: number): number {
+    if (this.identity) return rgb;
     return (this.red[(rgb >>> 16) & 0xff]! | this.green[(rgb >>> 8) & 0xff]! | this.blue[rgb & 0xff]!) >>> 0;
   }
 
@@ -173,14 +184,34 @@ export class PixelTranslator {
     return off + 3;
   }
 
-  /** Every pixel of `px` as PIXELs: the Raw encoding's body (RFC 6143 7.7.1). */
+  /**
+   * Every pixel of `px` as PIXELs: the Raw encoding's body (RFC 6143 7.7.1). Values go into a
+   * typed array in host order, swapped once if the client wants the other byte order; for the
+   * X server's own layout on a little-endian host the pixels are the bytes already.
+   */
   pixels(px: Pixels): Buffer {
-    const out = Buffer.allocUnsafe(px.data.length * this.bytesPerPixel);
-    let off = 0;
-    for (let i = 0; i < px.data.length; i++) off = this.write(out, off, px.data[i]!);
+    const n = px.data.length;
+    const swap = this.format.bigEndian === HOST_LITTLE_ENDIAN;
+    if (this.bytesPerPixel === 4) {
+      if (this.identity && !swap) return Buffer.from(px.data.buffer, px.data.byteOffset, px.data.byteLength);
+      const out = new Uint32Array(n);
+      for (let i = 0; i < n; i++) out[i] = this.value(px.data[i]!);
+      const b = Buffer.from(out.buffer);
+      return swap ? b.swap32() : b;
+    }
+    if (this.bytesPerPixel === 2) {
+      const out = new Uint16Array(n);
+      for (let i = 0; i < n; i++) out[i] = this.value(px.data[i]!);
+      const b = Buffer.from(out.buffer);
+      return swap ? b.swap16() : b;
+    }
+    const out = Buffer.allocUnsafe(n);
+    for (let i = 0; i < n; i++) out[i] = this.value(px.data[i]!);
     return out;
   }
 }
+
+const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /** Maps an 8-bit intensity to max (rounded) placed at shift. */
 function channelTable(max: number, shift: number): Uint32Array {
@@ -197,6 +228,16 @@ export function readPixels(
   const data = new Uint32Array(rect.width * rect.height);
   const src = frame.data;
   let i = 0;
+  if (HOST_LITTLE_ENDIAN && src.byteOffset % 4 === 0 && frame.stride % 4 === 0) {
+    // B,G,R,X read as a little-endian U32 is 0xXXRRGGBB: one load and a mask per pixel.
+    const words = new Uint32Array(src.buffer, src.byteOffset, src.length >>> 2);
+    const stride = frame.stride >>> 2;
+    for (let y = rect.y; y < rect.y + rect.height; y++) {
+      let o = y * stride + rect.x;
+      for (let x = 0; x < rect.width; x++) data[i++] = words[o++]! & 0xffffff;
+    }
+    return { width: rect.width, height: rect.height, data };
+  }
   for (let y = rect.y; y < rect.y + rect.height; y++) {
     let o = y * frame.stride + rect.x * 4;
     for (let x = 0; x < rect.width; x++, o += 4) data[i++] = (src[o + 2]! << 16) | (src[o + 1]! << 8) | src[o]!;

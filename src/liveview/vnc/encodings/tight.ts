@@ -12,7 +12,13 @@ const EXPLICIT_FILTER = 0x40;
 const PALETTE_FILTER = 1;
 /** Shorter data is sent uncompressed (rfbproto Tight). */
 const MIN_TO_COMPRESS = 12;
-const MAX_PALETTE = 16;
+/**
+ * Up to 256 colours go as a palette with 8-bit indices (rfbproto Tight palette filter): lossless
+ * and, for anti-aliased text, much smaller than JPEG. Only while the palette pays for itself:
+ * at most one colour per 4 pixels (small rects keep the old limit of 16).
+ */
+const MAX_PALETTE = 256;
+const MIN_PALETTE_LIMIT = 16;
 /** Below this many pixels JPEG headers cost more than they save. */
 const MIN_JPEG_PIXELS = 256;
 // Streams by content, as TightVNC does, so each dictionary sees similar data.
@@ -32,7 +38,7 @@ export class TightEncoder implements Encoder {
   private readonly streams: DeflateStream[] = [];
 
   async encode(px: Pixels, { pf, jpegQuality }: EncodeContext): Promise<Buffer> {
-    const palette = paletteOf(px.data, MAX_PALETTE);
+    const palette = paletteOf(px.data, Math.min(MAX_PALETTE, Math.max(MIN_PALETTE_LIMIT, px.data.length >> 2)));
     if (palette?.size === 1) return pixelsAfter(FILL, px.data.subarray(0, 1), pf);
     if (palette) return this.paletteRect(px, palette, pf);
     if (jpegQuality !== null && pf.tight24 && px.data.length >= MIN_JPEG_PIXELS) {

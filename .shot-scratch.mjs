@@ -1,0 +1,13 @@
+import puppeteer from 'puppeteer-core';
+const [,, url, out, w = '1280', h = '800', scheme = 'light', wait = '1500'] = process.argv;
+const browser = await puppeteer.launch({ executablePath: '/usr/lib/chromium/chromium', args: ['--no-sandbox'] });
+const page = await browser.newPage();
+await page.emulateMediaFeatures([{ name: 'prefers-color-scheme', value: scheme }]);
+await page.setViewport({ width: +w, height: +h, deviceScaleFactor: 1 });
+page.on('console', (m) => console.log('console:', m.text()));
+page.on('pageerror', (e) => console.log('pageerror:', e.message));
+await page.goto(url);
+await new Promise((r) => setTimeout(r, +wait));
+console.log(await page.evaluate(() => { const r = document.querySelector('[data-handoff-state]'); return r ? r.dataset.handoffState + ' ' + r.dataset.transport + ' | ' + document.title + ' | ' + (document.querySelector('.hk-detail')||{}).textContent : document.title; }));
+await page.screenshot({ path: out });
+await browser.close();
