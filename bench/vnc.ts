@@ -203,10 +203,10 @@ export async function benchVnc(log: (s: string) => void): Promise<Row[]> {
       { name: 'x11vnc', port: x11Port, password: null },
     ];
 
-    log('VNC full-frame rate (Raw, ZRLE; 3 s each, interleaved)...');
+    log('VNC full-frame rate (Raw, ZRLE; 3 rounds of 1.5 s each, interleaved)...');
     for (const [encName, enc] of [['Raw', Enc.Raw], ['ZRLE', Enc.ZRLE]] as const) {
       const rate: Record<string, number[]> = { handoff: [], x11vnc: [] };
-      for (let round = 0; round < 2; round++)
+      for (let round = 0; round < 3; round++)
         for (const s of servers) rate[s.name]!.push(await fullFrameRate(s.port, s.password, enc, 1.5));
       const h = rate.handoff!.reduce((a, b) => a + b) / rate.handoff!.length;
       const x = rate.x11vnc!.reduce((a, b) => a + b) / rate.x11vnc!.length;

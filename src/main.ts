@@ -16,6 +16,7 @@ import { cdpRoutes } from './http/routes/cdp.js';
 import { handoffRoutes, sessionRoutes } from './http/routes/sessions.js';
 import { systemRoutes } from './http/routes/system.js';
 import { liveRoutes } from './http/routes/live.js';
+import { assetRoutes } from './http/routes/assets.js';
 import type { Services } from './http/routes/context.js';
 import { VncServer } from './liveview/vnc/server.js';
 
@@ -77,6 +78,7 @@ export class Daemon {
     sessionRoutes(http, services);
     handoffRoutes(http, services);
     liveRoutes(http, services);
+    assetRoutes(http);
 
     // One RFB server for the TCP port and for noVNC's WebSockets alike.
     const vnc = new VncServer({

@@ -57,6 +57,8 @@ export class RfbViewer {
   title = '';
   /** Rectangles received so far. */
   rects = 0;
+  /** Rectangles covering the whole screen received so far. */
+  private fullRects = 0;
   private pixels = new Uint32Array(0);
   private covered = new Uint8Array(0);
   private coveredCount = 0;
@@ -93,6 +95,7 @@ export class RfbViewer {
   private onRect(r: Rfb2Rect): void {
     this.rects++;
     if (r.encoding !== rfb.encodings.raw || !r.buffer) return;
+    if (r.x === 0 && r.y === 0 && r.width === this.width && r.height === this.height) this.fullRects++;
     for (let row = 0; row < r.height; row++) {
       for (let col = 0; col < r.width; col++) {
         const i = (r.y + row) * this.width + r.x + col;
@@ -124,6 +127,16 @@ export class RfbViewer {
   /** Asks for the whole screen again, whatever changed (RFC 6143 7.5.3). */
   refresh(): void {
     this.client.requestUpdate(false, 0, 0, this.width, this.height);
+  }
+
+  /**
+   * A barrier: asks for the whole screen and waits for it. The server handles a client's
+   * messages in order, so everything sent before (input included) has been dealt with.
+   */
+  async sync(): Promise<void> {
+    const before = this.fullRects;
+    this.refresh();
+    await waitFor('the answer to a full refresh', () => this.fullRects > before, 20_000, 10);
   }
 
   pointer(x: number, y: number, mask: number): void {

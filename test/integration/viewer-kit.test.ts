@@ -328,7 +328,8 @@ describe('viewer kit: screencast', () => {
     await page.click('.hk-notice button[type=submit]');
     // No RFB endpoint in this mock: noVNC loads, builds its canvas, and the connection fails into a retry.
     await until(() => page.$('.hk-vnc canvas[data-handoff-surface]'), 'noVNC canvas');
-    await until(() => page.$eval('.hk-notice', (n) => /Reconnecting/.test(n.textContent ?? '')), 'retry notice');
+    // noVNC may wait out its own 3 s disconnect timeout before it reports the failure.
+    await until(() => page.$eval('.hk-notice', (n) => /Reconnecting/.test(n.textContent ?? '')), 'retry notice', 10_000);
   });
 });
 

@@ -172,11 +172,13 @@ describe('view-only while an agent is attached (API.md 3.4)', () => {
     expect((await sessionInfo('watched')).attachment).toBe('agent');
     for (let i = 0; i < 3; i++) v.click(250, 200);
     v.tap(0x20);
+    await v.sync(); // the daemon has handled (and dropped) all of that before the agent leaves
 
     // The agent leaves: the viewer takes control, and its next click is the first that counts.
     await browser.disconnect();
     await waitFor('the viewer to take control', async () => (await sessionInfo('watched')).attachment === 'human');
     v.click(250, 200);
+    await v.sync();
     await v.close();
     await waitFor('the viewer to be gone', async () => (await sessionInfo('watched')).viewers.vnc === 0);
     expect((await api(d.url, '/session/watched/wait?attachment=none&timeout_ms=10000')).status).toBe(200);

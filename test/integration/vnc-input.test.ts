@@ -89,6 +89,7 @@ describe('VNC input end to end', () => {
     v.tap(XK.Return);
     await v.until('the select popup to close', (x) => !popupShown(x));
 
+    await v.sync();
     await v.close();
     expect((await api(d.url, '/session/input/wait?attachment=none&timeout_ms=10000')).status).toBe(200);
     const back = await agent();

@@ -153,6 +153,7 @@
     let attempt = 0;
     let retryTimer = 0;
     let downloadsSeen; // the count the list was last fetched for
+    let answered = null; // the handoff id Done / Can't do it was pressed for
     let vncPassword = opts.password || '';
 
     // --- layout
@@ -206,16 +207,18 @@
 
     function render() {
       stateEl.textContent = STATE_TEXT[status.state];
+      const over = status.state === 'ended' || status.state === 'expired';
+      const viewing = status.state === 'live' || status.state === 'view-only';
       const parts = [];
-      if (status.attachment) parts.push('attached: ' + status.attachment);
-      parts.push(TRANSPORT_TEXT[status.transport]);
-      if (status.transport !== 'vnc' && (status.state === 'live' || status.state === 'view-only')) parts.push(status.fps + ' fps');
+      if (status.attachment && !over) parts.push('attached: ' + status.attachment);
+      if (!over) parts.push(TRANSPORT_TEXT[status.transport]);
+      if (status.transport === 'screencast' && viewing) parts.push(status.fps + ' fps');
       detailEl.textContent = parts.join(' · ');
       const ho = status.handoff;
-      banner.hidden = !ho || !(status.state === 'live' || status.state === 'view-only');
+      banner.hidden = !ho || !viewing;
       if (ho) reasonEl.textContent = 'The agent asks for help: ' + ho.reason;
-      doneBtn.disabled = failBtn.disabled = status.state !== 'live';
-      tabs.hidden = status.state === 'ended' || status.state === 'expired';
+      doneBtn.disabled = failBtn.disabled = status.state !== 'live' || !ho || ho.id === answered;
+      tabs.hidden = over;
       for (const b of tabs.children) b.setAttribute('aria-pressed', String(b.dataset.transport === status.transport));
     }
 
@@ -266,6 +269,7 @@
       if (gen !== generation) return;
       if (res.status === 410) return finish('expired', 'This live view link has expired. Ask for a new one.');
       if (res.status === 404) return finish('ended', 'The session has ended.');
+      if (res.status === 403) return finish('error', 'This network may not view the session.');
       if (!res.ok) return retry('The host answered ' + res.status + '.');
       info = await res.json().catch(() => null);
       if (gen !== generation) return;
@@ -310,7 +314,8 @@
     }
 
     async function finishHandoff(outcome) {
-      doneBtn.disabled = failBtn.disabled = true;
+      answered = status.handoff && status.handoff.id;
+      render();
       if (link && link.sendHandoff) return link.sendHandoff(outcome);
       try {
         const res = await fetch(ep.base + '/handoff', {
@@ -319,6 +324,7 @@
         if (!res.ok) throw new Error('HTTP ' + res.status);
         update({ handoff: null });
       } catch (e) {
+        answered = null;
         update({ message: 'Could not send the answer (' + e.message + '). Try again.' });
       }
     }
@@ -328,7 +334,7 @@
       screencast(gen) {
         const ws = new WebSocket(ep.ws + '/screencast');
         ws.binaryType = 'arraybuffer';
-        const canvas = h('canvas', { class: 'hk-surface', tabindex: '0', 'data-handoff-surface': true, 'aria-label': 'Remote browser screen' });
+        const canvas = h('canvas', { class: 'hk-surface', tabindex: '0', role: 'application', 'data-handoff-surface': true, 'aria-label': 'Remote browser screen' });
         canvas.width = info.width || 1280;
         canvas.height = info.height || 720;
         const ctx = canvas.getContext('2d');

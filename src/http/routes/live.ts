@@ -59,6 +59,7 @@ export function liveRoutes(http: HttpServer, s: Services): void {
         transports: session.info(hostOnly(ctx.publicHost)).transports,
         attachment: st.attachment,
         handoff: st.handoff,
+        downloads: st.downloads,
         // A control link opened now would start a handoff; any other viewer watches.
         viewOnly: agentHolds && kind !== 'control',
       });

@@ -174,13 +174,20 @@ export class Screencast implements ViewerHost {
     const groups = this.plan();
     if (groups.length === 0) return;
     this.lastTick = performance.now();
-    this.ticking = this.encodeAndSend(sub, groups).finally(() => {
-      this.ticking = undefined;
-      if (this.again) {
-        this.again = false;
-        this.pump();
-      }
-    });
+    this.ticking = this.encodeAndSend(sub, groups)
+      .catch((e) => {
+        // Not even planned to the end: these viewers owe the whole picture.
+        this.logger.error('screencast frame failed', { err: (e as Error).message });
+        for (const g of groups) for (const v of g.viewers) v.pending.addAll();
+        this.again = true;
+      })
+      .finally(() => {
+        this.ticking = undefined;
+        if (this.again) {
+          this.again = false;
+          this.pump();
+        }
+      });
   }
 
   /** Groups the ready viewers with something to see by (quality, pending region). */
@@ -234,7 +241,7 @@ export class Screencast implements ViewerHost {
           } else {
             let px = pixels.get(rk);
             if (!px) pixels.set(rk, (px = bgrxToRgb(frame, rect)));
-            job = this.encoder(px, g.quality);
+            job = this.encode(px, g.quality);
             if (isFull(rect)) {
               const quality = g.quality;
               // A viewer joining an unchanged screen later gets this one without an encode.
@@ -257,12 +264,22 @@ export class Screencast implements ViewerHost {
           const encoded = await Promise.all(tiles[i]!);
           for (const v of g.viewers) v.sendFrame(encoded);
         } catch (e) {
-          // Not sent: these viewers still owe the region, the next tick retries it.
+          // Not sent: these viewers still owe the region; the next tick (rate-capped) retries it.
           this.logger.warn('screencast encode failed', { err: (e as Error).message });
           for (const v of g.viewers) for (const r of g.rects) v.pending.add(r);
+          this.again = true;
         }
       }),
     );
+  }
+
+  /** The encoder as a promise even if it throws synchronously (sharp validates its input eagerly). */
+  private encode(px: RgbPixels, quality: number): Promise<Buffer> {
+    try {
+      return this.encoder(px, quality);
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /**

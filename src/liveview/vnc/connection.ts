@@ -26,11 +26,17 @@ import { ZrleEncoder } from './encodings/zrle.js';
 import { TightEncoder, jpegQualityForLevel } from './encodings/tight.js';
 import { encodeCopyRect, findScroll } from './encodings/copyrect.js';
 
-const ENCODERS: Record<number, () => Encoder> = {
+/**
+ * `zlibLevel` is the client's CompressLevel pseudo-encoding (rfbproto, -256 = 0 ... -247 = 9) or
+ * null. Without one ZRLE uses zlib level 1: on the LANs VNC mostly runs on, level 6 costs about
+ * a third more time per frame for some 7% fewer bytes. Tight keeps level 6 (its bytes matter
+ * more: it is what clients pick for slow links).
+ */
+const ENCODERS: Record<number, (zlibLevel: number | null) => Encoder> = {
   [Encoding.Raw]: () => new RawEncoder(),
   [Encoding.Hextile]: () => new HextileEncoder(),
-  [Encoding.ZRLE]: () => new ZrleEncoder(),
-  [Encoding.Tight]: () => new TightEncoder(),
+  [Encoding.ZRLE]: (level) => new ZrleEncoder(level ?? 1),
+  [Encoding.Tight]: (level) => new TightEncoder(level ?? 6),
 };
 
 /** Stop encoding for a client whose socket buffer holds more than this. */
@@ -71,6 +77,8 @@ export class VncConnection {
   private preferred: number = Encoding.Raw;
   private listed = new Set<number>();
   private jpegQuality: number | null = null;
+  /** Applies to zlib streams created afterwards (they are created on first use and kept). */
+  private zlibLevel: number | null = null;
   private readonly encoders = new Map<number, Encoder>();
 
   /** The area the client's outstanding FramebufferUpdateRequests cover (RFC 6143 7.5.3). */
@@ -261,6 +269,8 @@ export class VncConnection {
     this.preferred = encodings.find((e) => e in ENCODERS) ?? Encoding.Raw;
     const level = encodings.find((e) => e >= Encoding.QualityLevel0 && e <= Encoding.QualityLevel9);
     this.jpegQuality = level === undefined ? null : jpegQualityForLevel(level - Encoding.QualityLevel0);
+    const compress = encodings.find((e) => e >= Encoding.CompressLevel0 && e <= Encoding.CompressLevel9);
+    this.zlibLevel = compress === undefined ? null : compress - Encoding.CompressLevel0;
     if (!this.listed.has(Encoding.CopyRect)) this.shown = null;
     else this.shown ??= new Uint32Array(this.size.width * this.size.height);
     // Announcing the screen layout is how a client learns it may ask for SetDesktopSize.
@@ -417,7 +427,7 @@ export class VncConnection {
 
   private encoder(type: number): Encoder {
     let e = this.encoders.get(type);
-    if (!e) this.encoders.set(type, (e = ENCODERS[type]!()));
+    if (!e) this.encoders.set(type, (e = ENCODERS[type]!(this.zlibLevel)));
     return e;
   }
 

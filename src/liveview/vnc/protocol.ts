@@ -29,6 +29,9 @@ export const Encoding = {
   /** -32 is JPEG quality level 0 ... -23 is level 9 (Tight). */
   QualityLevel0: -32,
   QualityLevel9: -23,
+  /** -256 is zlib compression level 0 ... -247 is level 9. */
+  CompressLevel0: -256,
+  CompressLevel9: -247,
 } as const;
 
 export const SecurityType = { Invalid: 0, VncAuthentication: 2 } as const;

@@ -320,3 +320,20 @@ describe('Screencast lifecycle', () => {
     expect(t.fb.subscribers.size).toBe(0);
   });
 });
+
+describe('Screencast encoder failure', () => {
+  it('retries what a failed encode did not send, so the picture still ends up exact', async () => {
+    let calls = 0;
+    const { sharpJpeg } = await import('../../../src/liveview/screencast/jpeg.js');
+    h = await new Harness(320, 192, {
+      encoder: (p, q) => (++calls === 2 ? Promise.reject(new Error('boom')) : sharpJpeg(p, q)),
+    }).start();
+    const v = await h.connect();
+    h.fb.paint({ x: 64, y: 64, width: 64, height: 64 }, 0xff8800); // this encode fails
+    // Nothing else changes: the retry alone must bring the viewer up to date.
+    await nextFrame(v, 1);
+    expect(calls).toBe(3);
+    await waitFor(() => v.maxDiff(h!.fb.rgb()) <= TOLERANCE, 'exact picture after a failed encode');
+    expect(v.closed).toBeUndefined();
+  });
+});

@@ -186,6 +186,17 @@ describe('Tight', () => {
     enc.close();
   });
 
+  it('sends up to 256 colours as an 8-bit palette when the rect is large enough to pay for it', async () => {
+    const grey = (x: number, y: number) => ((x + y * 64) % 200) * 0x010101; // 200 greys, like anti-aliased text
+    const out = await new TightEncoder().encode(pixels(64, 64, grey), { pf, jpegQuality: jpegQualityForLevel(6) });
+    expect(out.subarray(0, 3).toString('hex')).toBe('60' + '01' + 'c7'); // stream 2, palette of 200
+    const body = await inflater()(out.subarray(3 + 200 * 3 + (out[3 + 600]! & 0x80 ? (out[3 + 601]! & 0x80 ? 3 : 2) : 1)));
+    const palette = [...Array(200)].map((_, i) => out.readUIntBE(3 + i * 3, 3));
+    expect([...body].map((i) => palette[i])).toEqual([...pixels(64, 64, grey).data]);
+    // A 16x16 rect of 200 colours is not worth a palette: JPEG.
+    expect((await new TightEncoder().encode(pixels(16, 16, grey), { pf, jpegQuality: jpegQualityForLevel(6) }))[0]).toBe(0x90);
+  });
+
   it('uses JPEG for many colours when the client sent a quality level and has 24-bit colour', async () => {
     const px = pixels(32, 32, (x, y) => ((x * 8) << 16) | ((y * 8) << 8) | 0x40);
     const out = await new TightEncoder().encode(px, { pf, jpegQuality: jpegQualityForLevel(6) });

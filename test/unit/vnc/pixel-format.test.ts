@@ -77,4 +77,31 @@ describe('pixel format translation', () => {
     const px = readPixels({ stride, data }, { x: 1, y: 1, width: 2, height: 1 });
     expect([...px.data]).toEqual([0xaabbcc, 0]);
   });
+
+  it('Raw bodies (pixels) equal write() per pixel in every byte order and size, fast paths included', () => {
+    const px = { width: 3, height: 2, data: Uint32Array.from([0x112233, 0xffffff, 0, 0x123456, 0x808080, 0xfe0102]) };
+    const formats = [
+      SERVER_PIXEL_FORMAT,
+      fmt({ bigEndian: true }),
+      fmt({ redShift: 0, greenShift: 8, blueShift: 16 }),
+      fmt({ bitsPerPixel: 16, depth: 16, redMax: 31, greenMax: 63, blueMax: 31, redShift: 11, greenShift: 5, blueShift: 0 }),
+      fmt({ bitsPerPixel: 16, depth: 16, redMax: 31, greenMax: 63, blueMax: 31, redShift: 11, greenShift: 5, blueShift: 0, bigEndian: true }),
+      BGR233,
+    ];
+    for (const f of formats) {
+      const t = new PixelTranslator(f);
+      const expected = Buffer.alloc(px.data.length * t.bytesPerPixel);
+      px.data.reduce((off, p) => t.write(expected, off, p), 0);
+      expect(t.pixels(px).toString('hex')).toBe(expected.toString('hex'));
+    }
+  });
+
+  it('reads unaligned frames the slow way and aligned ones the fast way, with the same result', () => {
+    const stride = 16;
+    const aligned = Buffer.alloc(stride * 2);
+    aligned.writeUInt32LE(0xff112233, 4); // X byte set: masked away
+    const unaligned = Buffer.alloc(stride * 2 + 1).subarray(1);
+    aligned.copy(unaligned);
+    for (const data of [aligned, unaligned]) expect([...readPixels({ stride, data }, { x: 1, y: 0, width: 2, height: 1 }).data]).toEqual([0x112233, 0]);
+  });
 });

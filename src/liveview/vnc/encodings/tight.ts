@@ -37,6 +37,8 @@ export class TightEncoder implements Encoder {
   readonly maxRect = { width: 256, height: 256 };
   private readonly streams: DeflateStream[] = [];
 
+  constructor(private readonly zlibLevel = 6) {}
+
   async encode(px: Pixels, { pf, jpegQuality }: EncodeContext): Promise<Buffer> {
     const palette = paletteOf(px.data, Math.min(MAX_PALETTE, Math.max(MIN_PALETTE_LIMIT, px.data.length >> 2)));
     if (palette?.size === 1) return pixelsAfter(FILL, px.data.subarray(0, 1), pf);
@@ -80,7 +82,7 @@ export class TightEncoder implements Encoder {
 
   private async compressed(stream: number, data: Buffer): Promise<Buffer> {
     if (data.length < MIN_TO_COMPRESS) return data;
-    const z = await (this.streams[stream] ??= new DeflateStream()).compress(data);
+    const z = await (this.streams[stream] ??= new DeflateStream(this.zlibLevel)).compress(data);
     return Buffer.concat([compactLength(z.length), z]);
   }
 }

@@ -1,5 +1,5 @@
 import { Encoding } from '../protocol.js';
-import { subPixels, type Pixels, type PixelTranslator } from '../pixel-format.js';
+import type { Pixels, PixelTranslator } from '../pixel-format.js';
 import type { EncodeContext, Encoder } from './encoder.js';
 import { DeflateStream } from './zlib-stream.js';
 
@@ -11,13 +11,19 @@ const TILE = 64;
  */
 export class ZrleEncoder implements Encoder {
   readonly encoding = Encoding.ZRLE;
-  private readonly zlib = new DeflateStream();
+  private readonly zlib: DeflateStream;
+
+  constructor(zlibLevel = 6) {
+    this.zlib = new DeflateStream(zlibLevel);
+  }
 
   async encode(px: Pixels, { pf }: EncodeContext): Promise<Buffer> {
     const tiles: Buffer[] = [];
+    // One reused tile buffer: copying a 64x64 tile out is cheaper than indexing the rect.
+    const tile: Pixels = { width: 0, height: 0, data: new Uint32Array(TILE * TILE) };
     for (let ty = 0; ty < px.height; ty += TILE) {
       for (let tx = 0; tx < px.width; tx += TILE) {
-        tiles.push(encodeTile(subPixels(px, tx, ty, Math.min(TILE, px.width - tx), Math.min(TILE, px.height - ty)), pf));
+        tiles.push(encodeTile(copyTile(px, tx, ty, Math.min(TILE, px.width - tx), Math.min(TILE, px.height - ty), tile), pf));
       }
     }
     const z = await this.zlib.compress(Buffer.concat(tiles));
@@ -29,6 +35,17 @@ export class ZrleEncoder implements Encoder {
   close(): void {
     this.zlib.close();
   }
+}
+
+function copyTile(px: Pixels, x: number, y: number, width: number, height: number, into: Pixels): Pixels {
+  const data = into.data.subarray(0, width * height);
+  for (let row = 0; row < height; row++) {
+    const start = (y + row) * px.width + x;
+    data.set(px.data.subarray(start, start + width), row * width);
+  }
+  into.width = width;
+  into.height = height;
+  return { width, height, data };
 }
 
 /** RLE run lengths are written as length-1 in bytes of 255 plus a final byte < 255. */

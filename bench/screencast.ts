@@ -1,0 +1,299 @@
+/**
+ * Issue: the screencast transport against CDP `Page.startScreencast` on the same animating page
+ * in the same run. The module is measured directly with real parts (Xvfb, Framebuffer, XInput,
+ * headful Chromium): the HTTP route is wired by sessions/http, not here. Viewers run in a child
+ * process so that process.cpuUsage() here is the daemon side only (capture, encode, ws send).
+ */
+import { spawn } from 'node:child_process';
+import { loadavg } from 'node:os';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer } from 'ws';
+import { XvfbDisplay } from '../src/display/xvfb.js';
+import { Framebuffer } from '../src/display/framebuffer.js';
+import { XInput } from '../src/display/input.js';
+import { ChromiumBrowser } from '../src/browser/chromium.js';
+import { Screencast } from '../src/liveview/screencast/screencast.js';
+import { DEFAULT_QUALITY } from '../src/liveview/screencast/protocol.js';
+import type { ViewerHandle, ViewerSession } from '../src/liveview/types.js';
+import { silentLogger } from '../src/util/logger.js';
+import { RawCdp, fmt } from './lib.js';
+import type { Row } from './core.js';
+
+const W = 1280;
+const H = 720;
+const WARMUP_MS = 1500;
+const MEASURE_MS = 6000;
+
+/**
+ * A full-screen canvas redrawn every animation frame: a static backdrop with text (what pages
+ * mostly are) and moving shapes, so some tiles change every frame and most do not.
+ */
+const PAGE = `data:text/html,${encodeURIComponent(`<!doctype html><body style="margin:0;overflow:hidden">
+<canvas id=c width=${W} height=${H}></canvas><script>
+const c = document.getElementById('c').getContext('2d');
+const bg = document.createElement('canvas'); bg.width = ${W}; bg.height = ${H};
+const b = bg.getContext('2d');
+const g = b.createLinearGradient(0, 0, ${W}, ${H}); g.addColorStop(0, '#f4f6fb'); g.addColorStop(1, '#dfe6f3');
+b.fillStyle = g; b.fillRect(0, 0, ${W}, ${H});
+b.fillStyle = '#223'; b.font = '15px sans-serif';
+for (let y = 30; y < ${H}; y += 22) b.fillText('Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore ' + y, 20, y);
+let t = 0;
+function draw() {
+  t++;
+  c.drawImage(bg, 0, 0);
+  for (let i = 0; i < 6; i++) {
+    const x = ${W} / 2 + Math.cos(t / 40 + i) * (200 + i * 60), y = ${H} / 2 + Math.sin(t / 30 + i * 2) * (120 + i * 20);
+    c.fillStyle = 'hsl(' + ((t * 2 + i * 60) % 360) + ',70%,55%)';
+    c.beginPath(); c.arc(x, y, 40 + i * 6, 0, Math.PI * 2); c.fill();
+  }
+  c.save(); c.translate(1080, 160); c.rotate(t / 25); c.fillStyle = '#2a7'; c.fillRect(-70, -70, 140, 140); c.restore();
+  c.fillStyle = '#000'; c.font = 'bold 40px monospace'; c.fillText('frame ' + t, 40, ${H} - 40);
+  requestAnimationFrame(draw);
+}
+requestAnimationFrame(draw);
+</script></body>`)}`;
+
+/**
+ * N raw viewers in a separate Node process: each acks every frame as soon as its last tile
+ * arrives (no decoding: this measures what the server delivers) and reports per viewer the
+ * frames and bytes received after the warm-up.
+ */
+const CLIENT = `
+import { WebSocket } from 'ws';
+const [url, n, warm, dur] = process.argv.slice(1);
+const stats = [];
+let t0 = 0;
+const sockets = [];
+for (let i = 0; i < Number(n); i++) {
+  const s = { frames: 0, bytes: 0 };
+  stats.push(s);
+  const ws = new WebSocket(url, { perMessageDeflate: false });
+  sockets.push(ws);
+  ws.on('message', (d, bin) => {
+    if (!bin) return;
+    const counting = t0 && performance.now() >= t0;
+    if (counting) s.bytes += d.length;
+    if (d[0] === 2) {
+      if (counting) s.frames++;
+      ws.send(JSON.stringify({ type: 'ack', seq: d.readUInt32BE(1) }));
+    }
+  });
+}
+await Promise.all(sockets.map((ws) => new Promise((r) => ws.once('open', r))));
+process.stdout.write('open\\n');
+t0 = performance.now() + Number(warm);
+setTimeout(() => {
+  process.stdout.write(JSON.stringify(stats) + '\\n');
+  for (const ws of sockets) ws.close();
+  setTimeout(() => process.exit(0), 200);
+}, Number(warm) + Number(dur));
+`;
+
+interface ViewerStats {
+  frames: number;
+  bytes: number;
+}
+
+/** Frames the page itself drew (its rAF counter), to tell our limits from the page's. */
+class PageClock {
+  private start = 0;
+  private t0 = 0;
+  private pending?: Promise<void>;
+  constructor(
+    private readonly cdp: RawCdp,
+    private readonly sessionId: string,
+  ) {}
+  private async frames(): Promise<number> {
+    const r = await this.cdp.send('Runtime.evaluate', { expression: 't', returnByValue: true }, this.sessionId);
+    return Number(r.result.value);
+  }
+  begin(): void {
+    this.t0 = performance.now();
+    this.pending = this.frames().then((n) => void (this.start = n));
+  }
+  async fps(): Promise<number> {
+    const elapsed = performance.now() - this.t0;
+    await this.pending;
+    return ((await this.frames()) - this.start) / (elapsed / 1000);
+  }
+}
+
+/** Runs `n` viewers against `url`; resolves with their stats and the daemon CPU (% of a core) over the measured window. */
+function runViewers(url: string, n: number, clock: PageClock): Promise<{ stats: ViewerStats[]; cpuPct: number; pageFps: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', CLIENT, url, String(n), String(WARMUP_MS), String(MEASURE_MS)], {
+      cwd: new URL('..', import.meta.url).pathname,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    let cpu0: NodeJS.CpuUsage | undefined;
+    let t0 = 0;
+    let timer: NodeJS.Timeout | undefined;
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (!timer && out.includes('open\n')) {
+        timer = setTimeout(() => {
+          cpu0 = process.cpuUsage();
+          t0 = performance.now();
+          clock.begin();
+        }, WARMUP_MS);
+      }
+      const line = out.split('\n').find((l) => l.startsWith('['));
+      if (line && cpu0) {
+        const d = process.cpuUsage(cpu0);
+        const cpuPct = ((d.user + d.system) / 1000 / (performance.now() - t0)) * 100;
+        cpu0 = undefined;
+        clock.fps().then((pageFps) => resolve({ stats: JSON.parse(line) as ViewerStats[], cpuPct, pageFps }), reject);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      if (!out.includes('[')) reject(new Error(`viewer process exited ${code}`));
+    });
+  });
+}
+
+/** CDP Page.startScreencast on the same page, acking every frame (the reference). */
+async function cdpScreencast(cdp: RawCdp, sessionId: string, clock: PageClock): Promise<{ fps: number; bytesPerFrame: number; pageFps: number }> {
+  let frames = 0;
+  let bytes = 0;
+  let counting = false;
+  const onMessage = (d: Buffer) => {
+    const m = JSON.parse(d.toString());
+    if (m.method !== 'Page.screencastFrame' || m.sessionId !== sessionId) return;
+    if (counting) {
+      frames++;
+      bytes += Math.floor((m.params.data.length * 3) / 4); // base64 -> JPEG bytes
+    }
+    void cdp.send('Page.screencastFrameAck', { sessionId: m.params.sessionId }, sessionId);
+  };
+  cdp.ws.on('message', onMessage);
+  await cdp.send('Page.startScreencast', { format: 'jpeg', quality: DEFAULT_QUALITY, maxWidth: W, maxHeight: H, everyNthFrame: 1 }, sessionId);
+  await new Promise((r) => setTimeout(r, WARMUP_MS));
+  counting = true;
+  clock.begin();
+  await new Promise((r) => setTimeout(r, MEASURE_MS));
+  counting = false;
+  const pageFps = await clock.fps();
+  await cdp.send('Page.stopScreencast', {}, sessionId);
+  cdp.ws.off('message', onMessage);
+  return { fps: frames / (MEASURE_MS / 1000), bytesPerFrame: frames ? bytes / frames : NaN, pageFps };
+}
+
+export async function benchScreencast(log: (s: string) => void): Promise<Row[]> {
+  const rows: Row[] = [];
+  const cleanup: Array<() => Promise<void>> = [];
+  try {
+    const xvfb = await XvfbDisplay.start({ width: W, height: H, tmpRoot: '/dev/shm' });
+    cleanup.push(() => xvfb.close());
+    const fb = await Framebuffer.open({ fbPath: xvfb.fbPath, display: xvfb, logger: silentLogger });
+    cleanup.push(() => fb.close());
+    const input = await XInput.open({ display: xvfb, logger: silentLogger });
+    cleanup.push(() => input.close());
+    const chromium = await ChromiumBrowser.launch({ binary: '/usr/lib/chromium/chromium', width: W, height: H, displayEnv: xvfb.env() });
+    cleanup.push(() => chromium.close());
+    const cdp = await RawCdp.open(chromium.wsEndpoint);
+    cleanup.push(() => cdp.close());
+    const { targetInfos } = await cdp.send('Target.getTargets');
+    const page = targetInfos.find((t: { type: string }) => t.type === 'page');
+    const { sessionId } = await cdp.send('Target.attachToTarget', { targetId: page.targetId, flatten: true });
+    await cdp.send('Page.enable', {}, sessionId);
+    await cdp.send('Page.navigate', { url: PAGE }, sessionId);
+
+    // The smallest ViewerSession: every viewer controls, nothing else changes.
+    const handle: ViewerHandle = { canControl: true, onControlChange() {}, onEnd() {}, leave() {} };
+    const session: ViewerSession = {
+      sessionId: 'bench',
+      runId: 'bench',
+      framebuffer: fb,
+      input,
+      join: () => handle,
+      viewerState: () => ({ attachment: 'human', handoff: null, viewers: { screencast: 0, webrtc: 0, vnc: 0 }, downloads: 0 }),
+      onViewerStateChange: () => () => {},
+      completeHandoff() {},
+    };
+    const screencast = new Screencast(session, silentLogger);
+    cleanup.push(() => screencast.close());
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, maxPayload: 16 << 20 });
+    cleanup.push(
+      () =>
+        new Promise<void>((r) => {
+          for (const c of wss.clients) c.terminate();
+          wss.close(() => r());
+        }),
+    );
+    wss.on('connection', (ws) => screencast.addViewer(ws, session.join({ transport: 'screencast', sourceIp: '127.0.0.1' })));
+    await new Promise<void>((r) => wss.once('listening', () => r()));
+    const url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/`;
+    await new Promise((r) => setTimeout(r, 1500)); // page up and animating
+
+    log('screencast: no viewer (idle daemon CPU)...');
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, 2000));
+    const idle = process.cpuUsage(c0);
+    const idlePct = ((idle.user + idle.system) / 1000 / (performance.now() - t0)) * 100;
+    if (fb.watching) throw new Error('framebuffer watched with no viewer');
+
+    const clock = new PageClock(cdp, sessionId);
+    log('screencast: 1 viewer...');
+    const one = await runViewers(url, 1, clock);
+    await waitNoViewers(screencast);
+    log('screencast: 5 viewers...');
+    const five = await runViewers(url, 5, clock);
+    await waitNoViewers(screencast);
+    log('CDP Page.startScreencast on the same page...');
+    const ref = await cdpScreencast(cdp, sessionId, clock);
+
+    const fps = (s: ViewerStats) => s.frames / (MEASURE_MS / 1000);
+    const bpf = (s: ViewerStats) => (s.frames ? s.bytes / s.frames : NaN);
+    const fps1 = fps(one.stats[0]!);
+    const fps5 = five.stats.map(fps);
+    const perViewerCpu = (five.cpuPct - one.cpuPct) / 4;
+    rows.push({ figure: 'screencast fps, 1 viewer (720p animation)', handoff: fmt(fps1, 1), reference: fmt(ref.fps, 1), ratio: fmt(fps1 / ref.fps), target: '>= 25', ok: fps1 >= 25 });
+    rows.push({
+      figure: 'screencast fps, 5 viewers (min / max)',
+      handoff: `${fmt(Math.min(...fps5), 1)} / ${fmt(Math.max(...fps5), 1)}`,
+      reference: '',
+      ratio: '',
+      target: '>= 20 each',
+      ok: Math.min(...fps5) >= 20,
+    });
+    rows.push({
+      figure: 'page frames/s meanwhile (1 viewer / 5 viewers / CDP)',
+      handoff: `${fmt(one.pageFps, 1)} / ${fmt(five.pageFps, 1)}`,
+      reference: fmt(ref.pageFps, 1),
+      ratio: '',
+      target: 'report',
+      ok: null,
+    });
+    // The page is the ceiling: frames it never drew cannot be sent. Ours caps at 30 fps.
+    const share = fps1 / Math.min(30, one.pageFps);
+    rows.push({ figure: 'frames delivered / frames the page drew (cap 30), 1 viewer', handoff: fmt(share), reference: fmt(ref.fps / ref.pageFps), ratio: '', target: '>= 0.9', ok: share >= 0.9 });
+    rows.push({ figure: 'machine load (1-min average, 2 cores) at the end', handoff: fmt(loadavg()[0]!, 1), reference: '', ratio: '', target: 'report', ok: null });
+    rows.push({ figure: 'KB per frame (JPEG q75, 1 viewer)', handoff: fmt(bpf(one.stats[0]!) / 1024, 1), reference: fmt(ref.bytesPerFrame / 1024, 1), ratio: fmt(bpf(one.stats[0]!) / ref.bytesPerFrame), target: 'report', ok: null });
+    rows.push({ figure: 'daemon CPU, no viewer (% of a core)', handoff: fmt(idlePct, 1), reference: '', ratio: '', target: 'report', ok: null });
+    rows.push({ figure: 'daemon CPU, 1 / 5 viewers (% of a core)', handoff: `${fmt(one.cpuPct, 1)} / ${fmt(five.cpuPct, 1)}`, reference: '', ratio: '', target: 'report', ok: null });
+    rows.push({ figure: 'daemon CPU per additional viewer (% of a core)', handoff: fmt(perViewerCpu, 2), reference: '', ratio: '', target: '< 5', ok: perViewerCpu < 5 });
+  } finally {
+    for (const c of cleanup.reverse()) {
+      try {
+        await c();
+      } catch (e) {
+        log(`cleanup failed: ${(e as Error).message}`);
+      }
+    }
+  }
+  return rows;
+}
+
+/** Between phases: the previous viewers' sockets are closed before the next ones connect. */
+async function waitNoViewers(s: Screencast): Promise<void> {
+  for (let i = 0; i < 200 && s.viewerCount > 0; i++) await new Promise((r) => setTimeout(r, 10));
+}
+
+// `node --import tsx bench/screencast.ts` runs just this part.
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const rows = await benchScreencast((s) => process.stdout.write(`bench: ${s}\n`));
+  for (const r of rows) process.stdout.write(`${r.figure}: ${r.handoff} (ref ${r.reference}) target ${r.target} ${r.ok === null ? '' : r.ok ? 'ok' : 'NOT MET'}\n`);
+}

@@ -1,0 +1,475 @@
+import type { WebSocket, RawData } from 'ws';
+import {
+  MediaStreamTrack,
+  RTCPeerConnection,
+  RtcpPayloadSpecificFeedback,
+  type RTCDataChannel,
+  type RTCPeerConnectionConfig,
+} from 'werift';
+import type { ViewerHandle, ViewerSession } from '../types.js';
+import type { Logger } from '../../util/logger.js';
+import { HandoffError } from '../../util/errors.js';
+import { credentialsMatch, type RtcCredentials } from './credentials.js';
+import type { EncodedPacket } from './encoder.js';
+import { RtpRewriter } from './rtp.js';
+import {
+  CLOSE_INTERNAL,
+  CLOSE_NETWORK_NOT_ALLOWED,
+  CLOSE_POLICY,
+  CLOSE_SESSION_ENDED,
+  CLOSE_TOO_MANY_VIEWERS,
+  CLOSE_UNAUTHORIZED,
+  CODECS,
+  PasteAssembler,
+  ProtocolError,
+  chooseCodec,
+  parseInput,
+  parseSignal,
+  type Codec,
+  type InputMessage,
+  type SignalMessage,
+} from './protocol.js';
+
+/** A viewer that has not said hello by then is dropped. */
+export const HELLO_TIMEOUT_MS = 10_000;
+/** From the offer to connected media (ICE + DTLS); past this the viewer falls back to screencast. */
+export const CONNECT_TIMEOUT_MS = 30_000;
+/** Gathering host candidates takes milliseconds; STUN/TURN servers may take seconds. */
+const GATHER_TIMEOUT_MS = 10_000;
+/** A viewer's keyframe requests (PLI/FIR) are passed on at most once per this many ms. */
+export const KEYFRAME_REQUEST_INTERVAL_MS = 1000;
+/** How long a closing socket may take to finish its close handshake before it is cut. */
+const CLOSE_GRACE_MS = 2000;
+
+/** X keysyms for the paste shortcut. */
+const XK_CONTROL_L = 0xffe3;
+const XK_V = 0x0076;
+/** RFB button-mask bits of the wheel (RFC 6143 7.5.5): X buttons 4 up, 5 down, 6 left, 7 right. */
+const WHEEL_UP = 1 << 3;
+const WHEEL_DOWN = 1 << 4;
+const WHEEL_LEFT = 1 << 5;
+const WHEEL_RIGHT = 1 << 6;
+const WHEEL_BITS = WHEEL_UP | WHEEL_DOWN | WHEEL_LEFT | WHEEL_RIGHT;
+/** RTCP payload-specific feedback FMT of a Full Intra Request (RFC 5104 4.3.1); werift reports only PLI itself. */
+const FMT_FIR = 4;
+
+/** What a viewer needs from the WebRtcHub that owns it. */
+export interface ViewerHost {
+  readonly session: ViewerSession;
+  readonly credentials: RtcCredentials;
+  readonly maxViewers: number;
+  /** Takes one of the maxViewers places; false when they are all taken. */
+  reserve(v: WebRtcViewer): boolean;
+  /** werift settings for a connection sending `codec`. */
+  peerConfig(codec: Codec): Promise<RTCPeerConnectionConfig>;
+  /** Runs candidate gathering one connection at a time (werift picks a port, closes it, binds it later). */
+  gathering<T>(fn: () => Promise<T>): Promise<T>;
+  /** Starts receiving `codec`'s packets (the first subscriber starts its encoder). */
+  subscribe(codec: Codec, listener: (p: EncodedPacket) => void): () => void;
+  requestKeyframe(codec: Codec): void;
+  authFailed(sourceIp: string): void;
+  /** The viewer is gone; called exactly once, after its handle was given back. */
+  viewerClosed(v: WebRtcViewer): void;
+}
+
+type Phase = 'hello' | 'negotiating' | 'live' | 'closed';
+
+/**
+ * One WebRTC viewer: its signalling socket, its peer connection with its own track (werift's
+ * writeRtp shares packet objects between a track's subscribers, so tracks are never shared),
+ * the "input" DataChannel, and its place among the session's viewers. Every protocol
+ * violation, refusal or failure goes through fail(); only this viewer closes.
+ */
+export class WebRtcViewer {
+  private phase: Phase = 'hello';
+  private handle?: ViewerHandle;
+  private pc?: RTCPeerConnection;
+  private track?: MediaStreamTrack;
+  private codec?: Codec;
+  private unsubscribe?: () => void;
+  private readonly rewriter = new RtpRewriter();
+  /** Media flows only once DTLS is up, and then from a keyframe on. */
+  private mediaReady = false;
+  private awaitingKeyframe = true;
+  private generation = -1;
+  private lastKeyframeRequest = -Infinity;
+  private answered = false;
+  /** Buttons this viewer holds, so a wheel notch during a drag keeps them held. */
+  private buttons = 0;
+  private readonly paste = new PasteAssembler();
+  private lastState = '';
+  /** Signalling messages are handled one at a time, in order (some are async). */
+  private queue: Promise<void> = Promise.resolve();
+  private helloTimer?: NodeJS.Timeout;
+  private connectTimer?: NodeJS.Timeout;
+  private closed = false;
+  private pcClosed: Promise<void> = Promise.resolve();
+  private readonly done: Promise<void>;
+  private resolveSocketClosed!: () => void;
+
+  constructor(
+    readonly ws: WebSocket,
+    readonly sourceIp: string,
+    private readonly join: () => ViewerHandle,
+    private readonly host: ViewerHost,
+    private readonly log: Logger,
+  ) {
+    const socketClosed = new Promise<void>((r) => (this.resolveSocketClosed = r));
+    this.done = socketClosed.then(() => this.pcClosed);
+    ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(data, isBinary));
+    // ws reports its own protocol errors (bad UTF-8, its maxPayload) here, then closes.
+    ws.on('error', (err) => this.log.debug('webrtc socket error', { err: err.message }));
+    ws.on('close', () => this.onClose());
+    this.helloTimer = setTimeout(() => this.fail(new ProtocolError(CLOSE_POLICY, 'timeout', `no hello within ${HELLO_TIMEOUT_MS} ms`)), HELLO_TIMEOUT_MS);
+    this.helloTimer.unref();
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+  /** Whether this viewer holds one of the session's places (it passed the credential check). */
+  get holdsPlace(): boolean {
+    return this.phase === 'negotiating' || this.phase === 'live';
+  }
+
+  /** Sends `state` if anything in it differs from what this viewer was last told. */
+  sendState(): void {
+    if (this.closed || !this.handle) return;
+    const s = this.host.session.viewerState();
+    const text = JSON.stringify({
+      type: 'state',
+      canControl: this.handle.canControl,
+      attachment: s.attachment,
+      handoff: s.handoff,
+      viewers: s.viewers,
+      downloads: s.downloads,
+    });
+    if (text === this.lastState) return;
+    this.lastState = text;
+    this.sendText(text);
+  }
+
+  /** Tells the viewer why, then closes with `code` (4000: the session ended). Resolves once closed and torn down. */
+  end(code: number, reason: string): Promise<void> {
+    if (!this.closed) {
+      if (code === CLOSE_SESSION_ENDED) this.sendJson({ type: 'ended', reason });
+      this.closeSocket(code, reason);
+    }
+    return this.done;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Signalling
+
+  private onMessage(data: RawData, isBinary: boolean): void {
+    if (this.closed) return;
+    const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+    let msg: SignalMessage;
+    try {
+      msg = parseSignal(buf, isBinary);
+    } catch (e) {
+      this.failWith(e);
+      return;
+    }
+    this.queue = this.queue
+      .then(() => (this.closed ? undefined : this.handleSignal(msg)))
+      .catch((e) => this.failWith(e));
+  }
+
+  private async handleSignal(m: SignalMessage): Promise<void> {
+    if (this.phase === 'hello') {
+      if (m.type !== 'hello') throw new ProtocolError(CLOSE_POLICY, 'bad_request', 'the first message must be hello');
+      clearTimeout(this.helloTimer);
+      await this.hello(m);
+      return;
+    }
+    switch (m.type) {
+      case 'hello':
+        throw new ProtocolError(CLOSE_POLICY, 'bad_request', 'hello was already sent');
+      case 'answer':
+        if (this.answered) throw new ProtocolError(CLOSE_POLICY, 'bad_request', 'answer was already sent');
+        this.answered = true;
+        try {
+          await this.pc!.setRemoteDescription({ type: 'answer', sdp: m.sdp });
+        } catch (e) {
+          throw new ProtocolError(CLOSE_POLICY, 'bad_request', `answer not accepted: ${(e as Error).message}`);
+        }
+        return;
+      case 'candidate':
+        // Optional (the viewer's checks reach us anyway as peer-reflexive candidates); mDNS
+        // `.local` names and the like that werift cannot use are ignored, not errors.
+        if (m.candidate) {
+          await this.pc!.addIceCandidate({ candidate: m.candidate, sdpMid: m.sdpMid ?? undefined, sdpMLineIndex: m.sdpMLineIndex ?? undefined }).catch((e) =>
+            this.log.debug('webrtc candidate ignored', { err: (e as Error).message }),
+          );
+        }
+        return;
+      case 'handoff':
+        this.host.session.completeHandoff(m.outcome, 'webrtc');
+        return;
+    }
+  }
+
+  /** Credentials, codec and a place, all before join; then the offer. */
+  private async hello(m: Extract<SignalMessage, { type: 'hello' }>): Promise<void> {
+    if (!credentialsMatch(this.host.credentials, m.username, m.password)) {
+      this.log.info('webrtc viewer refused: wrong credentials', { sourceIp: this.sourceIp });
+      this.host.authFailed(this.sourceIp);
+      throw new ProtocolError(CLOSE_UNAUTHORIZED, 'unauthorized', 'wrong rtc_username or rtc_password');
+    }
+    const codec = chooseCodec(m.codecs);
+    if (!codec) throw new ProtocolError(CLOSE_POLICY, 'bad_request', `no common video codec: the server sends ${CODECS.join(' or ')}`);
+    if (!this.host.reserve(this)) {
+      throw new ProtocolError(CLOSE_TOO_MANY_VIEWERS, 'too_many_viewers', `this session already has ${this.host.maxViewers} WebRTC viewers`);
+    }
+    this.phase = 'negotiating';
+    this.codec = codec;
+    try {
+      this.handle = this.join();
+    } catch (e) {
+      if (e instanceof HandoffError) {
+        const close = e.code === 'network_not_allowed' ? CLOSE_NETWORK_NOT_ALLOWED : e.code === 'unauthorized' ? CLOSE_UNAUTHORIZED : CLOSE_INTERNAL;
+        throw new ProtocolError(close, e.code === 'network_not_allowed' || e.code === 'unauthorized' ? e.code : 'internal', e.message);
+      }
+      throw e;
+    }
+    const handle = this.handle;
+    handle.onControlChange((canControl) => {
+      if (!canControl) {
+        this.buttons = 0;
+        this.paste.reset();
+      }
+      this.sendState();
+    });
+    handle.onEnd((reason) => void this.end(CLOSE_SESSION_ENDED, reason));
+    this.sendState();
+    await this.negotiate(codec);
+  }
+
+  private async negotiate(codec: Codec): Promise<void> {
+    const config = await this.host.peerConfig(codec);
+    if (this.closed) return;
+    const pc = new RTCPeerConnection(config);
+    this.pc = pc;
+    this.pcClosed = new Promise<void>((resolve) => {
+      pc.connectionStateChange.subscribe((state) => {
+        if (state === 'closed') resolve();
+      });
+    });
+    const track = new MediaStreamTrack({ kind: 'video' });
+    this.track = track;
+    const transceiver = pc.addTransceiver(track, { direction: 'sendonly' });
+    transceiver.sender.onPictureLossIndication.subscribe(() => this.keyframeRequested());
+    transceiver.sender.onRtcp.subscribe((p) => {
+      if (p.type === RtcpPayloadSpecificFeedback.type && (p as RtcpPayloadSpecificFeedback).feedback.count === FMT_FIR) this.keyframeRequested();
+    });
+    const dc = pc.createDataChannel('input', { ordered: true });
+    this.watchInput(dc);
+    pc.connectionStateChange.subscribe((state) => this.onConnectionState(state));
+    // The encoder starts now, while ICE and DTLS run: its first keyframe is ready when they are.
+    this.unsubscribe = this.host.subscribe(codec, (p) => this.onPacket(p));
+
+    const sdp = await this.host.gathering(async () => {
+      await pc.setLocalDescription(await pc.createOffer());
+      await gatheringComplete(pc);
+      return pc.localDescription?.sdp ?? '';
+    });
+    if (this.closed) return;
+    if (!/^a=candidate:/m.test(sdp)) {
+      throw new ProtocolError(CLOSE_INTERNAL, 'internal', 'no address or UDP port available for WebRTC media (see --host and --rtc-ports)');
+    }
+    const { width, height } = this.host.session.framebuffer;
+    this.sendJson({ type: 'offer', sdp, codec, sessionId: this.host.session.sessionId, width, height });
+    this.connectTimer = setTimeout(
+      () => this.fail(new ProtocolError(CLOSE_INTERNAL, 'connection_failed', `WebRTC media did not connect within ${CONNECT_TIMEOUT_MS / 1000} s`)),
+      CONNECT_TIMEOUT_MS,
+    );
+    this.connectTimer.unref();
+  }
+
+  private onConnectionState(state: string): void {
+    if (this.closed) return;
+    this.log.debug('webrtc connection state', { state });
+    if (state === 'connected') {
+      clearTimeout(this.connectTimer);
+      if (!this.mediaReady) this.log.info('webrtc viewer connected', { codec: this.codec, sourceIp: this.sourceIp });
+      this.mediaReady = true;
+      this.phase = 'live';
+    } else if (state === 'failed') {
+      this.fail(new ProtocolError(CLOSE_INTERNAL, 'connection_failed', 'WebRTC media connection failed'));
+    } else if (state === 'closed') {
+      this.closeSocket(CLOSE_INTERNAL, 'connection closed');
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Media
+
+  /**
+   * One encoded packet, shared with the other viewers of the codec: forwarded as this
+   * viewer's own copy, from the first keyframe after DTLS is up (and again after an encoder
+   * restart), so the decoder never starts on a delta frame.
+   */
+  private onPacket(p: EncodedPacket): void {
+    if (!this.mediaReady || this.closed || !this.track) return;
+    if (p.generation !== this.generation) {
+      this.generation = p.generation;
+      this.awaitingKeyframe = true;
+    }
+    if (this.awaitingKeyframe) {
+      if (!p.keyframeStart) return;
+      this.awaitingKeyframe = false;
+    }
+    this.track.writeRtp(this.rewriter.rewrite(p.data, p.info, p.generation));
+  }
+
+  private keyframeRequested(): void {
+    const now = performance.now();
+    if (now - this.lastKeyframeRequest < KEYFRAME_REQUEST_INTERVAL_MS) return;
+    this.lastKeyframeRequest = now;
+    if (this.codec) this.host.requestKeyframe(this.codec);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Input
+
+  private watchInput(dc: RTCDataChannel): void {
+    dc.onMessage.subscribe((data) => {
+      if (this.closed) return;
+      try {
+        this.applyInput(parseInput(data));
+      } catch (e) {
+        this.failWith(e);
+      }
+    });
+  }
+
+  private applyInput(m: InputMessage): void {
+    // Only a viewer in control may act (API.md 3.4); the rest is dropped silently.
+    if (!this.handle?.canControl) {
+      this.paste.reset();
+      return;
+    }
+    const { input, framebuffer } = this.host.session;
+    const clampX = (x: number) => Math.min(framebuffer.width - 1, x);
+    const clampY = (y: number) => Math.min(framebuffer.height - 1, y);
+    switch (m.type) {
+      case 'pointer':
+        this.buttons = m.buttons & ~WHEEL_BITS;
+        input.pointer(clampX(m.x), clampY(m.y), m.buttons);
+        return;
+      case 'wheel': {
+        const x = clampX(m.x);
+        const y = clampY(m.y);
+        // One press+release of X button 4-7 per notch, as RFB clients send it.
+        const notch = (bit: number, n: number) => {
+          for (let i = 0; i < n; i++) {
+            input.pointer(x, y, this.buttons | bit);
+            input.pointer(x, y, this.buttons);
+          }
+        };
+        notch(m.dy > 0 ? WHEEL_DOWN : WHEEL_UP, Math.abs(m.dy));
+        notch(m.dx > 0 ? WHEEL_RIGHT : WHEEL_LEFT, Math.abs(m.dx));
+        return;
+      }
+      case 'key':
+        input.key(m.keysym, m.down);
+        return;
+      case 'paste': {
+        const text = this.paste.push(m.last, m.bytes);
+        if (text === null) return;
+        input.setClipboard(text);
+        input.key(XK_CONTROL_L, true);
+        input.key(XK_V, true);
+        input.key(XK_V, false);
+        input.key(XK_CONTROL_L, false);
+        return;
+      }
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The way out
+
+  private failWith(e: unknown): void {
+    if (e instanceof ProtocolError) {
+      this.fail(e);
+      return;
+    }
+    this.log.warn('webrtc viewer failed', { err: (e as Error).message });
+    this.fail(new ProtocolError(CLOSE_INTERNAL, 'internal', 'internal error'));
+  }
+
+  /** The one way out for an error: say what, close this viewer only. */
+  private fail(e: ProtocolError): void {
+    if (this.closed) return;
+    if (e.code !== 'unauthorized' && e.code !== 'too_many_viewers') this.log.info('webrtc viewer closed on error', { code: e.code, err: e.message });
+    this.sendJson({ type: 'error', code: e.code, message: e.message });
+    this.closeSocket(e.closeCode, e.code);
+  }
+
+  private closeSocket(code: number, reason: string): void {
+    if (this.closed) return;
+    this.markClosed();
+    // A close reason is at most 123 bytes (RFC 6455 5.5: control frame payload <= 125).
+    let r = reason;
+    while (Buffer.byteLength(r) > 123) r = r.slice(0, -1);
+    try {
+      this.ws.close(code, r);
+    } catch {
+      this.ws.terminate();
+    }
+    // A peer that never answers the close frame is cut off.
+    const t = setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS);
+    t.unref();
+    this.ws.once('close', () => clearTimeout(t));
+  }
+
+  private onClose(): void {
+    this.markClosed();
+    this.resolveSocketClosed();
+  }
+
+  /** Runs once, whichever way the viewer goes: stop the media, give the handle and the place back. */
+  private markClosed(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.phase = 'closed';
+    clearTimeout(this.helloTimer);
+    clearTimeout(this.connectTimer);
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+    this.track?.stop();
+    if (this.pc) {
+      const pc = this.pc;
+      const closing = pc.close().catch((e) => this.log.debug('webrtc peer close failed', { err: (e as Error).message }));
+      this.pcClosed = Promise.race([closing, this.pcClosed]).then(() => undefined);
+    }
+    this.handle?.leave();
+    this.host.viewerClosed(this);
+  }
+
+  private sendJson(m: object): void {
+    this.sendText(JSON.stringify(m));
+  }
+
+  private sendText(text: string): void {
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    this.ws.send(text, () => {});
+  }
+}
+
+function gatheringComplete(pc: RTCPeerConnection): Promise<void> {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, GATHER_TIMEOUT_MS);
+    const sub = pc.iceGatheringStateChange.subscribe((s) => {
+      if (s === 'complete') done();
+    });
+    function done() {
+      clearTimeout(timer);
+      sub.unSubscribe();
+      resolve();
+    }
+  });
+}
