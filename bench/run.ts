@@ -1,7 +1,9 @@
 /** `npm run bench`: side-by-side measurements, written to bench/RESULTS.md. */
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { benchCore, type Row } from './core.js';
+import { benchVnc } from './vnc.js';
+import { benchScreencast } from './screencast.js';
 
 const log = (s: string) => process.stdout.write(`bench: ${s}\n`);
 
@@ -11,14 +13,43 @@ function table(rows: Row[]): string {
   return lines.join('\n');
 }
 
+const SUITES: { name: string; title: string; note: string; run: (log: (s: string) => void) => Promise<Row[]> }[] = [
+  {
+    name: 'core',
+    title: 'Daemon core (issue 2)',
+    note: 'Reference: the same Chromium reached directly on its own DevTools socket (round trips, screenshots); a plain `chromium --headless=new` spawned and connected the same way (session creation).',
+    run: benchCore,
+  },
+  {
+    name: 'vnc',
+    title: 'VNC server (issue 3)',
+    note: 'Reference: x11vnc on the same Xvfb display, same client and encoding, same run.',
+    run: benchVnc,
+  },
+  {
+    name: 'screencast',
+    title: 'Screencast (issue 4)',
+    note: 'Reference: CDP `Page.startScreencast` at the same quality on the same animating page, same run.',
+    run: benchScreencast,
+  },
+];
+
+// `npm run bench -- vnc screencast` runs only those; the other sections of RESULTS.md stay.
+const only = process.argv.slice(2);
+const file = new URL('./RESULTS.md', import.meta.url);
+const previous = existsSync(file) ? readFileSync(file, 'utf8') : '';
 const sections: string[] = [];
-const core = await benchCore(log);
-sections.push(
-  '## Daemon core (issue 2)\n\nReference: the same Chromium reached directly on its own DevTools socket (round trips, screenshots); ' +
-    'a plain `chromium --headless=new` spawned and connected the same way (session creation).\n\n' +
-    table(core),
-);
-const header = `# Benchmark results\n\nMachine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, ${new Date().toISOString()}.\nRegenerate with \`npm run bench\`.\n`;
-writeFileSync(new URL('./RESULTS.md', import.meta.url), `${header}\n${sections.join('\n\n')}\n`);
+for (const suite of SUITES) {
+  if (only.length && !only.includes(suite.name)) {
+    const kept = new RegExp(`## ${suite.title.replace(/[()]/g, '\\$&')}[\\s\\S]*?(?=\\n## |$)`).exec(previous);
+    if (kept) sections.push(kept[0].trim());
+    continue;
+  }
+  log(`${suite.title}...`);
+  const rows = await suite.run(log);
+  sections.push(`## ${suite.title}\n\nMeasured ${new Date().toISOString()}. ${suite.note}\n\n${table(rows)}`);
+  process.stdout.write(sections.at(-1) + '\n');
+}
+const header = `# Benchmark results\n\nMachine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}.\nRegenerate with \`npm run bench\` (or \`npm run bench -- core vnc screencast webrtc\` for some).\n`;
+writeFileSync(file, `${header}\n${sections.join('\n\n')}\n`);
 log('wrote bench/RESULTS.md');
-for (const s of sections) process.stdout.write(s + '\n');

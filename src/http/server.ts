@@ -52,7 +52,9 @@ function compile(path: string): { pattern: RegExp; keys: string[] } {
  */
 export class HttpServer {
   private readonly server: Server;
-  private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 256 * 1024 * 1024 });
+  // Live view sockets only (CDP goes through the byte relay): their messages are small, and
+  // ws buffers a whole message before anyone can look at it, so cap it here.
+  private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 2 * 1024 * 1024 + 64 });
   private readonly routes: Route<HttpHandler>[] = [];
   private readonly upgrades: Route<UpgradeHandler>[] = [];
   private readonly sockets = new Set<Socket>();

@@ -14,6 +14,22 @@ const PAGES: Record<string, string> = {
   '/download': `<!doctype html><html><head><title>download</title></head><body>
     <a id="dl" href="/file.txt" download="report.txt">get the report</a>
   </body></html>`,
+  // A login form: submitting navigates to /welcome (the agent waits for that navigation).
+  '/login': `<!doctype html><html><head><title>login</title></head><body style="margin:0;font:20px sans-serif;background:#fff">
+    <form action="/welcome" method="get" style="padding:40px">
+      <input id="user" name="user" autocomplete="off" style="display:block;width:400px;height:40px;font-size:20px">
+      <input id="pass" name="pass" type="password" style="display:block;width:400px;height:40px;margin-top:20px;font-size:20px">
+      <button type="submit" style="margin-top:20px">Log in</button>
+    </form></body></html>`,
+  // A "captcha" a script cannot tick: only a trusted click counts.
+  '/captcha': `<!doctype html><html><head><title>captcha</title></head><body style="margin:0;font:20px sans-serif">
+    <label style="display:block;padding:40px"><input id="robot" type="checkbox" style="width:60px;height:60px"> I am not a robot</label>
+    <div id="clicks" style="height:300px;background:rgb(0,160,0)">0</div>
+    <script>
+      window.trusted = 0;
+      document.getElementById('robot').addEventListener('click', (e) => { if (!e.isTrusted) e.preventDefault(); else window.trusted++; });
+      document.getElementById('clicks').addEventListener('click', (e) => { e.target.textContent = String(++window.trusted); });
+    </script></body></html>`,
   '/other': `<!doctype html><html><head><title>other</title></head><body><p id="p">other page</p></body></html>`,
 };
 
@@ -22,7 +38,7 @@ export interface PageServer {
   close(): Promise<void>;
 }
 
-/** A node:http server on 127.0.0.1:0 with the test pages: /form, /download, /file.txt, /other. */
+/** A node:http server on 127.0.0.1:0 with the test pages: /form, /download, /file.txt, /login, /welcome, /captcha, /other. */
 export async function startPageServer(): Promise<PageServer> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
@@ -33,6 +49,12 @@ export async function startPageServer(): Promise<PageServer> {
         'content-disposition': 'attachment; filename="report.txt"',
       });
       res.end(DOWNLOAD_BYTES);
+      return;
+    }
+    if (path === '/welcome') {
+      const user = new URL(req.url ?? '/', 'http://x').searchParams.get('user') ?? '';
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      res.end(`<!doctype html><title>welcome</title><h1 id="hello">Welcome ${user.replace(/[<&>"]/g, '')}</h1>`);
       return;
     }
     const html = PAGES[path];

@@ -266,10 +266,41 @@ function viewerPage(): string {
 <script>${KIT}</script>
 <script>
   window.states = []; window.msgs = []; window.stats = null; window.h = null;
+  /** performance.now() of the offer's arrival and of the first frame presented. */
+  window.t = { offer: null, first: null };
+  document.getElementById('v').requestVideoFrameCallback(() => (t.first = performance.now()));
   window.start = (url, o) => {
     window.h = HandoffWebRTC.connect(document.getElementById('v'), url, Object.assign({}, o, {
-      onState: (s) => states.push(s), onStats: (s) => (window.stats = s), onMessage: (m) => msgs.push(m),
+      onState: (s) => states.push(s), onStats: (s) => (window.stats = s),
+      onMessage: (m) => { if (m.type === 'offer') t.offer = performance.now(); msgs.push(m); },
     }));
+  };
+  /**
+   * Glass-to-glass samples (bench): the page under test paints Date.now() as a row of 32
+   * black/white blocks (24 bits of ms + an 8-bit XOR check) at the top left; each presented
+   * frame is read back and compared with the wall clock of its expected display time.
+   */
+  window.lat = []; window.latBad = 0;
+  window.measureLatency = (bits, block) => {
+    const v = document.getElementById('v'); const c = document.createElement('canvas');
+    c.width = bits * block; c.height = block;
+    const x = c.getContext('2d', { willReadFrequently: true });
+    const step = (now, meta) => {
+      x.drawImage(v, 0, 0, c.width, c.height, 0, 0, c.width, c.height);
+      const d = x.getImageData(0, 0, c.width, c.height).data;
+      let word = 0;
+      for (let i = 0; i < bits; i++) {
+        const o = ((block >> 1) * c.width + i * block + (block >> 1)) * 4;
+        word = (word * 2) + ((d[o] + d[o + 1] + d[o + 2]) / 3 > 127 ? 1 : 0);
+      }
+      const ms = Math.floor(word / 256); const chk = word % 256;
+      if (((ms ^ (ms >>> 8) ^ (ms >>> 16)) & 0xff) === chk) {
+        const shown = performance.timeOrigin + meta.expectedDisplayTime;
+        lat.push(((Math.round(shown) % 16777216) - ms + 16777216) % 16777216);
+      } else latBad++;
+      v.requestVideoFrameCallback(step);
+    };
+    v.requestVideoFrameCallback(step);
   };
   /** framesDecoded straight from getStats (not the kit's once-a-second sample). */
   window.decoded = async () => {

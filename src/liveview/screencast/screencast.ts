@@ -112,6 +112,7 @@ export class Screencast implements ViewerHost {
 
   /** Last viewer gone: no viewer, no work. */
   private stop(): void {
+    if (this.sub) this.logger.debug('screencast stopped');
     this.sub?.close();
     this.sub = undefined;
     this.stopStateListener?.();
@@ -120,7 +121,6 @@ export class Screencast implements ViewerHost {
     clearTimeout(this.pollTimer);
     this.tickTimer = this.pollTimer = undefined;
     this.fullCache.clear();
-    this.logger.debug('screencast stopped');
   }
 
   /** @internal ViewerHost */

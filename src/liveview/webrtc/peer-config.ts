@@ -1,8 +1,22 @@
 import { isIP } from 'node:net';
 import { lookup } from 'node:dns/promises';
-import { RTCRtpCodecParameters, useFIR, useNACK, usePLI, type RTCPeerConnectionConfig } from 'werift';
+import { RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters, useFIR, useNACK, usePLI, type RTCPeerConnectionConfig } from 'werift';
+import { PLAYOUT_DELAY_URI } from './rtp.js';
 import type { Codec } from './protocol.js';
 import { h264Level, h264ProfileLevelId } from './encoder.js';
+
+/** The id our offers give the playout-delay extension (RFC 8285 one-byte ids are 1-14). */
+export const PLAYOUT_DELAY_EXT_ID = 6;
+
+/** The id the viewer's answer accepted for the playout-delay extension, or null (not supported). */
+export function playoutDelayId(answerSdp: string): number | null {
+  for (const line of answerSdp.split(/\r?\n/)) {
+    // a=extmap:<id>[/<direction>] <uri> (RFC 8285 8)
+    const m = /^a=extmap:(\d+)(?:\/\w+)?\s+(\S+)/.exec(line);
+    if (m && m[2] === PLAYOUT_DELAY_URI) return Number(m[1]);
+  }
+  return null;
+}
 
 export interface IceSettings {
   /** The address host candidates are gathered on: an IP (after resolveHost). */
@@ -49,7 +63,8 @@ export function peerConfig(ice: IceSettings, codec: RTCRtpCodecParameters): RTCP
   const v6 = isIP(ice.host) === 6;
   return {
     codecs: { video: [codec], audio: [] },
-    headerExtensions: { video: [], audio: [] },
+    // Only playout-delay (see rtp.ts): werift writes it as we put it in each packet.
+    headerExtensions: { video: [new RTCRtpHeaderExtensionParameters({ id: PLAYOUT_DELAY_EXT_ID, uri: PLAYOUT_DELAY_URI })], audio: [] },
     iceServers: ice.iceServers.map((s) => ({ urls: s.urls, username: s.username, credential: s.credential })),
     icePortRange: ice.portRange ? [ice.portRange.min, ice.portRange.max] : undefined,
     ...(wildcard

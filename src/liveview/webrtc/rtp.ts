@@ -113,6 +113,35 @@ export function keyframeStart(codec: Codec, payload: Buffer): boolean {
   return codec === 'H264' ? h264KeyframeStart(payload) : vp8KeyframeStart(payload);
 }
 
+/**
+ * The playout-delay header extension (webrtc.org experiments/rtp-hdrext/playout-delay): two
+ * 12-bit fields, min and max delay in 10 ms units. 0/0 asks the receiver to render each frame
+ * as soon as it is decoded, without a smoothing buffer (Chromium's low-latency renderer): for
+ * a remote screen that a person is driving, latency matters more than smoothness.
+ */
+export const PLAYOUT_DELAY_URI = 'http://www.webrtc.org/experiments/rtp-hdrext/playout-delay';
+export const PLAYOUT_DELAY_ZERO = Buffer.from([0, 0, 0]);
+
+/**
+ * Adds one one-byte-header extension element (RFC 8285 4.2) to a packet without extensions
+ * (ffmpeg writes none); a packet that has some is returned unchanged.
+ */
+export function addHeaderExtension(packet: Buffer, id: number, payload: Buffer): Buffer {
+  const b0 = packet[0]!;
+  if (b0 & 0x10 || id < 1 || id > 14 || payload.length < 1 || payload.length > 16) return packet;
+  const headerEnd = RTP_HEADER_BYTES + 4 * (b0 & 0x0f);
+  const elementBytes = 1 + payload.length;
+  const words = Math.ceil(elementBytes / 4);
+  const ext = Buffer.alloc(4 + words * 4); // padding bytes stay 0 (RFC 8285 4.2)
+  ext.writeUInt16BE(0xbede, 0);
+  ext.writeUInt16BE(words, 2);
+  ext[4] = (id << 4) | (payload.length - 1);
+  payload.copy(ext, 5);
+  const out = Buffer.concat([packet.subarray(0, headerEnd), ext, packet.subarray(headerEnd)]);
+  out[0] = b0 | 0x10;
+  return out;
+}
+
 /** RTP clock of video (RFC 3551 5: 90 kHz for every video payload format we use). */
 const VIDEO_CLOCK_PER_MS = 90;
 
@@ -134,8 +163,11 @@ export class RtpRewriter {
 
   constructor(private readonly now: () => number = () => performance.now()) {}
 
-  /** Returns a copy of `packet` with rewritten sequence number and timestamp (never the original: it is shared). */
-  rewrite(packet: Buffer, info: RtpInfo, generation: number): Buffer {
+  /**
+   * Returns a copy of `packet` with rewritten sequence number and timestamp (never the
+   * original: it is shared), with the playout-delay extension when `playoutDelayId` is set.
+   */
+  rewrite(packet: Buffer, info: RtpInfo, generation: number, playoutDelayId: number | null = null): Buffer {
     if (generation !== this.generation) {
       this.generation = generation;
       if (this.started) {
@@ -144,7 +176,7 @@ export class RtpRewriter {
         this.tsDelta = (this.lastTs + elapsed - info.timestamp) >>> 0;
       }
     }
-    const out = Buffer.from(packet);
+    const out = playoutDelayId === null ? Buffer.from(packet) : addHeaderExtension(packet, playoutDelayId, PLAYOUT_DELAY_ZERO);
     const seq = (info.sequenceNumber + this.seqDelta) & 0xffff;
     const ts = (info.timestamp + this.tsDelta) >>> 0;
     out.writeUInt16BE(seq, 2);

@@ -12,6 +12,7 @@ import { HandoffError } from '../../util/errors.js';
 import { credentialsMatch, type RtcCredentials } from './credentials.js';
 import type { EncodedPacket } from './encoder.js';
 import { RtpRewriter } from './rtp.js';
+import { playoutDelayId } from './peer-config.js';
 import {
   CLOSE_INTERNAL,
   CLOSE_NETWORK_NOT_ALLOWED,
@@ -94,6 +95,8 @@ export class WebRtcViewer {
   private generation = -1;
   private lastKeyframeRequest = -Infinity;
   private answered = false;
+  /** The playout-delay extension id the answer accepted (null: the viewer does not do it). */
+  private playoutDelayId: number | null = null;
   /** Buttons this viewer holds, so a wheel notch during a drag keeps them held. */
   private buttons = 0;
   private readonly paste = new PasteAssembler();
@@ -191,6 +194,7 @@ export class WebRtcViewer {
         this.answered = true;
         try {
           await this.pc!.setRemoteDescription({ type: 'answer', sdp: m.sdp });
+          this.playoutDelayId = playoutDelayId(m.sdp);
         } catch (e) {
           throw new ProtocolError(CLOSE_POLICY, 'bad_request', `answer not accepted: ${(e as Error).message}`);
         }
@@ -320,7 +324,7 @@ export class WebRtcViewer {
       if (!p.keyframeStart) return;
       this.awaitingKeyframe = false;
     }
-    this.track.writeRtp(this.rewriter.rewrite(p.data, p.info, p.generation));
+    this.track.writeRtp(this.rewriter.rewrite(p.data, p.info, p.generation, this.playoutDelayId));
   }
 
   private keyframeRequested(): void {
