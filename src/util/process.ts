@@ -1,5 +1,14 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import type { Logger } from './logger.js';
+
+/**
+ * util-linux's setpriv sets the parent-death signal and then execs the program (same pid),
+ * so a process we start is killed if this process dies without closing it (SIGKILL, a
+ * crash). A restarted daemon still reaps what is left (their children, temp dirs).
+ */
+const SETPRIV = '/usr/bin/setpriv';
+const canSetPdeathsig = existsSync(SETPRIV);
 
 /**
  * The one way we start a child process: its own process group (so a kill reaches its
@@ -25,7 +34,8 @@ export interface LaunchOptions extends Omit<SpawnOptions, 'detached'> {
 
 export function launchProcess(cmd: string, args: string[], opts: LaunchOptions = {}): LaunchedProcess {
   const { logger, tailBytes = 8192, ...spawnOpts } = opts;
-  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], ...spawnOpts, detached: true });
+  const [file, argv] = canSetPdeathsig ? [SETPRIV, ['--pdeathsig', 'KILL', '--', cmd, ...args]] : [cmd, args];
+  const child = spawn(file, argv, { stdio: ['ignore', 'ignore', 'pipe'], ...spawnOpts, detached: true });
   let tail = '';
   child.stderr?.setEncoding('utf8');
   child.stderr?.on('data', (s: string) => {

@@ -10,6 +10,8 @@ export const FFMPEG_PAYLOAD_TYPE: Record<Codec, number> = { H264: 96, VP8: 97 };
 export const RTP_PACKET_BYTES = 1200;
 
 export const DEFAULT_FPS = 30;
+/** Receive buffer asked for on the loopback socket from ffmpeg. */
+const RECV_BUFFER_BYTES = 4 * 1024 * 1024;
 /** Restart delays after ffmpeg dies: 250 ms doubling to 8 s; a run of RESET_AFTER_MS starts over. */
 const BACKOFF_BASE_MS = 250;
 const BACKOFF_MAX_MS = 8000;
@@ -239,6 +241,13 @@ export class FfmpegEncoder {
         // An error after binding (none expected on a receive-only socket) must not crash us.
         s.on('error', (e) => this.log.warn('webrtc encoder socket error', { err: e.message }));
         s.on('message', (msg, rinfo) => this.onPacket(msg, rinfo));
+        // A 720p keyframe is a burst of 100+ packets; the default buffer (~200 KB) overflows
+        // when the event loop is busy for a moment. The kernel caps this at net.core.rmem_max.
+        try {
+          s.setRecvBufferSize(RECV_BUFFER_BYTES);
+        } catch {
+          // Kept at the default: losses then show as NACKs and a later keyframe.
+        }
         this.socket = s;
         this.port = s.address().port;
         resolve();
