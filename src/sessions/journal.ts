@@ -2,7 +2,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import type { Db } from '../audit/database.js';
 import { isAlive, signalGroup } from '../util/process.js';
 
-export type OwnedKind = 'xvfb' | 'chromium' | 'dir';
+export type OwnedKind = 'xvfb' | 'chromium' | 'ffmpeg';
 
 export interface OrphanReport {
   killed: number[];
@@ -81,7 +81,7 @@ export class SessionJournal {
 function runs(pid: number, kind: OwnedKind): boolean {
   try {
     const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    return kind === 'xvfb' ? cmd.includes('Xvfb') : cmd.includes('chrom');
+    return cmd.includes(kind === 'xvfb' ? 'Xvfb' : kind === 'ffmpeg' ? 'ffmpeg' : 'chrom');
   } catch {
     return false;
   }

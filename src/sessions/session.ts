@@ -20,6 +20,7 @@ import type { SessionParams } from './params.js';
 import type { SessionJournal } from './journal.js';
 import { Viewer } from './viewer.js';
 import { Screencast } from '../liveview/screencast/screencast.js';
+import { WebRtcHub } from '../liveview/webrtc/hub.js';
 
 export type SessionState = 'starting' | 'ready' | 'stopped' | 'crashed';
 
@@ -94,6 +95,7 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
   chromium?: ChromiumBrowser;
   control?: BrowserControl;
   private screencastHub?: Screencast;
+  private webrtcHub?: WebRtcHub;
   /** The live views' pixels and real X input; set once the display is up. */
   framebuffer!: FrameSource;
   input!: InputSink;
@@ -247,8 +249,37 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
     return this.screencastHub;
   }
 
+  /** The WebRTC transport of an enable_rtc session, started by its first viewer. */
+  get webrtc(): WebRtcHub {
+    if (!this.live || !this.xvfb) throw new HandoffError('session_not_found', 'the session has ended');
+    if (!this.params.enableRtc) throw new HandoffError('not_found', 'this session was not started with enable_rtc=true');
+    if (this.webrtcHub) return this.webrtcHub;
+    const { config } = this.deps;
+    const encoders = new Map<string, number>();
+    this.webrtcHub = new WebRtcHub(this, {
+      display: { name: this.xvfb.name, authFile: this.xvfb.authFile },
+      width: this.params.width,
+      height: this.params.height,
+      credentials: { username: this.params.rtcUsername, password: this.params.rtcPassword ?? '' },
+      host: config.host === 'localhost' ? '127.0.0.1' : config.host,
+      portRange: config.rtcPorts,
+      iceServers: config.iceServers,
+      onAuthFailed: (ip) => this.audit({ type: 'auth_failed', transport: 'webrtc', source_ip: ip, actor: 'human' }),
+      // Encoders are processes of this session: journaled so a restarted daemon reaps them.
+      onEncoderProcess: (codec, pid) => {
+        const row = encoders.get(codec);
+        if (row !== undefined) this.deps.journal.releaseOwned(row);
+        encoders.delete(codec);
+        if (pid) encoders.set(codec, this.deps.journal.recordOwned('ffmpeg', pid, null, this.id, this.runId));
+      },
+      logger: this.log.child({ component: 'webrtc' }),
+    });
+    return this.webrtcHub;
+  }
+
   /** Closes the parts in reverse order of start; idempotent (each part's close is). */
   private async teardown(): Promise<void> {
+    await this.webrtcHub?.close(SESSION_ENDED_CLOSE_CODE, this.endReason ?? 'session stopped');
     await this.screencastHub?.close(SESSION_ENDED_CLOSE_CODE, this.endReason ?? 'session stopped');
     await this.control?.close().catch(() => {});
     await this.chromium?.close();

@@ -122,6 +122,18 @@ export function liveRoutes(http: HttpServer, s: Services): void {
     true,
   );
 
+  // WebRTC signalling; credentials are checked by the hub before the viewer joins.
+  http.upgrade(
+    '/live/:token/webrtc',
+    async (ctx, up) => {
+      const { session, kind } = open(ctx, 'webrtc');
+      const hub = session.webrtc;
+      const ws = await up.accept();
+      hub.addViewer(ws, ctx.sourceIp, () => session.join({ transport: 'webrtc', sourceIp: ctx.sourceIp, controlLink: kind === 'control' }));
+    },
+    true,
+  );
+
   // noVNC in the page: the WebSocket's bytes go to the same RFB server as port 5901.
   http.upgrade(
     '/live/:token/vnc',
