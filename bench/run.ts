@@ -4,6 +4,7 @@ import { cpus } from 'node:os';
 import { benchCore, type Row } from './core.js';
 import { benchVnc } from './vnc.js';
 import { benchScreencast } from './screencast.js';
+import { benchWebRtc } from './webrtc.js';
 
 const log = (s: string) => process.stdout.write(`bench: ${s}\n`);
 
@@ -31,6 +32,12 @@ const SUITES: { name: string; title: string; note: string; run: (log: (s: string
     title: 'Screencast (issue 4)',
     note: 'Reference: CDP `Page.startScreencast` at the same quality on the same animating page, same run.',
     run: benchScreencast,
+  },
+  {
+    name: 'webrtc',
+    title: 'WebRTC (issue 5)',
+    note: 'Reference: the same encode fed by the framebuffer piped in as rawvideo (encoder row); frames out of the encoder (fps rows).',
+    run: benchWebRtc,
   },
 ];
 

@@ -115,7 +115,7 @@ export function pidsMatching(needle: string): number[] {
 
 export interface OwnedRow {
   id: number;
-  kind: 'xvfb' | 'chromium' | 'dir';
+  kind: 'xvfb' | 'chromium' | 'ffmpeg';
   pid: number | null;
   path: string | null;
   session_id: string;

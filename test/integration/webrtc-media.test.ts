@@ -5,7 +5,7 @@
  * killed, and wrong credentials get nothing.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RtcSession, ViewerBrowser, ffmpegPids, isAlive, near, sleep, waitFor, type Viewer } from './webrtc-harness.js';
+import { RtcSession, ViewerBrowser, ffmpegPids, isAlive, near, sleep, waitFor, type Viewer } from '../helpers/webrtc-harness.js';
 
 const W = 640;
 const H = 360;
@@ -83,11 +83,14 @@ beforeAll(async () => {
 
 afterAll(async () => {
   const pids = rtc ? rtc.encoderEvents.map((e) => e.pid).filter((p): p is number => p !== null) : [];
+  const viewerPid = viewers?.browser.process()?.pid;
   await closeAll();
   await viewers?.close();
   await rtc?.close();
-  // Every ffmpeg these hubs started is gone (judged by our own pids only).
+  // Everything this file started is gone (judged by our own pids only).
   for (const pid of pids) expect(isAlive(pid), `ffmpeg ${pid} still runs`).toBe(false);
+  if (rtc) for (const pid of [rtc.xvfb.pid, rtc.chromium.pid]) expect(isAlive(pid), `pid ${pid} still runs`).toBe(false);
+  if (viewerPid) expect(isAlive(viewerPid), 'the viewer browser still runs').toBe(false);
 }, 60_000);
 
 describe('video', () => {

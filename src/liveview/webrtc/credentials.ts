@@ -18,6 +18,6 @@ export function credentialsMatch(expected: RtcCredentials, username: string | nu
   if (expected.username === null && expected.password === '') return true;
   const passOk = timingSafeEqual(digest(expected.password), digest(password ?? ''));
   const userOk = expected.username === null ? true : timingSafeEqual(digest(expected.username), digest(username ?? ''));
-  // Non-short-circuit AND: both comparisons always run.
+  // Both comparisons already ran; combining their results leaks nothing about either.
   return passOk && userOk;
 }

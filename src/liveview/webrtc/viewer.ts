@@ -37,6 +37,8 @@ export const HELLO_TIMEOUT_MS = 10_000;
 export const CONNECT_TIMEOUT_MS = 30_000;
 /** Gathering host candidates takes milliseconds; STUN/TURN servers may take seconds. */
 const GATHER_TIMEOUT_MS = 10_000;
+/** Trickled candidates accepted per viewer; a browser sends a handful. */
+const MAX_CANDIDATES = 64;
 /** A viewer's keyframe requests (PLI/FIR) are passed on at most once per this many ms. */
 export const KEYFRAME_REQUEST_INTERVAL_MS = 1000;
 /** How long a closing socket may take to finish its close handshake before it is cut. */
@@ -95,6 +97,7 @@ export class WebRtcViewer {
   private generation = -1;
   private lastKeyframeRequest = -Infinity;
   private answered = false;
+  private candidates = 0;
   /** The playout-delay extension id the answer accepted (null: the viewer does not do it). */
   private playoutDelayId: number | null = null;
   /** Buttons this viewer holds, so a wheel notch during a drag keeps them held. */
@@ -200,6 +203,7 @@ export class WebRtcViewer {
         }
         return;
       case 'candidate':
+        if (++this.candidates > MAX_CANDIDATES) throw new ProtocolError(CLOSE_POLICY, 'bad_request', `more than ${MAX_CANDIDATES} candidates`);
         // Optional (the viewer's checks reach us anyway as peer-reflexive candidates); mDNS
         // `.local` names and the like that werift cannot use are ignored, not errors.
         if (m.candidate) {

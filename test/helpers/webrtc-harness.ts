@@ -258,10 +258,12 @@ export class RtcSession {
 }
 
 /** The viewer page: kit-webrtc.js inlined, a video, and helpers the tests call. */
-function viewerPage(): string {
+export function viewerPage(): string {
   return `<!doctype html><html><head><meta charset="utf-8"><title>viewer</title></head>
 <body style="margin:0;background:#000">
-<video id="v" data-handoff-surface></video>
+<!-- Shown small: ten viewers in one headless browser must not spend the CPU on compositing
+     ten 720p videos; decoding and read-back use the full-size frames. -->
+<video id="v" data-handoff-surface style="width:320px;height:180px"></video>
 <canvas id="c" style="display:none"></canvas>
 <script>${KIT}</script>
 <script>
@@ -319,6 +321,20 @@ function viewerPage(): string {
     return points.map(([px, py]) => Array.from(x.getImageData(px, py, 1, 1).data.slice(0, 3)));
   };
 </script></body></html>`;
+}
+
+/** The viewer page alone on 127.0.0.1:0 (for a daemon's /live/TOKEN/webrtc). */
+export async function serveViewerPage(): Promise<{ url: string; close(): Promise<void> }> {
+  const html = viewerPage();
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+    res.end(html);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/viewer.html`,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
 }
 
 /** A headless Chromium as the viewer (ten pages in one browser is fine). */
