@@ -9,7 +9,9 @@
  * Public DOM hooks: the viewer root has data-handoff-state (connecting, live, view-only, ended,
  * expired, error) and data-transport; the drawing surface has data-handoff-surface.
  * Give `element` a size: the picture is scaled to fit it, keeping its aspect ratio.
- * Screencast speaks docs/screencast-protocol.md.
+ * Screencast speaks docs/screencast-protocol.md. WebRTC loads the daemon's /assets/kit-webrtc.js
+ * (once per page) and falls back to the screencast, saying so, when it cannot connect; VNC and
+ * WebRTC ask for their credentials in the page unless `password` (and `username`) are given.
  */
 (function (global) {
   'use strict';
@@ -74,6 +76,13 @@
     return Math.min(10000, 500 * Math.pow(2, Math.max(0, attempt)));
   }
 
+  /** The largest paste a transport carries (its UTF-8 bytes). */
+  const MAX_PASTE = 1024 * 1024;
+  /** A WebRTC viewer with no picture by then falls back to the screencast. */
+  const MEDIA_TIMEOUT_MS = 15000;
+  /** WebRTC close codes -> error codes, for a close that came without an error message. */
+  const RTC_CLOSE_CODES = { 4001: 'unauthorized', 4029: 'too_many_viewers', 4003: 'network_not_allowed', 1011: 'connection_failed' };
+
   const TILE_HEADER = 14;
 
   /** The 14-byte big-endian tile header of a binary screencast message, or null if malformed. */
@@ -116,6 +125,26 @@
     return el;
   }
 
+  let webrtcClient = null; // the promise of window.HandoffWebRTC, loaded once per page
+
+  /** Loads the daemon's WebRTC client (kit-webrtc.js) into the page, once; a failed load may be tried again. */
+  function loadWebRTC(origin) {
+    if (global.HandoffWebRTC) return Promise.resolve(global.HandoffWebRTC);
+    webrtcClient = webrtcClient || new Promise((resolve, reject) => {
+      const script = h('script', {
+        src: origin + '/assets/kit-webrtc.js',
+        onload: () => resolve(global.HandoffWebRTC),
+        onerror: () => {
+          webrtcClient = null;
+          script.remove();
+          reject(new Error('could not load ' + script.src));
+        },
+      });
+      document.head.append(script);
+    });
+    return webrtcClient;
+  }
+
   function ensureStyles(origin) {
     if (document.querySelector('link[data-handoff-kit]')) return;
     document.head.append(h('link', { rel: 'stylesheet', href: origin + '/assets/style.css', 'data-handoff-kit': true }));
@@ -146,6 +175,8 @@
     const status = {
       state: 'connecting', transport: opts.transport, sessionId: null, attachment: null,
       canControl: false, handoff: null, viewers: null, fps: 0, message: '',
+      fallback: '', // why the screencast shows in place of the transport asked for
+      codec: null, media: null, latencyMs: null, // WebRTC: the codec, the peer connection's state, the measured latency
     };
     let info = null;
     let link = null; // the open transport: { close() }
@@ -155,6 +186,8 @@
     let downloadsSeen; // the count the list was last fetched for
     let answered = null; // the handoff id Done / Can't do it was pressed for
     let vncPassword = opts.password || '';
+    let rtcUsername = opts.username || '';
+    let rtcPassword = opts.password || '';
 
     // --- layout
     const tabs = h('div', { class: 'hk-tabs', role: 'group', 'aria-label': 'Transport' });
@@ -166,6 +199,7 @@
     const banner = h('section', { class: 'hk-banner', 'aria-label': 'Request for help', hidden: true }, [
       reasonEl, h('div', { class: 'hk-actions' }, [doneBtn, failBtn]),
     ]);
+    const fallbackEl = h('p', { class: 'hk-fallback', role: 'status', hidden: true });
     const stage = h('div', { class: 'hk-stage' });
     const notice = h('div', { class: 'hk-notice', role: 'status', 'aria-live': 'polite', hidden: true });
     const downloadsList = h('ul', { class: 'hk-files' });
@@ -173,6 +207,7 @@
     const root = h('div', { class: 'hk', 'data-handoff-state': status.state, 'data-transport': status.transport }, [
       h('header', { class: 'hk-bar' }, [tabs, h('p', { class: 'hk-status' }, [stateEl, detailEl])]),
       banner,
+      fallbackEl,
       h('div', { class: 'hk-view' }, [stage, notice]),
       downloads,
     ]);
@@ -211,9 +246,13 @@
       const viewing = status.state === 'live' || status.state === 'view-only';
       const parts = [];
       if (status.attachment && !over) parts.push('attached: ' + status.attachment);
-      if (!over) parts.push(TRANSPORT_TEXT[status.transport]);
-      if (status.transport === 'screencast' && viewing) parts.push(status.fps + ' fps');
+      if (!over) parts.push(TRANSPORT_TEXT[status.transport] + (status.codec ? ' ' + status.codec : ''));
+      if (status.transport === 'webrtc' && status.state === 'connecting' && status.media && status.media !== 'new') parts.push('media ' + status.media);
+      if (status.transport !== 'vnc' && viewing) parts.push(status.fps + ' fps');
+      if (status.latencyMs != null && viewing) parts.push('latency ' + status.latencyMs + ' ms');
       detailEl.textContent = parts.join(' · ');
+      fallbackEl.textContent = status.fallback;
+      fallbackEl.hidden = !status.fallback || over;
       const ho = status.handoff;
       banner.hidden = !ho || !viewing;
       if (ho) reasonEl.textContent = 'The agent asks for help: ' + ho.reason;
@@ -258,7 +297,7 @@
     async function connect() {
       closeLink();
       const gen = generation;
-      update({ state: 'connecting', message: '' });
+      update({ state: 'connecting', message: '', fps: 0, codec: null, media: null, latencyMs: null });
       let res;
       try {
         res = await fetch(ep.base + '/info', { cache: 'no-store' });
@@ -276,6 +315,9 @@
       if (!info) return retry('The host sent an unreadable answer.');
       renderTabs();
       applyInfo(info);
+      if (status.transport !== 'screencast' && !(info.transports && info.transports[status.transport])) {
+        return fallBack(TRANSPORT_TEXT[status.transport] + ' is not enabled for this session.');
+      }
       link = TRANSPORTS[status.transport](gen);
     }
 
@@ -289,8 +331,14 @@
       if (!TRANSPORT_TEXT[t]) throw new Error('HandoffKit: unknown transport ' + t);
       if (status.state === 'ended' || status.state === 'expired') return;
       attempt = 0;
-      update({ transport: t });
+      update({ transport: t, fallback: '' });
       connect();
+    }
+
+    /** Shows the screencast in place of the transport asked for, saying why until another one is picked. */
+    function fallBack(reason) {
+      setTransport('screencast');
+      update({ fallback: reason + ' Showing the screencast instead.' });
     }
 
     // --- downloads and handoff buttons (shared by every transport)
@@ -341,16 +389,26 @@
         stage.replaceChildren(canvas);
         const fit = fitter(canvas, () => [canvas.width, canvas.height]);
 
-        const held = new Map(); // KeyboardEvent.code -> keysym sent down
         let canControl = false;
-        let lastPointer = { x: -1, y: -1, buttons: 0 };
-        let wheel = { x: 0, y: 0 };
         let drawing = Promise.resolve();
         let frames = 0;
         let endedReason = '';
         const sendText = (text) => { if (ws.readyState === WebSocket.OPEN) ws.send(text); };
         const send = (msg) => sendText(JSON.stringify(msg));
         const fpsTimer = setInterval(() => { if (status.fps !== frames) update({ fps: frames }); frames = 0; }, 1000);
+        const input = controlInput(canvas, {
+          canControl: () => canControl,
+          point: (x, y) => toFramebuffer(x, y, canvas.getBoundingClientRect(), canvas.width, canvas.height),
+          pointer: (x, y, buttons) => send({ type: 'pointer', x, y, buttons }),
+          wheel: (x, y, dx, dy) => send({ type: 'wheel', x, y, dx, dy }),
+          key: (keysym, down) => send({ type: 'key', keysym, down }),
+          paste(text) {
+            const msg = JSON.stringify({ type: 'paste', text });
+            if (new Blob([msg]).size > MAX_PASTE) return false;
+            sendText(msg);
+            return true;
+          },
+        });
 
         ws.onmessage = (ev) => {
           if (gen !== generation) return;
@@ -366,7 +424,7 @@
             }
           } else if (msg.type === 'state') {
             canControl = !!msg.canControl;
-            if (!canControl) releaseKeys();
+            if (!canControl) input.release();
             update({ state: canControl ? 'live' : 'view-only', canControl, attachment: msg.attachment, handoff: msg.handoff || null, viewers: msg.viewers || null, message: '' });
             if (typeof msg.downloads === 'number' && msg.downloads !== downloadsSeen) refreshDownloads(msg.downloads);
           } else if (msg.type === 'ended') {
@@ -397,85 +455,12 @@
             });
         }
 
-        function pointer(ev) {
-          if (ev.type === 'pointerdown') {
-            canvas.focus({ preventScroll: true });
-            ev.preventDefault(); // no text selection or drag from the page around us
-            canvas.setPointerCapture(ev.pointerId);
-          }
-          if (!canControl) return;
-          const p = toFramebuffer(ev.clientX, ev.clientY, canvas.getBoundingClientRect(), canvas.width, canvas.height);
-          sendPointer(p.x, p.y, rfbButtons(ev.buttons));
-        }
-
-        function sendPointer(x, y, buttons) {
-          if (x === lastPointer.x && y === lastPointer.y && buttons === lastPointer.buttons) return;
-          lastPointer = { x, y, buttons };
-          send({ type: 'pointer', x, y, buttons });
-        }
-
-        function onWheel(ev) {
-          ev.preventDefault();
-          if (!canControl) return;
-          const sx = wheelStep(wheel.x, ev.deltaX, ev.deltaMode);
-          const sy = wheelStep(wheel.y, ev.deltaY, ev.deltaMode);
-          wheel = { x: sx.acc, y: sy.acc };
-          if (!sx.notch && !sy.notch) return;
-          const p = toFramebuffer(ev.clientX, ev.clientY, canvas.getBoundingClientRect(), canvas.width, canvas.height);
-          send({ type: 'wheel', x: p.x, y: p.y, dx: sx.notch, dy: sy.notch });
-        }
-
-        function keydown(ev) {
-          if (!canControl || ev.isComposing) return;
-          // Ctrl+V / Cmd+V: let the browser fire `paste`, which carries the local clipboard's text.
-          if ((ev.ctrlKey || ev.metaKey) && !ev.altKey && ev.key.toLowerCase() === 'v') return;
-          const keysym = keysymOf(ev.key, ev.code);
-          if (keysym === null) return;
-          ev.preventDefault();
-          held.set(ev.code || ev.key, keysym);
-          send({ type: 'key', keysym, down: true });
-        }
-
-        function keyup(ev) {
-          const id = ev.code || ev.key;
-          const keysym = held.get(id); // release what was pressed, even if Shift changed the key since
-          if (keysym === undefined) return;
-          ev.preventDefault();
-          held.delete(id);
-          send({ type: 'key', keysym, down: false });
-        }
-
-        function releaseKeys() {
-          for (const keysym of held.values()) send({ type: 'key', keysym, down: false });
-          held.clear();
-          if (lastPointer.buttons) sendPointer(lastPointer.x, lastPointer.y, 0);
-        }
-
-        function onPaste(ev) {
-          if (document.activeElement !== canvas || !canControl) return;
-          const text = ev.clipboardData ? ev.clipboardData.getData('text/plain') : '';
-          ev.preventDefault();
-          if (!text) return;
-          const msg = JSON.stringify({ type: 'paste', text });
-          if (new Blob([msg]).size > 1024 * 1024) return update({ message: 'That text is too large to paste (1 MiB at most).' });
-          sendText(msg);
-        }
-
-        for (const t of ['pointerdown', 'pointermove', 'pointerup']) canvas.addEventListener(t, pointer);
-        canvas.addEventListener('wheel', onWheel, { passive: false });
-        canvas.addEventListener('contextmenu', (ev) => ev.preventDefault());
-        canvas.addEventListener('keydown', keydown);
-        canvas.addEventListener('keyup', keyup);
-        canvas.addEventListener('blur', releaseKeys);
-        document.addEventListener('paste', onPaste);
-
         return {
           sendHandoff: (outcome) => send({ type: 'handoff', outcome }),
           close() {
-            releaseKeys();
+            input.stop();
             clearInterval(fpsTimer);
             fit.stop();
-            document.removeEventListener('paste', onPaste);
             ws.onclose = ws.onmessage = null;
             ws.close(1000);
           },
@@ -564,15 +549,208 @@
         };
       },
 
-      webrtc() {
-        // The WebRTC viewer comes later; until then offer the screencast.
-        const video = h('video', { class: 'hk-surface', 'data-handoff-surface': true, muted: true, playsinline: true });
+      webrtc(gen) {
+        if (!rtcPassword) {
+          askRtcCredentials('This session’s WebRTC password is needed.');
+          return { close() {} };
+        }
+        const video = h('video', {
+          class: 'hk-surface', tabindex: '0', role: 'application', 'data-handoff-surface': true, 'aria-label': 'Remote browser screen',
+          muted: true, autoplay: true, playsinline: true,
+        });
         stage.replaceChildren(video);
-        const use = h('button', { type: 'button', class: 'hk-btn hk-primary', text: 'Use the screencast', onclick: () => setTransport('screencast') });
-        update({ state: 'error', message: 'WebRTC is not available yet.' }, use);
-        return { close() {} };
+        const fit = fitter(video, () => [video.videoWidth || info.width || 1280, video.videoHeight || info.height || 720]);
+        video.addEventListener('resize', fit);
+        let handle = null;
+        let canControl = false;
+        let endedReason = '';
+        const noMedia = setTimeout(() => {
+          if (gen === generation) fallBack('WebRTC sent no picture within ' + MEDIA_TIMEOUT_MS / 1000 + ' s.');
+        }, MEDIA_TIMEOUT_MS);
+        video.addEventListener('loadeddata', () => {
+          clearTimeout(noMedia);
+          attempt = 0;
+        });
+        const input = controlInput(video, {
+          canControl: () => canControl,
+          point: (x, y) => handle.videoPoint(x, y),
+          pointer: (x, y, buttons) => handle.sendPointer(x, y, buttons),
+          wheel: (x, y, dx, dy) => handle.sendWheel(x, y, dx, dy),
+          key: (keysym, down) => handle.sendKey(keysym, down),
+          paste(text) {
+            if (new Blob([text]).size > MAX_PASTE) return false;
+            handle.sendPaste(text);
+            return true;
+          },
+        });
+
+        function onState(s) {
+          if (gen !== generation) return;
+          if (s.phase === 'ended') return finish('ended', 'The session has ended' + (endedReason ? ': ' + endedReason : '') + '.');
+          if (s.phase === 'error') return failed(s.error && s.error.code !== 'closed' ? s.error.code : RTC_CLOSE_CODES[s.closeCode]);
+          if (canControl && !s.canControl) input.release();
+          canControl = s.canControl;
+          update({ state: s.phase, canControl, attachment: s.attachment, handoff: s.handoff || null, viewers: s.viewers || null, codec: s.codec, media: s.connection, message: '' });
+          if (typeof s.downloads === 'number' && s.downloads !== downloadsSeen) refreshDownloads(s.downloads);
+        }
+
+        function failed(code) {
+          if (code === 'unauthorized') {
+            closeLink();
+            return askRtcCredentials('Wrong user name or password for WebRTC. Try again.');
+          }
+          if (code === 'too_many_viewers') return fallBack('WebRTC already has as many viewers as it allows.');
+          if (code === 'connection_failed') return fallBack('WebRTC could not connect.');
+          if (code === 'network_not_allowed') return finish('error', 'This network may not view the session.');
+          retry('Connection lost.');
+        }
+
+        async function start() {
+          let client;
+          try {
+            if (!global.RTCPeerConnection) throw new Error('no RTCPeerConnection');
+            client = await loadWebRTC(ep.origin);
+          } catch (e) {
+            if (gen === generation) fallBack('This browser cannot use WebRTC here (' + e.message + ').');
+            return;
+          }
+          if (gen !== generation) return;
+          handle = client.connect(video, ep.ws + '/webrtc', {
+            username: rtcUsername || undefined,
+            password: rtcPassword,
+            onState,
+            onStats: (st) => { if (gen === generation) update({ fps: Math.round(st.fps), latencyMs: Math.round(st.latencyMs) }); },
+            onMessage: (msg) => { if (msg.type === 'ended') endedReason = msg.reason || ''; },
+          });
+        }
+
+        start();
+        return {
+          sendHandoff: (outcome) => handle && handle.sendHandoff(outcome),
+          close() {
+            clearTimeout(noMedia);
+            input.stop();
+            fit.stop();
+            if (handle) handle.close();
+          },
+        };
       },
     };
+
+    /** Asks for the session's rtc_username / rtc_password over the picture, then connects with them. */
+    function askRtcCredentials(message) {
+      stage.replaceChildren();
+      const user = h('input', { type: 'text', class: 'hk-input', autocomplete: 'username', value: rtcUsername, placeholder: 'if the session has one', 'aria-label': 'WebRTC user name' });
+      const pass = h('input', { type: 'password', class: 'hk-input', autocomplete: 'current-password', required: true, 'aria-label': 'WebRTC password' });
+      const form = h('form', {
+        class: 'hk-form hk-form-rows',
+        onsubmit: (ev) => {
+          ev.preventDefault();
+          rtcUsername = user.value;
+          rtcPassword = pass.value;
+          connect();
+        },
+      }, [
+        h('label', {}, ['User name', user]),
+        h('label', {}, ['Password', pass]),
+        h('button', { type: 'submit', class: 'hk-btn hk-primary', text: 'Connect' }),
+      ]);
+      update({ state: 'connecting', message }, form);
+      pass.focus();
+    }
+
+    /**
+     * The viewer's mouse, wheel, keyboard and paste on `surface` -> `sink` calls in framebuffer
+     * pixels, while sink.canControl(). sink: canControl(), point(clientX, clientY) -> {x, y} or
+     * null, pointer(x, y, rfbButtons), wheel(x, y, dx, dy) in notches, key(keysym, down),
+     * paste(text) -> false when it is too large. Returns release() (lets go of held keys and
+     * buttons) and stop().
+     */
+    function controlInput(surface, sink) {
+      const held = new Map(); // KeyboardEvent.code -> keysym sent down
+      let last = { x: -1, y: -1, buttons: 0 };
+      let wheel = { x: 0, y: 0 };
+
+      /** Outside the picture, the last point: a button let go out there is still let go. */
+      function point(ev) {
+        return sink.point(ev.clientX, ev.clientY) || (last.x < 0 ? null : last);
+      }
+
+      function pointer(ev) {
+        if (ev.type === 'pointerdown') {
+          surface.focus({ preventScroll: true });
+          ev.preventDefault(); // no text selection or drag from the page around us
+          surface.setPointerCapture(ev.pointerId);
+        }
+        if (!sink.canControl()) return;
+        const p = point(ev);
+        if (p) sendPointer(p.x, p.y, rfbButtons(ev.buttons));
+      }
+
+      function sendPointer(x, y, buttons) {
+        if (x === last.x && y === last.y && buttons === last.buttons) return;
+        last = { x, y, buttons };
+        sink.pointer(x, y, buttons);
+      }
+
+      function onWheel(ev) {
+        ev.preventDefault();
+        if (!sink.canControl()) return;
+        const sx = wheelStep(wheel.x, ev.deltaX, ev.deltaMode);
+        const sy = wheelStep(wheel.y, ev.deltaY, ev.deltaMode);
+        wheel = { x: sx.acc, y: sy.acc };
+        const p = point(ev);
+        if ((sx.notch || sy.notch) && p) sink.wheel(p.x, p.y, sx.notch, sy.notch);
+      }
+
+      function keydown(ev) {
+        if (!sink.canControl() || ev.isComposing) return;
+        // Ctrl+V / Cmd+V: let the browser fire `paste`, which carries the local clipboard's text.
+        if ((ev.ctrlKey || ev.metaKey) && !ev.altKey && ev.key.toLowerCase() === 'v') return;
+        const keysym = keysymOf(ev.key, ev.code);
+        if (keysym === null) return;
+        ev.preventDefault();
+        held.set(ev.code || ev.key, keysym);
+        sink.key(keysym, true);
+      }
+
+      function keyup(ev) {
+        const id = ev.code || ev.key;
+        const keysym = held.get(id); // release what was pressed, even if Shift changed the key since
+        if (keysym === undefined) return;
+        ev.preventDefault();
+        held.delete(id);
+        sink.key(keysym, false);
+      }
+
+      function release() {
+        for (const keysym of held.values()) sink.key(keysym, false);
+        held.clear();
+        if (last.buttons) sendPointer(last.x, last.y, 0);
+      }
+
+      function onPaste(ev) {
+        if (document.activeElement !== surface || !sink.canControl()) return;
+        const text = ev.clipboardData ? ev.clipboardData.getData('text/plain') : '';
+        ev.preventDefault();
+        if (text && !sink.paste(text)) update({ message: 'That text is too large to paste (1 MiB at most).' });
+      }
+
+      for (const t of ['pointerdown', 'pointermove', 'pointerup']) surface.addEventListener(t, pointer);
+      surface.addEventListener('wheel', onWheel, { passive: false });
+      surface.addEventListener('contextmenu', (ev) => ev.preventDefault());
+      surface.addEventListener('keydown', keydown);
+      surface.addEventListener('keyup', keyup);
+      surface.addEventListener('blur', release);
+      document.addEventListener('paste', onPaste);
+      return {
+        release,
+        stop() {
+          release();
+          document.removeEventListener('paste', onPaste);
+        },
+      };
+    }
 
     /** Sizes `surface` to fit the stage keeping its aspect ratio; `fit()` again when the picture size changes. */
     function fitter(surface, size) {

@@ -2,6 +2,8 @@
  * The screencast wire format (docs/screencast-protocol.md): the binary picture header the
  * server writes and the JSON messages a viewer may send, validated in one place.
  */
+import { badRequest, parseJsonObject } from '../viewer-socket.js';
+export { ProtocolError, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_SESSION_ENDED } from '../viewer-socket.js';
 
 /** Binary message kinds (protocol "Server -> viewer"). */
 export const KIND_TILE = 1;
@@ -22,9 +24,6 @@ const MAX_KEYSYM = 0x1fffffff;
 const MAX_SEQ = 0xffffffff;
 
 /** WebSocket close codes (RFC 6455 7.4.1) and ours (API.md 3.5). */
-export const CLOSE_POLICY = 1008;
-export const CLOSE_TOO_BIG = 1009;
-export const CLOSE_SESSION_ENDED = 4000;
 
 /** Writes the 14-byte big-endian header in front of a JPEG: kind, seq, x, y, width, height, 0. */
 export function pictureMessage(kind: number, seq: number, x: number, y: number, width: number, height: number, jpeg: Buffer): Buffer {
@@ -49,21 +48,7 @@ export type ViewerMessage =
   | { type: 'quality'; value: number }
   | { type: 'handoff'; outcome: 'done' | 'failed' };
 
-/** A viewer broke the protocol: the socket closes with `closeCode` after an error message. */
-export class ProtocolError extends Error {
-  constructor(
-    readonly closeCode: number,
-    readonly code: 'bad_request' | 'message_too_big',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'ProtocolError';
-  }
-}
-
-const bad = (message: string): never => {
-  throw new ProtocolError(CLOSE_POLICY, 'bad_request', message);
-};
+const bad = badRequest;
 
 function num(m: Record<string, unknown>, key: string, min: number, max: number, integer: boolean): number {
   const v = m[key];
@@ -80,16 +65,7 @@ function num(m: Record<string, unknown>, key: string, min: number, max: number, 
  * absurd magnitudes are errors here.
  */
 export function parseViewerMessage(data: Buffer, isBinary: boolean): ViewerMessage {
-  if (isBinary) return bad('binary messages are not accepted from viewers');
-  if (data.length > MAX_TEXT_BYTES) throw new ProtocolError(CLOSE_TOO_BIG, 'message_too_big', `message over ${MAX_TEXT_BYTES} bytes`);
-  let m: unknown;
-  try {
-    m = JSON.parse(data.toString('utf8'));
-  } catch {
-    return bad('message is not JSON');
-  }
-  if (typeof m !== 'object' || m === null || Array.isArray(m)) return bad('message must be a JSON object');
-  const o = m as Record<string, unknown>;
+  const o = parseJsonObject(data, isBinary, MAX_TEXT_BYTES);
   const COORD = 1e6;
   switch (o.type) {
     case 'ack':

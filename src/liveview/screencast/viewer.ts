@@ -15,6 +15,8 @@ import {
   pictureMessage,
   type ViewerMessage,
 } from './protocol.js';
+import { closeSocket } from '../viewer-socket.js';
+import { ViewerInput } from '../viewer-input.js';
 
 /**
  * Beyond this many bytes still queued in the socket no new frame is sent, whatever the acks
@@ -22,16 +24,7 @@ import {
  */
 export const MAX_BUFFERED_BYTES = 1 << 20;
 /** How long a closing socket may take to finish its close handshake before it is cut. */
-const CLOSE_GRACE_MS = 2000;
 
-/** X keysyms for the paste shortcut. */
-const XK_CONTROL_L = 0xffe3;
-const XK_V = 0x0076;
-/** RFB button-mask bits of the wheel (RFC 6143 7.5.5): X buttons 4 up, 5 down, 6 left, 7 right. */
-const WHEEL_UP = 1 << 3;
-const WHEEL_DOWN = 1 << 4;
-const WHEEL_LEFT = 1 << 5;
-const WHEEL_RIGHT = 1 << 6;
 
 /** What a viewer needs from the Screencast that owns it. */
 export interface ViewerHost {
@@ -60,8 +53,7 @@ export class ScreencastViewer {
   /** Sequence number of the last frame sent; frames are numbered 1, 2, 3... per viewer. */
   private seq = 0;
   private acked = 0;
-  /** The buttons this viewer holds, so a wheel notch during a drag keeps them held. */
-  private buttons = 0;
+  private readonly input: ViewerInput;
   private lastState = '';
   private closed = false;
   private closedPromise: Promise<void>;
@@ -75,6 +67,7 @@ export class ScreencastViewer {
     width: number,
     height: number,
   ) {
+    this.input = new ViewerInput(host.session.input, host.session.framebuffer);
     this.pending = new TileRegion(width, height);
     this.pending.addAll();
     this.closedPromise = new Promise((r) => (this.resolveClosed = r));
@@ -83,7 +76,7 @@ export class ScreencastViewer {
     ws.on('error', (err) => this.log.debug('screencast socket error', { err: err.message }));
     ws.on('close', () => this.onClose());
     handle.onControlChange((canControl) => {
-      if (!canControl) this.buttons = 0;
+      if (!canControl) this.input.reset();
       this.sendState();
     });
     handle.onEnd((reason) => void this.end(CLOSE_SESSION_ENDED, reason));
@@ -180,38 +173,15 @@ export class ScreencastViewer {
     }
     // Everything else is input: only a viewer in control may act (API.md 3.4), silently.
     if (!this.handle.canControl) return;
-    const { input, framebuffer } = this.host.session;
-    const clampX = (x: number) => Math.max(0, Math.min(framebuffer.width - 1, Math.round(x)));
-    const clampY = (y: number) => Math.max(0, Math.min(framebuffer.height - 1, Math.round(y)));
     switch (m.type) {
       case 'pointer':
-        this.buttons = m.buttons & ~(WHEEL_UP | WHEEL_DOWN | WHEEL_LEFT | WHEEL_RIGHT);
-        input.pointer(clampX(m.x), clampY(m.y), m.buttons);
-        return;
-      case 'wheel': {
-        const x = clampX(m.x);
-        const y = clampY(m.y);
-        // One press+release of X button 4-7 per notch, as RFB clients send it.
-        const notch = (bit: number, n: number) => {
-          for (let i = 0; i < n; i++) {
-            input.pointer(x, y, this.buttons | bit);
-            input.pointer(x, y, this.buttons);
-          }
-        };
-        notch(m.dy > 0 ? WHEEL_DOWN : WHEEL_UP, Math.round(Math.abs(m.dy)));
-        notch(m.dx > 0 ? WHEEL_RIGHT : WHEEL_LEFT, Math.round(Math.abs(m.dx)));
-        return;
-      }
+        return this.input.pointer(m.x, m.y, m.buttons);
+      case 'wheel':
+        return this.input.wheel(m.x, m.y, m.dx, m.dy);
       case 'key':
-        input.key(m.keysym, m.down);
-        return;
+        return this.input.key(m.keysym, m.down);
       case 'paste':
-        input.setClipboard(m.text);
-        input.key(XK_CONTROL_L, true);
-        input.key(XK_V, true);
-        input.key(XK_V, false);
-        input.key(XK_CONTROL_L, false);
-        return;
+        return this.input.paste(m.text);
       case 'handoff':
         this.host.session.completeHandoff(m.outcome, 'screencast');
         return;
@@ -228,18 +198,7 @@ export class ScreencastViewer {
   private closeSocket(code: number, reason: string): void {
     if (this.closed) return;
     this.markClosed();
-    // A close reason is at most 123 bytes (RFC 6455 5.5: control frame payload <= 125).
-    let r = reason;
-    while (Buffer.byteLength(r) > 123) r = r.slice(0, -1);
-    try {
-      this.ws.close(code, r);
-    } catch {
-      this.ws.terminate();
-    }
-    // A peer that never answers the close frame is cut off.
-    const t = setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS);
-    t.unref();
-    this.ws.once('close', () => clearTimeout(t));
+    closeSocket(this.ws, code, reason);
   }
 
   private onClose(): void {

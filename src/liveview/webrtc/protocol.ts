@@ -31,12 +31,11 @@
  *    MAX_PASTE_BYTES in total. It becomes the X clipboard and is pasted with Ctrl+V.
  *    A viewer without control may send; nothing it sends reaches the session.
  */
+import { badRequest, parseJsonObject, ProtocolError, CLOSE_TOO_BIG } from '../viewer-socket.js';
+export { ProtocolError, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_SESSION_ENDED } from '../viewer-socket.js';
 
 /** WebSocket close codes (RFC 6455 7.4.1) and ours (API.md 3.5: 4000 + the HTTP status). */
-export const CLOSE_POLICY = 1008;
-export const CLOSE_TOO_BIG = 1009;
 export const CLOSE_INTERNAL = 1011;
-export const CLOSE_SESSION_ENDED = 4000;
 export const CLOSE_UNAUTHORIZED = 4001;
 export const CLOSE_NETWORK_NOT_ALLOWED = 4003;
 export const CLOSE_TOO_MANY_VIEWERS = 4029;
@@ -75,21 +74,7 @@ export type ErrorCode =
   | 'connection_failed'
   | 'internal';
 
-/** A viewer broke a protocol (or was refused): the socket closes with `closeCode` after an error message. */
-export class ProtocolError extends Error {
-  constructor(
-    readonly closeCode: number,
-    readonly code: ErrorCode,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'ProtocolError';
-  }
-}
-
-const bad = (message: string): never => {
-  throw new ProtocolError(CLOSE_POLICY, 'bad_request', message);
-};
+const bad = badRequest;
 
 // -------------------------------------------------------------------------------------------
 // Signalling
@@ -113,16 +98,7 @@ function optString(o: Record<string, unknown>, key: string, max: number): string
  * fail() path). Unknown extra fields are ignored so a newer viewer can talk to an older server.
  */
 export function parseSignal(data: Buffer, isBinary: boolean): SignalMessage {
-  if (isBinary) return bad('binary messages are not accepted on the signalling socket');
-  if (data.length > MAX_SIGNAL_BYTES) throw new ProtocolError(CLOSE_TOO_BIG, 'message_too_big', `message over ${MAX_SIGNAL_BYTES} bytes`);
-  let m: unknown;
-  try {
-    m = JSON.parse(data.toString('utf8'));
-  } catch {
-    return bad('message is not JSON');
-  }
-  if (typeof m !== 'object' || m === null || Array.isArray(m)) return bad('message must be a JSON object');
-  const o = m as Record<string, unknown>;
+  const o = parseJsonObject(data, isBinary, MAX_SIGNAL_BYTES);
   switch (o.type) {
     case 'hello': {
       const codecs = o.codecs;

@@ -30,6 +30,8 @@ import {
   type InputMessage,
   type SignalMessage,
 } from './protocol.js';
+import { closeSocket } from '../viewer-socket.js';
+import { ViewerInput } from '../viewer-input.js';
 
 /** A viewer that has not said hello by then is dropped. */
 export const HELLO_TIMEOUT_MS = 10_000;
@@ -42,17 +44,7 @@ const MAX_CANDIDATES = 64;
 /** A viewer's keyframe requests (PLI/FIR) are passed on at most once per this many ms. */
 export const KEYFRAME_REQUEST_INTERVAL_MS = 1000;
 /** How long a closing socket may take to finish its close handshake before it is cut. */
-const CLOSE_GRACE_MS = 2000;
 
-/** X keysyms for the paste shortcut. */
-const XK_CONTROL_L = 0xffe3;
-const XK_V = 0x0076;
-/** RFB button-mask bits of the wheel (RFC 6143 7.5.5): X buttons 4 up, 5 down, 6 left, 7 right. */
-const WHEEL_UP = 1 << 3;
-const WHEEL_DOWN = 1 << 4;
-const WHEEL_LEFT = 1 << 5;
-const WHEEL_RIGHT = 1 << 6;
-const WHEEL_BITS = WHEEL_UP | WHEEL_DOWN | WHEEL_LEFT | WHEEL_RIGHT;
 /** RTCP payload-specific feedback FMT of a Full Intra Request (RFC 5104 4.3.1); werift reports only PLI itself. */
 const FMT_FIR = 4;
 
@@ -100,8 +92,7 @@ export class WebRtcViewer {
   private candidates = 0;
   /** The playout-delay extension id the answer accepted (null: the viewer does not do it). */
   private playoutDelayId: number | null = null;
-  /** Buttons this viewer holds, so a wheel notch during a drag keeps them held. */
-  private buttons = 0;
+  private readonly input: ViewerInput;
   private readonly paste = new PasteAssembler();
   private lastState = '';
   /** Signalling messages are handled one at a time, in order (some are async). */
@@ -120,6 +111,7 @@ export class WebRtcViewer {
     private readonly host: ViewerHost,
     private readonly log: Logger,
   ) {
+    this.input = new ViewerInput(host.session.input, host.session.framebuffer);
     const socketClosed = new Promise<void>((r) => (this.resolveSocketClosed = r));
     this.done = socketClosed.then(() => this.pcClosed);
     ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(data, isBinary));
@@ -244,7 +236,7 @@ export class WebRtcViewer {
     const handle = this.handle;
     handle.onControlChange((canControl) => {
       if (!canControl) {
-        this.buttons = 0;
+        this.input.reset();
         this.paste.reset();
       }
       this.sendState();
@@ -358,39 +350,16 @@ export class WebRtcViewer {
       this.paste.reset();
       return;
     }
-    const { input, framebuffer } = this.host.session;
-    const clampX = (x: number) => Math.min(framebuffer.width - 1, x);
-    const clampY = (y: number) => Math.min(framebuffer.height - 1, y);
     switch (m.type) {
       case 'pointer':
-        this.buttons = m.buttons & ~WHEEL_BITS;
-        input.pointer(clampX(m.x), clampY(m.y), m.buttons);
-        return;
-      case 'wheel': {
-        const x = clampX(m.x);
-        const y = clampY(m.y);
-        // One press+release of X button 4-7 per notch, as RFB clients send it.
-        const notch = (bit: number, n: number) => {
-          for (let i = 0; i < n; i++) {
-            input.pointer(x, y, this.buttons | bit);
-            input.pointer(x, y, this.buttons);
-          }
-        };
-        notch(m.dy > 0 ? WHEEL_DOWN : WHEEL_UP, Math.abs(m.dy));
-        notch(m.dx > 0 ? WHEEL_RIGHT : WHEEL_LEFT, Math.abs(m.dx));
-        return;
-      }
+        return this.input.pointer(m.x, m.y, m.buttons);
+      case 'wheel':
+        return this.input.wheel(m.x, m.y, m.dx, m.dy);
       case 'key':
-        input.key(m.keysym, m.down);
-        return;
+        return this.input.key(m.keysym, m.down);
       case 'paste': {
         const text = this.paste.push(m.last, m.bytes);
-        if (text === null) return;
-        input.setClipboard(text);
-        input.key(XK_CONTROL_L, true);
-        input.key(XK_V, true);
-        input.key(XK_V, false);
-        input.key(XK_CONTROL_L, false);
+        if (text !== null) this.input.paste(text);
         return;
       }
     }
@@ -419,18 +388,7 @@ export class WebRtcViewer {
   private closeSocket(code: number, reason: string): void {
     if (this.closed) return;
     this.markClosed();
-    // A close reason is at most 123 bytes (RFC 6455 5.5: control frame payload <= 125).
-    let r = reason;
-    while (Buffer.byteLength(r) > 123) r = r.slice(0, -1);
-    try {
-      this.ws.close(code, r);
-    } catch {
-      this.ws.terminate();
-    }
-    // A peer that never answers the close frame is cut off.
-    const t = setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS);
-    t.unref();
-    this.ws.once('close', () => clearTimeout(t));
+    closeSocket(this.ws, code, reason);
   }
 
   private onClose(): void {

@@ -1,0 +1,60 @@
+import type { WebSocket } from 'ws';
+
+/**
+ * What the JSON viewer sockets (screencast, WebRTC signalling) share: the close codes, the
+ * one error type their parsers throw, JSON message parsing with a size cap, and closing a
+ * socket cleanly even when the peer never answers.
+ */
+
+/** RFC 6455 7.4.1: policy violation (a malformed message) and message too big. */
+export const CLOSE_POLICY = 1008;
+export const CLOSE_TOO_BIG = 1009;
+/** API.md 3.5: the session stopped. */
+export const CLOSE_SESSION_ENDED = 4000;
+
+/** A viewer broke the protocol (or was refused): the socket closes with `closeCode` after an error message. */
+export class ProtocolError<Code extends string = string> extends Error {
+  constructor(
+    readonly closeCode: number,
+    readonly code: Code,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ProtocolError';
+  }
+}
+
+export function badRequest(message: string): never {
+  throw new ProtocolError(CLOSE_POLICY, 'bad_request', message);
+}
+
+/** One text message as a JSON object; binary, oversize or anything else is a ProtocolError. */
+export function parseJsonObject(data: Buffer, isBinary: boolean, maxBytes: number): Record<string, unknown> {
+  if (isBinary) return badRequest('binary messages are not accepted on this socket');
+  if (data.length > maxBytes) throw new ProtocolError(CLOSE_TOO_BIG, 'message_too_big', `message over ${maxBytes} bytes`);
+  let m: unknown;
+  try {
+    m = JSON.parse(data.toString('utf8'));
+  } catch {
+    return badRequest('message is not JSON');
+  }
+  if (typeof m !== 'object' || m === null || Array.isArray(m)) return badRequest('message must be a JSON object');
+  return m as Record<string, unknown>;
+}
+
+const CLOSE_GRACE_MS = 2000;
+
+/** Starts the closing handshake; a peer that never answers it is cut off after a grace time. */
+export function closeSocket(ws: WebSocket, code: number, reason: string): void {
+  // A close reason is at most 123 bytes (RFC 6455 5.5: control frame payload <= 125).
+  let r = reason;
+  while (Buffer.byteLength(r) > 123) r = r.slice(0, -1);
+  try {
+    ws.close(code, r);
+  } catch {
+    ws.terminate();
+  }
+  const t = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS);
+  t.unref();
+  ws.once('close', () => clearTimeout(t));
+}
