@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, connect, type AddressInfo } from 'node:net';
 import { startDaemon } from '../test/helpers/daemon.js';
 import { launchProcess } from '../src/util/process.js';
 import { chromiumArgs } from '../src/browser/chromium.js';
@@ -86,17 +87,28 @@ export async function benchCore(log: (s: string) => void): Promise<Row[]> {
       await new Promise((r) => setTimeout(r, 1500));
     }
 
+    // The floor of any proxy: a plain TCP forwarder (socket.pipe, no WebSocket work at all)
+    // in front of the same Chromium, measured in the same run.
+    const floor = await tcpForwarder(direct.ws);
+    const viaPipe = await RawCdp.open(floor.url);
+
     log('CDP round trips (2000 each, interleaved in blocks of 250)...');
     const p: number[] = [];
     const d: number[] = [];
+    const f: number[] = [];
     for (let block = 0; block < 8; block++) {
       p.push(...(await roundTrips(viaProxy, 250)));
       d.push(...(await roundTrips(viaDirect, 250)));
+      f.push(...(await roundTrips(viaPipe, 250)));
     }
     const ps = stats(p);
     const ds = stats(d);
+    const fs = stats(f);
     rows.push({ figure: 'CDP round trip p50 (ms)', handoff: fmt(ps.p50, 3), reference: fmt(ds.p50, 3), ratio: fmt(ps.p50 / ds.p50), target: '<= 1.10', ok: ps.p50 / ds.p50 <= 1.1 });
     rows.push({ figure: 'CDP round trip p99 (ms)', handoff: fmt(ps.p99, 3), reference: fmt(ds.p99, 3), ratio: fmt(ps.p99 / ds.p99), target: '<= 1.25', ok: ps.p99 / ds.p99 <= 1.25 });
+    rows.push({ figure: 'same, plain TCP forwarder p50 / p99 (ms): the floor of any proxy', handoff: `${fmt(fs.p50, 3)} / ${fmt(fs.p99, 3)}`, reference: fmt(ds.p50, 3), ratio: `${fmt(fs.p50 / ds.p50)} / ${fmt(fs.p99 / ds.p99)}`, target: 'report', ok: null });
+    await viaPipe.close();
+    floor.close();
 
     log('screenshots...');
     const sp: number[] = [];
@@ -158,6 +170,22 @@ export async function benchCore(log: (s: string) => void): Promise<Row[]> {
     await daemon.cleanup();
   }
   return rows;
+}
+
+/** A TCP forwarder that only copies bytes, in this process: the cheapest possible extra hop. */
+async function tcpForwarder(target: string): Promise<{ url: string; close(): void }> {
+  const t = new URL(target);
+  const server = createServer((socket) => {
+    const up = connect(Number(t.port), t.hostname);
+    socket.setNoDelay(true);
+    up.setNoDelay(true);
+    socket.pipe(up).pipe(socket);
+    socket.on('error', () => up.destroy());
+    up.on('error', () => socket.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  return { url: `ws://127.0.0.1:${port}${t.pathname}`, close: () => server.close() };
 }
 
 async function waitStopped(url: string, id: string): Promise<void> {

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 
-/** Integration tests run the real `handoff` binary, so dist/ must match src/. */
+/** Integration tests run the real `handoff` binary, so dist/ (code and viewer assets) must match src/. */
 export default function setup(): void {
-  execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+  execFileSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' });
 }

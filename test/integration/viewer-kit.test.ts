@@ -307,12 +307,13 @@ describe('viewer kit: screencast', () => {
     expect(mock.viewers.length).toBe(0);
   });
 
-  it('offers the screencast in place of WebRTC, and disconnect() unmounts', async () => {
+  it('asks for the WebRTC password, switches transport from the tabs, and disconnect() unmounts', async () => {
     await mountKit('webrtc');
-    await until(async () => (await rootState()) === 'error', 'error');
+    await until(() => page.$('.hk-notice input[type=password]'), 'password form');
+    expect(await rootState()).toBe('connecting');
     expect(await page.$eval('[data-handoff-state]', (el) => (el as HTMLElement).dataset.transport)).toBe('webrtc');
     expect(await page.$$eval('.hk-tab', (tabs) => tabs.map((t) => t.textContent))).toEqual(['Screencast', 'VNC', 'WebRTC']);
-    await page.click('.hk-notice button');
+    await page.click('.hk-tab[data-transport="screencast"]');
     await until(async () => (await rootState()) === 'live', 'live on screencast');
     expect(await page.$eval('[data-handoff-state]', (el) => (el as HTMLElement).dataset.transport)).toBe('screencast');
     await page.evaluate(() => (window as any).viewer.disconnect());
