@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer, connect, type AddressInfo } from 'node:net';
+import { spawn } from 'node:child_process';
 import { startDaemon } from '../test/helpers/daemon.js';
 import { launchProcess } from '../src/util/process.js';
 import { chromiumArgs } from '../src/browser/chromium.js';
@@ -87,8 +87,8 @@ export async function benchCore(log: (s: string) => void): Promise<Row[]> {
       await new Promise((r) => setTimeout(r, 1500));
     }
 
-    // The floor of any proxy: a plain TCP forwarder (socket.pipe, no WebSocket work at all)
-    // in front of the same Chromium, measured in the same run.
+    // The floor of any proxy: a plain TCP forwarder (socket.pipe, no WebSocket work at all),
+    // in its own process, in front of the same Chromium, measured in the same run.
     const floor = await tcpForwarder(direct.ws);
     const viaPipe = await RawCdp.open(floor.url);
 
@@ -172,20 +172,27 @@ export async function benchCore(log: (s: string) => void): Promise<Row[]> {
   return rows;
 }
 
-/** A TCP forwarder that only copies bytes, in this process: the cheapest possible extra hop. */
+/**
+ * A TCP forwarder that only copies bytes, in a process of its own like the daemon: the
+ * cheapest possible extra hop, so the gap between it and the daemon is what the relay costs.
+ */
 async function tcpForwarder(target: string): Promise<{ url: string; close(): void }> {
   const t = new URL(target);
-  const server = createServer((socket) => {
-    const up = connect(Number(t.port), t.hostname);
-    socket.setNoDelay(true);
-    up.setNoDelay(true);
-    socket.pipe(up).pipe(socket);
-    socket.on('error', () => up.destroy());
-    up.on('error', () => socket.destroy());
+  const script = `
+    const net = require('node:net');
+    const server = net.createServer((s) => {
+      const up = net.connect(${Number(t.port)}, '127.0.0.1');
+      s.setNoDelay(true); up.setNoDelay(true);
+      s.pipe(up).pipe(s);
+      s.on('error', () => up.destroy()); up.on('error', () => s.destroy());
+    });
+    server.listen(0, '127.0.0.1', () => console.log(server.address().port));`;
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout!.once('data', (d) => resolve(Number(String(d).trim())));
+    child.once('exit', () => reject(new Error('forwarder exited')));
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
-  return { url: `ws://127.0.0.1:${port}${t.pathname}`, close: () => server.close() };
+  return { url: `ws://127.0.0.1:${port}${t.pathname}`, close: () => child.kill() };
 }
 
 async function waitStopped(url: string, id: string): Promise<void> {
