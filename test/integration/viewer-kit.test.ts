@@ -120,7 +120,7 @@ beforeEach(async () => {
   await page.setViewport({ width: 1000, height: 700 });
 });
 
-const until = async <T>(fn: () => T | Promise<T>, what: string, ms = 5000): Promise<T> => {
+const until = async <T>(fn: () => T | Promise<T>, what: string, ms = 15_000): Promise<T> => {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn();

@@ -280,7 +280,7 @@ describe('viewer kit: WebRTC refusals and failures (scripted signalling)', () =>
     await page.close();
 
     const dropped = await mountMock((ws) => ws.terminate());
-    await waitFor('a reconnect', () => mockSockets.webrtc >= 2, 5000);
+    await waitFor('a reconnect', () => mockSockets.webrtc >= 2, 15_000);
     expect(await noticeText(dropped)).toMatch(/Reconnecting/);
     expect(await transportOf(dropped)).toBe('webrtc');
     await dropped.close();
