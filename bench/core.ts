@@ -207,7 +207,8 @@ async function waitStopped(url: string, id: string): Promise<void> {
 async function plainLaunch(): Promise<{ close(): Promise<void> }> {
   const profileDir = mkdtempSync(join(tmpdir(), 'bench-profile-'));
   const args = chromiumArgs({ width: 1280, height: 720, profileDir, asRoot: process.getuid?.() === 0 }).filter((a) => a !== '--kiosk');
-  const proc = launchProcess('/usr/lib/chromium/chromium', ['--headless=new', ...args]);
+  // Its temp files inside the profile dir, so removing that leaves nothing behind.
+  const proc = launchProcess('/usr/lib/chromium/chromium', ['--headless=new', ...args], { env: { ...process.env, TMPDIR: profileDir } });
   const ws = await new Promise<string>((resolve, reject) => {
     let seen = '';
     proc.child.stderr!.on('data', (s) => {
