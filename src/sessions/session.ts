@@ -9,6 +9,7 @@ import { HandoffError } from '../util/errors.js';
 import { ipAllowed } from '../util/cidr.js';
 import { XvfbDisplay } from '../display/xvfb.js';
 import { WindowFitter } from '../display/window.js';
+import { DisplayRecorder } from '../display/recorder.js';
 import { Framebuffer } from '../display/framebuffer.js';
 import { XInput } from '../display/input.js';
 import { ChromiumBrowser } from '../browser/chromium.js';
@@ -94,6 +95,7 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
   private xinput?: XInput;
   chromium?: ChromiumBrowser;
   control?: BrowserControl;
+  private recorder?: DisplayRecorder;
   private screencastHub?: Screencast;
   private webrtcHub?: WebRtcHub;
   /** The live views' pixels and real X input; set once the display is up. */
@@ -164,6 +166,7 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
           this.own('chromium', c.pid, c.profileDir);
           c.process.exited.then(() => this.onProcessExit('browser crashed'));
         }),
+        ...(this.params.debug ? [this.startRecorder(xvfb)] : []),
       ]);
       const failed = parts.find((p): p is PromiseRejectedResult => p.status === 'rejected');
       if (failed) throw failed.reason;
@@ -199,8 +202,19 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
     }
   }
 
-  private own(kind: 'xvfb' | 'chromium', pid: number, dir: string): void {
+  private own(kind: 'xvfb' | 'chromium' | 'ffmpeg', pid: number, dir: string | null): void {
     this.owned.push(this.deps.journal.recordOwned(kind, pid, dir, this.id, this.runId));
+  }
+
+  /** debug=true: this run's screen goes to a video file (GET /session/ID/recording). */
+  get recordingPath(): string {
+    return join(this.deps.config.stateDir, 'recordings', this.id, `${this.runId}.mp4`);
+  }
+
+  private async startRecorder(xvfb: XvfbDisplay): Promise<void> {
+    const r = await DisplayRecorder.start({ display: xvfb, width: this.params.width, height: this.params.height, path: this.recordingPath, logger: this.log });
+    this.recorder = r;
+    this.own('ffmpeg', r.pid, null);
   }
 
   /** Chromium or Xvfb exited on its own: a crash, unless we were already stopping it. */
@@ -283,6 +297,7 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
     await this.screencastHub?.close(SESSION_ENDED_CLOSE_CODE, this.endReason ?? 'session stopped');
     await this.control?.close().catch(() => {});
     await this.chromium?.close();
+    await this.recorder?.close();
     await this.xinput?.close();
     await this.fb?.close();
     await this.windowFitter?.close();

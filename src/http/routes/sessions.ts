@@ -83,9 +83,10 @@ export function sessionRoutes(http: HttpServer, s: Services): void {
     await sendFile(res, join(session.downloadDir, name), name);
   });
 
-  http.route('GET', '/session/:id/recording', (ctx) => {
+  http.route('GET', '/session/:id/recording', async (ctx, res) => {
     const session = known(s, ctx);
-    throw new HandoffError('not_found', session.params.debug ? 'recording is not available yet' : 'this session was not started with debug=true');
+    if (!session.params.debug) throw new HandoffError('not_found', 'this session was not started with debug=true');
+    await sendFile(res, session.recordingPath, `${session.id}.mp4`, 'video/mp4');
   });
 }
 
@@ -126,11 +127,11 @@ export async function listDownloads(dir: string): Promise<{ name: string; size: 
   return files.sort((a, b) => a.completed_at.localeCompare(b.completed_at));
 }
 
-export async function sendFile(res: import('node:http').ServerResponse, path: string, name: string): Promise<void> {
+export async function sendFile(res: import('node:http').ServerResponse, path: string, name: string, contentType = 'application/octet-stream'): Promise<void> {
   const st = await stat(path).catch(() => null);
   if (!st?.isFile()) throw new HandoffError('not_found', `no file ${name.slice(0, 200)}`);
   res.writeHead(200, {
-    'content-type': 'application/octet-stream',
+    'content-type': contentType,
     'content-length': st.size,
     'content-disposition': `attachment; filename*=UTF-8''${encodeURIComponent(name)}`,
   });

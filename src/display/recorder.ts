@@ -1,0 +1,59 @@
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { launchProcess, type LaunchedProcess } from '../util/process.js';
+import type { Logger } from '../util/logger.js';
+
+export interface RecorderOptions {
+  /** The display to capture: DISPLAY and XAUTHORITY for ffmpeg's x11grab. */
+  display: { name: string; authFile: string };
+  width: number;
+  height: number;
+  /** The .mp4 file to write. */
+  path: string;
+  logger?: Logger;
+  ffmpegPath?: string;
+}
+
+/**
+ * Records a display to an MP4 file for replay (API.md 3.1 `debug`). Fragmented MP4, so the
+ * file plays even while it is being written or if ffmpeg is killed; a low frame rate and a
+ * fast preset keep it to a small share of a core.
+ */
+export class DisplayRecorder {
+  private constructor(
+    readonly path: string,
+    readonly process: LaunchedProcess,
+  ) {}
+
+  get pid(): number {
+    return this.process.pid;
+  }
+
+  static async start(o: RecorderOptions): Promise<DisplayRecorder> {
+    await mkdir(dirname(o.path), { recursive: true, mode: 0o700 });
+    const args = [
+      '-nostdin', // never read commands from stdin
+      '-loglevel', 'error',
+      '-f', 'x11grab',
+      '-framerate', '10', // enough to replay what happened, cheap to encode
+      '-video_size', `${o.width}x${o.height}`,
+      '-i', o.display.name,
+      '-c:v', 'libx264',
+      '-preset', 'veryfast',
+      '-crf', '30', // small files; text stays readable
+      '-pix_fmt', 'yuv420p', // what every player decodes
+      '-movflags', '+frag_keyframe+empty_moov+default_base_moof', // playable while written
+      '-y', o.path,
+    ];
+    const proc = launchProcess(o.ffmpegPath ?? 'ffmpeg', args, {
+      env: { ...process.env, DISPLAY: o.display.name, XAUTHORITY: o.display.authFile },
+      logger: o.logger,
+    });
+    return new DisplayRecorder(o.path, proc);
+  }
+
+  /** SIGTERM lets ffmpeg write its last fragment; it is killed if it takes too long. */
+  close(): Promise<void> {
+    return this.process.close(3000);
+  }
+}
