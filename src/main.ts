@@ -70,7 +70,7 @@ export class Daemon {
       liveLinks,
       logger,
       startedAt: Date.now(),
-      vncBridge: (stream, ip) => vnc.handleSocket(stream, ip),
+      vncBridge: (stream, ip, sessionId) => vnc.handleSocket(stream, ip, sessionId),
       browserVersion: await browserVersion(config.chromiumPath, logger),
     };
     systemRoutes(http, services);

@@ -181,6 +181,10 @@ describe('live view in the browser', () => {
     });
     await waitFor('vnc viewer counted', async () => (await session(id)).viewers.vnc === 1);
     await vp.close();
+    await waitFor('the viewer gone when its tab closes', async () => {
+      const s = await session(id);
+      return s.viewers.vnc === 0 && s.attachment === 'none';
+    });
   });
 
   it('garbage on a screencast socket closes only that socket', async () => {

@@ -141,7 +141,12 @@ export function liveRoutes(http: HttpServer, s: Services): void {
       const { session } = open(ctx, 'vnc');
       if (!session.params.enableVnc) throw new HandoffError('not_found', 'this session was not started with enable_vnc=true');
       const ws = await up.accept();
-      s.vncBridge(createWebSocketStream(ws), ctx.sourceIp, session.id);
+      const stream = createWebSocketStream(ws);
+      // The stream only ends its readable side when the socket closes; the RFB connection
+      // waits for 'close', so end it whole (else the viewer would stay attached).
+      ws.once('close', () => stream.destroy());
+      stream.on('error', () => ws.terminate());
+      s.vncBridge(stream, ctx.sourceIp, session.id);
     },
     true,
   );

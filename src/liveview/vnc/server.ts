@@ -43,16 +43,23 @@ export class VncServer {
     return bound;
   }
 
-  /** Speaks RFB on any byte stream; `sourceIp` is used for the backoff, audit and network checks. */
-  handleSocket(socket: Duplex, sourceIp: string): void {
+  /**
+   * Speaks RFB on any byte stream; `sourceIp` is used for the backoff, audit and network
+   * checks. `onlySessionId` (a live view link's session) limits which password is accepted.
+   */
+  handleSocket(socket: Duplex, sourceIp: string, onlySessionId?: string): void {
     if (this.closing) {
       socket.destroy();
       return;
     }
+    const all = this.opts.directory;
+    const directory: VncDirectory = onlySessionId
+      ? { vncSessions: () => all.vncSessions().filter((s) => s.session.sessionId === onlySessionId), authFailed: (ip) => all.authFailed(ip) }
+      : all;
     const conn = new VncConnection({
       socket,
       sourceIp,
-      directory: this.opts.directory,
+      directory,
       backoff: this.backoff,
       logger: this.log,
       onClose: (c) => this.connections.delete(c),
