@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import net from 'node:net';
 import * as rfb from 'rfb2';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { HandoffError } from '../../../src/util/errors.js';
@@ -75,6 +76,23 @@ describe('VncServer with the rfb2 client', () => {
     expect(fa.pixels).toEqual(expected(a));
     expect(fb.pixels).toEqual(expected(b));
     expect([server.viewerCount('a'), server.viewerCount('b')]).toEqual([1, 1]);
+  });
+
+  it('accepts only the given session on a socket handed in for one session (a live link)', async () => {
+    const a = session('a', 32, 16, () => 0xff0000);
+    const { server } = await serve([
+      { password: 'alpha', session: a },
+      { password: 'bravo', session: session('b') },
+    ]);
+    const bridge = net.createServer((socket) => server.handleSocket(socket, '127.0.0.1', 'a'));
+    await new Promise<void>((r) => bridge.listen(0, '127.0.0.1', r));
+    try {
+      const port = (bridge.address() as net.AddressInfo).port;
+      await expect(firstFrame(port, 'bravo').frame).rejects.toBe('authentication failed');
+      expect((await firstFrame(port, 'alpha').frame).pixels).toEqual(expected(a));
+    } finally {
+      bridge.close();
+    }
   });
 
   it('forwards pointer, key and clipboard while the viewer may control', async () => {
