@@ -78,13 +78,17 @@ export interface AuditQuery {
 
 /** The append-only, hash-chained audit trail. Appends are synchronous: one row, one fsync-free commit. */
 export class AuditLog {
+  // This process is the only writer (one daemon per state dir), so the tail of the chain is
+  // kept here instead of being read back for every append.
   private lastHash: string;
+  private lastId: number;
   private readonly insert;
   private listeners = new Set<(e: AuditEvent) => void>();
 
   constructor(private readonly db: Db) {
-    const last = db.prepare('SELECT hash FROM audit ORDER BY id DESC LIMIT 1').get() as { hash: string } | undefined;
+    const last = db.prepare('SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1').get() as { id: number; hash: string } | undefined;
     this.lastHash = last?.hash ?? GENESIS_HASH;
+    this.lastId = last?.id ?? 0;
     this.insert = db.prepare(
       `INSERT INTO audit (id, ts, type, session_id, run_id, transport, source_ip, actor, detail, prev_hash, hash)
        VALUES (@id, @ts, @type, @session_id, @run_id, @transport, @source_ip, @actor, @detail, @prev_hash, @hash)`,
@@ -92,9 +96,8 @@ export class AuditLog {
   }
 
   append(input: AuditInput): AuditEvent {
-    const nextId = ((this.db.prepare('SELECT max(id) AS m FROM audit').get() as { m: number | null }).m ?? 0) + 1;
     const row: Omit<AuditEvent, 'hash'> = {
-      id: nextId,
+      id: this.lastId + 1,
       ts: new Date().toISOString(),
       type: input.type,
       session_id: input.session_id ?? null,
@@ -108,6 +111,7 @@ export class AuditLog {
     const event: AuditEvent = { ...row, hash: rowHash(row) };
     this.insert.run({ ...event, detail: canonicalJson(event.detail) });
     this.lastHash = event.hash;
+    this.lastId = event.id;
     for (const l of this.listeners) l(event);
     return event;
   }

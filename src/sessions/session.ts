@@ -98,9 +98,6 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
   private recorder?: DisplayRecorder;
   private screencastHub?: Screencast;
   private webrtcHub?: WebRtcHub;
-  /** The live views' pixels and real X input; set once the display is up. */
-  framebuffer!: FrameSource;
-  input!: InputSink;
 
   private readonly attached = new Set<Closable>();
   private readonly viewerCounts: Record<Transport, number> = { screencast: 0, webrtc: 0, vnc: 0 };
@@ -137,6 +134,13 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
   get sessionId(): string {
     return this.id;
   }
+  /** The live views' pixels and real X input (ViewerSession); there once the display is up. */
+  get framebuffer(): FrameSource {
+    return this.fb!;
+  }
+  get input(): InputSink {
+    return this.xinput!;
+  }
   get live(): boolean {
     return this.state === 'starting' || this.state === 'ready';
   }
@@ -159,8 +163,8 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
       const xvfb = this.xvfb;
       const parts = await Promise.allSettled([
         WindowFitter.start(xvfb, this.log).then((f) => (this.windowFitter = f)),
-        Framebuffer.open({ fbPath: xvfb.fbPath, display: xvfb, logger: this.log }).then((f) => (this.framebuffer = this.fb = f)),
-        XInput.open({ display: xvfb, logger: this.log }).then((i) => (this.input = this.xinput = i)),
+        Framebuffer.open({ fbPath: xvfb.fbPath, display: xvfb, logger: this.log }).then((f) => (this.fb = f)),
+        XInput.open({ display: xvfb, logger: this.log }).then((i) => (this.xinput = i)),
         ChromiumBrowser.launch({ binary: config.chromiumPath, width, height, displayEnv: xvfb.env(), logger: this.log }).then((c) => {
           this.chromium = c;
           this.own('chromium', c.pid, c.profileDir);
@@ -202,8 +206,18 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
     }
   }
 
-  private own(kind: 'xvfb' | 'chromium' | 'ffmpeg', pid: number, dir: string | null): void {
-    this.owned.push(this.deps.journal.recordOwned(kind, pid, dir, this.id, this.runId));
+  /** Journals a process (and its temp dir) of this session, so a restarted daemon can reap it. */
+  private own(kind: 'xvfb' | 'chromium' | 'ffmpeg', pid: number, dir: string | null): number {
+    const row = this.deps.journal.recordOwned(kind, pid, dir, this.id, this.runId);
+    this.owned.push(row);
+    return row;
+  }
+
+  private disown(row: number): void {
+    const i = this.owned.indexOf(row);
+    if (i === -1) return; // already released by teardown
+    this.owned.splice(i, 1);
+    this.deps.journal.releaseOwned(row);
   }
 
   /** debug=true: this run's screen goes to a video file (GET /session/ID/recording). */
@@ -279,12 +293,12 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
       portRange: config.rtcPorts,
       iceServers: config.iceServers,
       onAuthFailed: (ip) => this.audit({ type: 'auth_failed', transport: 'webrtc', source_ip: ip, actor: 'human' }),
-      // Encoders are processes of this session: journaled so a restarted daemon reaps them.
+      // Encoders come and go with their viewers; each run of one is journaled while it lives.
       onEncoderProcess: (codec, pid) => {
         const row = encoders.get(codec);
-        if (row !== undefined) this.deps.journal.releaseOwned(row);
+        if (row !== undefined) this.disown(row);
         encoders.delete(codec);
-        if (pid) encoders.set(codec, this.deps.journal.recordOwned('ffmpeg', pid, null, this.id, this.runId));
+        if (pid) encoders.set(codec, this.own('ffmpeg', pid, null));
       },
       logger: this.log.child({ component: 'webrtc' }),
     });

@@ -4,7 +4,7 @@ import { parseAutoClose, parseSessionParams, validSessionId, int } from '../../s
 import { runAgent } from '../../sessions/agent.js';
 import type { Session } from '../../sessions/session.js';
 import { sendJson, type HttpServer, type RequestContext, type Upgrade } from '../server.js';
-import type { Services } from './context.js';
+import { sessionById, type Services } from './context.js';
 
 /** API.md 3: Scrapfly-style and Cloudflare-style connects, Chrome-compatible discovery. */
 export function cdpRoutes(http: HttpServer, s: Services): void {
@@ -24,8 +24,7 @@ export function cdpRoutes(http: HttpServer, s: Services): void {
 
   // 3.2: attach to an existing session; auto_close keeps the session's own unless given.
   http.upgrade('/devtools/browser/:id', async (ctx, up) => {
-    const id = validSessionId(ctx.params.id!);
-    if (!registry.get(id)?.live) throw new HandoffError('session_not_found', `no live session ${id}`);
+    const id = sessionById(s, ctx.params.id!, { live: true }).id;
     const { session } = registry.attachAgent(id, () => parseSessionParams(ctx.url.searchParams), (existing) =>
       parseAutoClose(ctx.url.searchParams, existing?.autoClose ?? false),
     );
@@ -59,11 +58,11 @@ export function cdpRoutes(http: HttpServer, s: Services): void {
   });
 
   http.route('GET', '/devtools/browser/:id/json/list', (ctx, res) => {
-    sendJson(res, 200, targets(liveSession(s, ctx.params.id!), ctx, s));
+    sendJson(res, 200, targets(sessionById(s, ctx.params.id!, { live: true }), ctx, s));
   });
 
   http.route('DELETE', '/devtools/browser/:id', async (ctx, res) => {
-    const session = liveSession(s, ctx.params.id!);
+    const session = sessionById(s, ctx.params.id!, { live: true });
     await session.stop('session deleted');
     sendJson(res, 200, { stopped: true, sessionId: session.id });
   });
@@ -84,7 +83,7 @@ export function cdpRoutes(http: HttpServer, s: Services): void {
   const list = (ctx: RequestContext, res: ServerResponse) => {
     const id = ctx.url.searchParams.get('session');
     if (!id) throw new HandoffError('bad_request', 'give ?session=ID: each session is its own browser');
-    sendJson(res, 200, targets(liveSession(s, id), ctx, s));
+    sendJson(res, 200, targets(sessionById(s, id, { live: true }), ctx, s));
   };
   for (const p of ['/json', '/json/', '/json/list', '/json/list/']) http.route('GET', p, list);
 }
@@ -97,13 +96,6 @@ function agentUpgrade(ctx: RequestContext, up: Upgrade, s: Services, session: Se
     sourceIp: ctx.sourceIp,
     liveLink: () => s.liveLinks.issue(session, ctx.publicHost, 'control', ctx.sourceIp),
   };
-}
-
-function liveSession(s: Services, rawId: string): Session {
-  const id = validSessionId(rawId);
-  const session = s.registry.get(id);
-  if (!session?.live) throw new HandoffError('session_not_found', `no live session ${id}`);
-  return session;
 }
 
 function keyQuery(ctx: RequestContext): string {

@@ -3,11 +3,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createWebSocketStream } from 'ws';
 import { HandoffError } from '../../util/errors.js';
-import { validSessionId } from '../../sessions/params.js';
-import type { Session } from '../../sessions/session.js';
 import { readJson, sendJson, type HttpServer, type RequestContext } from '../server.js';
 import { hostOnly, listDownloads, sendFile, checkDownloadName } from './sessions.js';
-import type { Services } from './context.js';
+import { sessionById, type Services } from './context.js';
 
 const ASSETS = fileURLToPath(new URL('../assets/', import.meta.url));
 
@@ -153,9 +151,7 @@ export function liveRoutes(http: HttpServer, s: Services): void {
 
   // A view link for the dashboard's Connect (kind=view) or a control link (the default).
   http.route('GET', '/session/:id/live', (ctx, res) => {
-    const id = validSessionId(ctx.params.id!);
-    const session: Session | undefined = s.registry.get(id);
-    if (!session?.live) throw new HandoffError('session_not_found', `no live session ${id}`);
+    const session = sessionById(s, ctx.params.id!, { live: true });
     const kind = ctx.url.searchParams.get('kind') ?? 'control';
     if (kind !== 'control' && kind !== 'view') throw new HandoffError('bad_request', 'kind must be control or view');
     sendJson(res, 200, s.liveLinks.issue(session, ctx.publicHost, kind, ctx.sourceIp));

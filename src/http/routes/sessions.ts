@@ -5,7 +5,7 @@ import { HandoffError } from '../../util/errors.js';
 import { int, validSessionId } from '../../sessions/params.js';
 import type { Session, SessionInfo } from '../../sessions/session.js';
 import { readJson, sendJson, type HttpServer, type RequestContext } from '../server.js';
-import type { Services } from './context.js';
+import { sessionById, type Services } from './context.js';
 
 // Chromium writes a download as GUID.crdownload, then GUID until we rename it on completion;
 // neither is listed.
@@ -25,18 +25,18 @@ export function sessionRoutes(http: HttpServer, s: Services): void {
     if (session) return sendJson(res, 200, info(session, ctx));
     const stopped = s.registry.stoppedInfo(id);
     if (stopped) return sendJson(res, 200, stopped);
-    throw notFound(id);
+    throw new HandoffError('session_not_found', `no session ${id}`);
   });
 
   http.route('POST', '/session/:id/stop', async (ctx, res) => {
-    const session = known(s, ctx);
+    const session = sessionById(s, ctx.params.id!);
     await session.stop('session stopped');
     sendJson(res, 200, { stopped: true });
   });
 
   // Long poll: answers as soon as every given condition holds.
   http.route('GET', '/session/:id/wait', async (ctx, res) => {
-    const session = known(s, ctx);
+    const session = sessionById(s, ctx.params.id!);
     const q = ctx.url.searchParams;
     const want = { attachment: q.get('attachment'), state: q.get('state') };
     if (want.attachment && !['none', 'agent', 'human'].includes(want.attachment)) throw new HandoffError('bad_request', 'attachment must be none, agent or human');
@@ -71,35 +71,23 @@ export function sessionRoutes(http: HttpServer, s: Services): void {
 
 
   http.route('GET', '/session/:id/downloads', async (ctx, res) => {
-    const session = known(s, ctx);
+    const session = sessionById(s, ctx.params.id!);
     session.checkNetwork(ctx.sourceIp, 'download');
     sendJson(res, 200, { files: await listDownloads(session.downloadDir) });
   });
 
   http.route('GET', '/session/:id/downloads/:name', async (ctx, res) => {
-    const session = known(s, ctx);
+    const session = sessionById(s, ctx.params.id!);
     session.checkNetwork(ctx.sourceIp, 'download');
     const name = checkDownloadName(ctx.params.name!);
     await sendFile(res, join(session.downloadDir, name), name);
   });
 
   http.route('GET', '/session/:id/recording', async (ctx, res) => {
-    const session = known(s, ctx);
+    const session = sessionById(s, ctx.params.id!);
     if (!session.params.debug) throw new HandoffError('not_found', 'this session was not started with debug=true');
     await sendFile(res, session.recordingPath, `${session.id}.mp4`, 'video/mp4');
   });
-}
-
-function notFound(id: string): HandoffError {
-  return new HandoffError('session_not_found', `no session ${id}`);
-}
-
-/** A session this daemon knows (live or stopped but remembered in memory). */
-function known(s: Services, ctx: RequestContext): Session {
-  const id = validSessionId(ctx.params.id!);
-  const session = s.registry.get(id);
-  if (!session) throw notFound(id);
-  return session;
 }
 
 export function hostOnly(publicHost: string): string {
@@ -141,8 +129,7 @@ export async function sendFile(res: import('node:http').ServerResponse, path: st
 /** API.md 7, REST side: an agent asks a human for help and waits for the outcome. */
 export function handoffRoutes(http: HttpServer, s: Services): void {
   http.route('POST', '/session/:id/handoff', async (ctx, res) => {
-    const session = known(s, ctx);
-    if (!session.live) throw new HandoffError('session_not_found', 'the session has ended');
+    const session = sessionById(s, ctx.params.id!, { live: true });
     const body = await readJson(ctx);
     const reason = typeof body.reason === 'string' ? body.reason.slice(0, 1000) : '';
     if (!reason) throw new HandoffError('bad_request', 'reason (a non-empty string) is required');
@@ -156,7 +143,7 @@ export function handoffRoutes(http: HttpServer, s: Services): void {
   });
 
   http.route('POST', '/session/:id/handoff/complete', async (ctx, res) => {
-    const session = known(s, ctx);
+    const session = sessionById(s, ctx.params.id!);
     const outcome = (await readJson(ctx)).outcome ?? 'done';
     if (outcome !== 'done' && outcome !== 'failed') throw new HandoffError('bad_request', 'outcome must be "done" or "failed"');
     if (!session.handoff) throw new HandoffError('not_found', 'no handoff is active');
@@ -165,7 +152,7 @@ export function handoffRoutes(http: HttpServer, s: Services): void {
   });
 
   http.route('DELETE', '/session/:id/handoff', (ctx, res) => {
-    const session = known(s, ctx);
+    const session = sessionById(s, ctx.params.id!);
     if (!session.handoff) throw new HandoffError('not_found', 'no handoff is active');
     session.completeHandoff('cancelled', 'rest');
     sendJson(res, 200, { completed: true, outcome: 'cancelled' });
