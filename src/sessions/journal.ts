@@ -66,13 +66,15 @@ export class SessionJournal {
       }
     }
     this.db.prepare('DELETE FROM owned').run();
-    report.sessions = this.db
-      .prepare(`SELECT session_id, run_id FROM sessions WHERE state IN ('starting', 'ready')`)
-      .all() as OrphanReport['sessions'];
-    for (const s of report.sessions) {
-      const row = this.db.prepare('SELECT data FROM sessions WHERE session_id = ?').get(s.session_id) as { data: string };
-      const data = { ...(JSON.parse(row.data) as object), state: 'stopped', attachment: 'none', attached_by: '', expires_at: null };
-      this.saveSession(s.session_id, s.run_id, 'stopped', data);
+    const live = this.db.prepare(`SELECT session_id, run_id, data FROM sessions WHERE state IN ('starting', 'ready')`).all() as {
+      session_id: string;
+      run_id: string;
+      data: string;
+    }[];
+    for (const { session_id, run_id, data } of live) {
+      const stopped = { ...(JSON.parse(data) as object), state: 'stopped', attachment: 'none', attached_by: '', expires_at: null };
+      this.saveSession(session_id, run_id, 'stopped', stopped);
+      report.sessions.push({ session_id, run_id });
     }
     return report;
   }

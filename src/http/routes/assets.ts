@@ -8,7 +8,7 @@ import { HandoffError } from '../../util/errors.js';
 import type { HttpServer, RequestContext } from '../server.js';
 
 /** `src/http/assets` under tsx, `dist/http/assets` after the build copies it to the same place. */
-const ASSETS_DIR = fileURLToPath(new URL('../assets/', import.meta.url));
+export const ASSETS_DIR = fileURLToPath(new URL('../assets/', import.meta.url));
 
 const TYPES: Record<string, string> = {
   '.js': 'text/javascript; charset=utf-8',

@@ -1,13 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createWebSocketStream } from 'ws';
 import { HandoffError } from '../../util/errors.js';
-import { readJson, sendJson, type HttpServer, type RequestContext } from '../server.js';
-import { hostOnly, listDownloads, sendFile, checkDownloadName } from './sessions.js';
+import { sendJson, type HttpServer, type RequestContext } from '../server.js';
+import { hostOnly, listDownloads, sendFile, checkDownloadName, completeHandoff } from './sessions.js';
 import { sessionById, type Services } from './context.js';
-
-const ASSETS = fileURLToPath(new URL('../assets/', import.meta.url));
+import { ASSETS_DIR } from './assets.js';
 
 /**
  * API.md 5: the live view. The token in the path is the credential (signed, see
@@ -35,7 +33,7 @@ export function liveRoutes(http: HttpServer, s: Services): void {
         if (e.code === 'network_not_allowed') throw e;
         status = e.code === 'link_expired' ? 410 : 404;
       }
-      const html = await readFile(join(ASSETS, 'live.html'));
+      const html = await readFile(join(ASSETS_DIR, 'live.html'));
       res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
       res.end(html);
     },
@@ -91,13 +89,7 @@ export function liveRoutes(http: HttpServer, s: Services): void {
     'POST',
     '/live/:token/handoff',
     async (ctx, res) => {
-      const { session } = open(ctx, 'screencast');
-      const body = await readJson(ctx);
-      const outcome = body.outcome;
-      if (outcome !== 'done' && outcome !== 'failed') throw new HandoffError('bad_request', 'outcome must be "done" or "failed"');
-      if (!session.handoff) throw new HandoffError('not_found', 'no handoff is active');
-      session.completeHandoff(outcome, 'viewer');
-      sendJson(res, 200, { completed: true, outcome });
+      await completeHandoff(open(ctx, 'screencast').session, ctx, res, 'viewer');
     },
     true,
   );

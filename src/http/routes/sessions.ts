@@ -143,12 +143,7 @@ export function handoffRoutes(http: HttpServer, s: Services): void {
   });
 
   http.route('POST', '/session/:id/handoff/complete', async (ctx, res) => {
-    const session = sessionById(s, ctx.params.id!);
-    const outcome = (await readJson(ctx)).outcome ?? 'done';
-    if (outcome !== 'done' && outcome !== 'failed') throw new HandoffError('bad_request', 'outcome must be "done" or "failed"');
-    if (!session.handoff) throw new HandoffError('not_found', 'no handoff is active');
-    session.completeHandoff(outcome, 'rest');
-    sendJson(res, 200, { completed: true, outcome });
+    await completeHandoff(sessionById(s, ctx.params.id!), ctx, res, 'rest');
   });
 
   http.route('DELETE', '/session/:id/handoff', (ctx, res) => {
@@ -157,4 +152,13 @@ export function handoffRoutes(http: HttpServer, s: Services): void {
     session.completeHandoff('cancelled', 'rest');
     sendJson(res, 200, { completed: true, outcome: 'cancelled' });
   });
+}
+
+/** Done / Can't do it, from REST or the viewer: body `{outcome: "done"|"failed"}` (done when absent). */
+export async function completeHandoff(session: Session, ctx: RequestContext, res: import('node:http').ServerResponse, by: string): Promise<void> {
+  const outcome = (await readJson(ctx)).outcome ?? 'done';
+  if (outcome !== 'done' && outcome !== 'failed') throw new HandoffError('bad_request', 'outcome must be "done" or "failed"');
+  if (!session.handoff) throw new HandoffError('not_found', 'no handoff is active');
+  session.completeHandoff(outcome, by);
+  sendJson(res, 200, { completed: true, outcome });
 }
