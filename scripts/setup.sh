@@ -32,6 +32,7 @@ need ffmpeg ffmpeg
 need fc-list fontconfig
 need /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf fonts-dejavu-core
 need /usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf fonts-liberation
+need bwrap bubblewrap          # each session runs in its own filesystem sandbox
 if [ "$want_test" = 1 ]; then
   need x11vnc x11vnc            # benchmark reference VNC server
   need vncsnapshot vncsnapshot  # a real VNC client that decodes Tight and ZRLE

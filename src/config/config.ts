@@ -22,6 +22,14 @@ export interface Config {
   liveLinkTtlMs: number;
   /** Seconds a stopped session keeps answering GET /session/ID. */
   stoppedRetentionS: number;
+  /** Browser origins (exact `scheme://host[:port]`) allowed besides the daemon's own (API.md 2). */
+  allowedOrigins: string[];
+  /** The URL users reach this host at: links and vnc_url are built from it; its host passes the Host check. */
+  publicUrl: URL | null;
+  /** HMAC-SHA256 key for webhook signatures; null sends them unsigned. */
+  webhookSecret: string | null;
+  /** An agent socket that answers no WebSocket ping for this long is detached. */
+  agentKeepaliveMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -37,6 +45,7 @@ const DEFAULTS = {
   framebufferDir: '/dev/shm',
   liveLinkTtlMs: 5 * 60_000,
   stoppedRetentionS: 3600,
+  agentKeepaliveS: 10,
 } as const;
 
 /** Flag name -> config key, env name, kind. One table so --help, env and file agree. */
@@ -53,6 +62,10 @@ export const OPTIONS = [
   { flag: 'api-key', env: 'HANDOFF_API_KEY', kind: 'string', help: 'required off loopback; clients send ?api_key= or Authorization: Bearer' },
   { flag: 'max-sessions', env: 'HANDOFF_MAX_SESSIONS', kind: 'int', help: 'concurrent browser sessions (default 8)' },
   { flag: 'webhook', env: 'HANDOFF_WEBHOOK', kind: 'string', help: 'URL that receives handoff notifications (POST JSON)' },
+  { flag: 'webhook-secret', env: 'HANDOFF_WEBHOOK_SECRET', kind: 'string', help: 'signs webhook bodies (HMAC-SHA256, X-Handoff-Signature header)' },
+  { flag: 'allowed-origins', env: 'HANDOFF_ALLOWED_ORIGINS', kind: 'string', help: 'browser origins allowed to use the API and CDP besides the daemon\'s own, comma separated (e.g. https://ops.example.com)' },
+  { flag: 'public-url', env: 'HANDOFF_PUBLIC_URL', kind: 'string', help: 'the URL users reach this host at (behind a proxy): links and vnc_url use it, its host passes the Host check' },
+  { flag: 'agent-keepalive', env: 'HANDOFF_AGENT_KEEPALIVE', kind: 'int', help: 'seconds an agent socket may go without answering a ping before it is detached, 2-600 (default 10)' },
   { flag: 'log-level', env: 'HANDOFF_LOG_LEVEL', kind: 'level', help: 'debug|info|warn|error (default info)' },
   { flag: 'chromium', env: 'HANDOFF_CHROMIUM', kind: 'string', help: `Chromium binary (default ${DEFAULTS.chromiumPath})` },
   { flag: 'live-link-ttl', env: 'HANDOFF_LIVE_LINK_TTL', kind: 'int', help: 'seconds a live view link may wait to be opened, 60-3600 (default 300)' },
@@ -135,6 +148,10 @@ export function loadConfig(
     framebufferDir: DEFAULTS.framebufferDir,
     liveLinkTtlMs: ttl * 1000,
     stoppedRetentionS: DEFAULTS.stoppedRetentionS,
+    allowedOrigins: origins(pick('allowed-origins')),
+    publicUrl: publicUrl(pick('public-url')),
+    webhookSecret: pick('webhook-secret') || null,
+    agentKeepaliveMs: (intIn('agent-keepalive', pick('agent-keepalive'), 2, 600) ?? DEFAULTS.agentKeepaliveS) * 1000,
   });
 }
 
@@ -179,4 +196,36 @@ function level(v: string | undefined): Config['logLevel'] | undefined {
   if (v === undefined) return undefined;
   if (v === 'debug' || v === 'info' || v === 'warn' || v === 'error') return v;
   throw new ConfigError(`--log-level must be debug, info, warn or error, got "${v}"`);
+}
+
+/** Exact origins, as browsers send them: scheme://host[:port], no path. */
+function origins(v: string | undefined): string[] {
+  const out: string[] = [];
+  for (const o of (v ?? '').split(',').map((x) => x.trim()).filter(Boolean)) {
+    let u: URL;
+    try {
+      u = new URL(o);
+    } catch {
+      throw new ConfigError(`--allowed-origins takes origins like https://ops.example.com, got "${o}"`);
+    }
+    if (!/^https?:$/.test(u.protocol) || u.origin !== o.replace(/\/$/, '')) {
+      throw new ConfigError(`--allowed-origins takes origins like https://ops.example.com (no path), got "${o}"`);
+    }
+    out.push(u.origin);
+  }
+  return out;
+}
+
+function publicUrl(v: string | undefined): URL | null {
+  if (!v) return null;
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new ConfigError(`--public-url must be a URL like https://handoff.example.com, got "${v}"`);
+  }
+  if (!/^https?:$/.test(u.protocol) || (u.pathname !== '/' && u.pathname !== '') || u.search || u.username) {
+    throw new ConfigError(`--public-url must be http(s)://host[:port] with no path, got "${v}"`);
+  }
+  return u;
 }

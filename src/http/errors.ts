@@ -19,6 +19,13 @@ const STATUS: Record<ErrorCode, number> = {
   too_many_sessions: 503,
   shutting_down: 503,
   browser_failed: 502,
+  forbidden_origin: 403,
+  forbidden_host: 421,
+  // A live link whose kind does not allow the action (a view link completing a handoff).
+  forbidden: 403,
+  profile_in_use: 409,
+  audit_unavailable: 503,
+  too_many_requests: 429,
   internal: 500,
 };
 

@@ -12,6 +12,12 @@ export type ErrorCode =
   | 'too_many_viewers'
   | 'too_many_sessions'
   | 'browser_failed'
+  | 'forbidden_origin'
+  | 'forbidden_host'
+  | 'forbidden'
+  | 'profile_in_use'
+  | 'audit_unavailable'
+  | 'too_many_requests'
   | 'shutting_down'
   | 'internal';
 
