@@ -2,13 +2,14 @@
  * VNC helpers for the integration tests: a free port, an rfb2 viewer that keeps its own copy of
  * the framebuffer, vncsnapshot runs, and colour checks on decoded pictures.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import * as rfb from 'rfb2';
 import sharp from 'sharp';
 import { waitFor } from './client.js';
+import { vncAuthResponse } from '../../src/liveview/vnc/des.js';
 
 /** A TCP port nobody listens on right now (bound on port 0, then released). */
 export function freePort(): Promise<number> {
@@ -219,10 +220,22 @@ export async function readPicture(path: string): Promise<{ width: number; height
   };
 }
 
-/** An obfuscated VNC password file as `vncpasswd -f` writes it (what vncsnapshot -passwd reads). */
+/**
+ * The fixed key VNC uses to obfuscate stored passwords (vncauth.c `fixedkey`, in d3des bit
+ * order, which vncAuthResponse reverses like the server does).
+ */
+const VNC_PASSWD_KEY = Buffer.from([23, 82, 107, 6, 35, 78, 88, 7]);
+
+/**
+ * An obfuscated VNC password file as `vncpasswd -f` writes it (what vncsnapshot and vncviewer
+ * `-passwd` read): the password's first 8 bytes, zero padded, DES-encrypted with the fixed key.
+ * Written here so the tests need no vncpasswd binary.
+ */
 export function vncPasswordFile(dir: string, password: string): string {
   const file = join(dir, 'passwd');
-  writeFileSync(file, execFileSync('vncpasswd', ['-f'], { input: `${password}\n` }), { mode: 0o600 });
+  const plain = Buffer.alloc(8);
+  Buffer.from(password, 'latin1').copy(plain, 0, 0, 8);
+  writeFileSync(file, vncAuthResponse(VNC_PASSWD_KEY, plain), { mode: 0o600 });
   return file;
 }
 
