@@ -19,6 +19,7 @@ import { liveRoutes } from './http/routes/live.js';
 import { assetRoutes } from './http/routes/assets.js';
 import type { Services } from './http/routes/context.js';
 import { VncServer } from './liveview/vnc/server.js';
+import { WebhookSender } from './util/webhook.js';
 
 /**
  * The composition root: builds the parts in dependency order, starts them, and closes them
@@ -36,6 +37,7 @@ export class Daemon {
     private readonly http: HttpServer,
     private readonly vnc: VncServer,
     readonly registry: SessionRegistry,
+    private readonly webhook: WebhookSender | null,
     private readonly pidFile: string,
     private readonly logger: Logger,
   ) {}
@@ -55,7 +57,8 @@ export class Daemon {
       logger.warn('cleaned up after a previous daemon', { killed_pids: orphans.killed, dirs: orphans.removedDirs.length, sessions: orphans.sessions.length });
     }
 
-    const notify = config.webhook ? webhook(config.webhook, logger) : undefined;
+    const webhook = config.webhook ? new WebhookSender({ url: config.webhook, secret: config.webhookSecret, logger: logger.child({ component: 'webhook' }) }) : null;
+    const notify = webhook ? (event: Record<string, unknown>) => webhook.send(event) : undefined;
     const registry = new SessionRegistry({ config, audit, journal, logger, notify });
     const liveLinks = new LiveLinks(loadKey(join(config.stateDir, 'live-link.key')), registry, config.liveLinkTtlMs);
     const http = new HttpServer({
@@ -73,7 +76,7 @@ export class Daemon {
       vncBridge: (stream, ip, sessionId) => vnc.handleSocket(stream, ip, sessionId),
       browserVersion: await browserVersion(config.chromiumPath, logger),
     };
-    systemRoutes(http, services);
+    systemRoutes(http, services, webhook);
     cdpRoutes(http, services);
     sessionRoutes(http, services);
     handoffRoutes(http, services);
@@ -94,7 +97,7 @@ export class Daemon {
     const vncPort = config.vncPort ? await vnc.listen(config.vncPort, config.host) : 0;
     const host = addr.address.includes(':') ? `[${addr.address}]` : addr.address;
     const url = `http://${host}:${addr.port}`;
-    const daemon = new Daemon(config, url, addr.port, vncPort, db, http, vnc, registry, pidFile, logger);
+    const daemon = new Daemon(config, url, addr.port, vncPort, db, http, vnc, registry, webhook, pidFile, logger);
     logger.info(`handoff listening on ${url}`, { url, port: addr.port, vnc_port: vncPort || 'off', state_dir: config.stateDir, api_key: config.apiKey ? 'required' : 'off (loopback)' });
     return daemon;
   }
@@ -106,6 +109,8 @@ export class Daemon {
       this.http.refuseNewWork();
       await this.vnc.close();
       await this.registry.close();
+      // After the sessions: their last handoff_completed events get a short grace to go out.
+      await this.webhook?.close();
       await this.http.close();
       this.db.close();
       rmSync(this.pidFile, { force: true });
@@ -132,15 +137,6 @@ function lockStateDir(stateDir: string): string {
 function loadKey(path: string): Buffer {
   if (!existsSync(path)) writeFileSync(path, randomBytes(32), { mode: 0o600 });
   return readFileSync(path);
-}
-
-/** POSTs each event as JSON; a webhook that fails is logged, never retried into a backlog. */
-function webhook(url: string, logger: Logger): (event: Record<string, unknown>) => void {
-  return (event) => {
-    fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(event), signal: AbortSignal.timeout(10_000) })
-      .then((r) => !r.ok && logger.warn('webhook answered an error', { status: r.status, type: event.type }))
-      .catch((e: Error) => logger.warn('webhook failed', { error: e.message, type: event.type }));
-  };
 }
 
 async function browserVersion(binary: string, logger: Logger): Promise<string> {

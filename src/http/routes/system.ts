@@ -3,9 +3,10 @@ import { AUDIT_TYPES } from '../../audit/log.js';
 import { int } from '../../sessions/params.js';
 import { sendJson, type HttpServer } from '../server.js';
 import type { Services } from './context.js';
+import type { WebhookStats } from '../../util/webhook.js';
 
 /** Health, Prometheus metrics and the audit query. */
-export function systemRoutes(http: HttpServer, s: Services): void {
+export function systemRoutes(http: HttpServer, s: Services, webhook: { stats(): WebhookStats } | null = null): void {
   http.route(
     'GET',
     '/health',
@@ -36,6 +37,10 @@ export function systemRoutes(http: HttpServer, s: Services): void {
     gauge('handoff_max_sessions', 'Configured session limit.', [['', s.config.maxSessions]]);
     gauge('handoff_process_resident_bytes', 'Daemon resident memory.', [['', process.memoryUsage().rss]]);
     gauge('handoff_uptime_seconds', 'Seconds since the daemon started.', [['', Math.round((Date.now() - s.startedAt) / 1000)]]);
+    const hook = webhook?.stats() ?? { ok: 0, failed: 0, dropped: 0, pending: 0 };
+    lines.push('# HELP handoff_webhook_deliveries_total Webhook events by final result (failed: after all retries; dropped: queue full or shutdown).', '# TYPE handoff_webhook_deliveries_total counter');
+    for (const r of ['ok', 'failed', 'dropped'] as const) lines.push(`handoff_webhook_deliveries_total{result="${r}"} ${hook[r]}`);
+    gauge('handoff_webhook_pending', 'Webhook events waiting to be sent.', [['', hook.pending]]);
     const text = lines.join('\n') + '\n';
     res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', 'content-length': Buffer.byteLength(text) });
     res.end(text);
