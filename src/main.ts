@@ -8,6 +8,7 @@ import type { Logger } from './util/logger.js';
 import { isAlive } from './util/process.js';
 import { openDatabase, type Db } from './audit/database.js';
 import { AuditLog } from './audit/log.js';
+import { AuditCheckpoints } from './audit/checkpoint.js';
 import { SessionJournal } from './sessions/journal.js';
 import { SessionRegistry } from './sessions/registry.js';
 import { LiveLinks } from './sessions/live-links.js';
@@ -34,6 +35,7 @@ export class Daemon {
     readonly port: number,
     readonly vncPort: number,
     private readonly db: Db,
+    private readonly checkpoints: AuditCheckpoints,
     private readonly http: HttpServer,
     private readonly vnc: VncServer,
     readonly registry: SessionRegistry,
@@ -47,6 +49,8 @@ export class Daemon {
     const pidFile = lockStateDir(config.stateDir);
     const db = openDatabase(join(config.stateDir, 'handoff.db'));
     const audit = new AuditLog(db);
+    // Checked before anything is appended: does the chain still reach the last checkpoint?
+    const checkpoints = new AuditCheckpoints(audit, join(config.stateDir, 'audit.head'), logger.child({ component: 'audit' }));
     const journal = new SessionJournal(db);
 
     const orphans = journal.reapOrphans();
@@ -76,7 +80,7 @@ export class Daemon {
       vncBridge: (stream, ip, sessionId) => vnc.handleSocket(stream, ip, sessionId),
       browserVersion: await browserVersion(config.chromiumPath, logger),
     };
-    systemRoutes(http, services, webhook);
+    systemRoutes(http, services, { webhook, checkpoints });
     cdpRoutes(http, services);
     sessionRoutes(http, services);
     handoffRoutes(http, services);
@@ -97,7 +101,8 @@ export class Daemon {
     const vncPort = config.vncPort ? await vnc.listen(config.vncPort, config.host) : 0;
     const host = addr.address.includes(':') ? `[${addr.address}]` : addr.address;
     const url = `http://${host}:${addr.port}`;
-    const daemon = new Daemon(config, url, addr.port, vncPort, db, http, vnc, registry, webhook, pidFile, logger);
+    checkpoints.start();
+    const daemon = new Daemon(config, url, addr.port, vncPort, db, checkpoints, http, vnc, registry, webhook, pidFile, logger);
     logger.info(`handoff listening on ${url}`, { url, port: addr.port, vnc_port: vncPort || 'off', state_dir: config.stateDir, api_key: config.apiKey ? 'required' : 'off (loopback)' });
     return daemon;
   }
@@ -112,6 +117,7 @@ export class Daemon {
       // After the sessions: their last handoff_completed events get a short grace to go out.
       await this.webhook?.close();
       await this.http.close();
+      this.checkpoints.close();
       this.db.close();
       rmSync(this.pidFile, { force: true });
       this.logger.info('stopped');

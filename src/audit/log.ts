@@ -42,6 +42,12 @@ export interface AuditEvent {
 
 export const GENESIS_HASH = '0'.repeat(64);
 
+/** A point of the chain: a row id and its hash (id 0 is the empty chain). */
+export interface AuditHead {
+  id: number;
+  hash: string;
+}
+
 /** JSON with object keys sorted at every depth: the canonical form the chain hashes. */
 export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
@@ -114,6 +120,16 @@ export class AuditLog {
     this.lastId = event.id;
     for (const l of this.listeners) l(event);
     return event;
+  }
+
+  /** The chain's head: the last row's id and hash (0 and the genesis hash when empty). */
+  head(): AuditHead {
+    return { id: this.lastId, hash: this.lastHash };
+  }
+
+  /** The stored hash of row `id`, if that row exists. */
+  hashAt(id: number): string | undefined {
+    return (this.db.prepare('SELECT hash FROM audit WHERE id = ?').get(id) as { hash: string } | undefined)?.hash;
   }
 
   /** Live feed for the dashboard; returns an unsubscribe function. */

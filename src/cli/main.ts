@@ -1,10 +1,13 @@
-import { readFileSync } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
 import { ConfigError, OPTIONS, loadConfig } from '../config/config.js';
 import { createLogger } from '../util/logger.js';
 import { Daemon } from '../main.js';
 import { openDatabase } from '../audit/database.js';
-import { AuditLog, verifyChain } from '../audit/log.js';
+import { AuditLog, verifyChain, type AuditHead } from '../audit/log.js';
+import { CHECKPOINT_MSG, checkpointFromLogLine, checkpointProblem, parseCheckpoint } from '../audit/checkpoint.js';
 import { runDoctor } from './doctor.js';
 import { sessionsCommand } from './sessions.js';
 
@@ -17,6 +20,8 @@ Usage:
   handoff audit tail [-n N] [-f]     last audit events (-f keeps following)
   handoff audit export               every event as JSON lines on stdout
   handoff audit verify               check the hash chain; exit 1 and name the row if broken
+         [--checkpoint ID:HASH]      ... and that it still reaches this logged checkpoint
+         [--from-log FILE]           ... and the last checkpoint in a daemon's log (JSON lines)
   handoff doctor                     check chromium, Xvfb, ffmpeg, tmpfs, fonts, ports; print fixes
 
 Options (flag, environment, or a JSON file given with --config):
@@ -88,28 +93,60 @@ async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
 }
 
 async function audit(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const [sub = 'tail', ...rest] = argv;
-  let n = 20;
-  let follow = false;
-  const opts: string[] = [];
-  for (let i = 0; i < rest.length; i++) {
-    const a = rest[i]!;
-    if (a === '-n') n = Number(rest[++i]);
-    else if (a === '-f' || a === '--follow') follow = true;
-    else opts.push(a);
+  // The audit flags, plus every config option (passed on to loadConfig as --flag value).
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        n: { type: 'string', short: 'n' },
+        follow: { type: 'boolean', short: 'f' },
+        checkpoint: { type: 'string', multiple: true },
+        'from-log': { type: 'string' },
+        ...Object.fromEntries(OPTIONS.map((o) => [o.flag, { type: 'string' as const }])),
+      },
+    });
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
   }
-  const cfg = config(opts, env);
+  const { values, positionals } = parsed;
+  const [sub = 'tail', ...extra] = positionals;
+  if (extra.length) throw new ConfigError(`unexpected argument "${extra[0]}"`);
+  const given = values as Record<string, unknown>;
+  const configArgs = OPTIONS.flatMap((o) => (typeof given[o.flag] === 'string' ? [`--${o.flag}`, given[o.flag] as string] : []));
+  const cfg = config(configArgs, env);
+  const n = values.n === undefined ? 20 : Number(values.n);
+  const follow = values.follow === true;
+  // Read the checkpoints before opening the database, so a bad argument changes nothing.
+  const checkpoints: AuditHead[] = [];
+  for (const text of values.checkpoint ?? []) {
+    const cp = parseCheckpoint(text);
+    if (!cp) throw new ConfigError(`--checkpoint takes ID:HASH (a row id, a colon, 64 hex digits), got "${text.slice(0, 100)}"`);
+    checkpoints.push(cp);
+  }
+  if (values['from-log'] !== undefined) checkpoints.push(await lastCheckpointIn(values['from-log']));
+  if (sub !== 'verify' && checkpoints.length) throw new ConfigError('--checkpoint and --from-log go with `audit verify`');
+
   const db = openDatabase(join(cfg.stateDir, 'handoff.db'));
   const log = new AuditLog(db);
   try {
     if (sub === 'verify') {
       const r = verifyChain(log.iterate());
-      if (r.ok) {
-        process.stdout.write(`audit chain OK: ${r.rows} rows verified\n`);
-        return 0;
+      if (!r.ok) {
+        process.stdout.write(`audit chain BROKEN at row ${r.brokenAt!.id}: ${r.brokenAt!.reason}\n`);
+        return 1;
       }
-      process.stdout.write(`audit chain BROKEN at row ${r.brokenAt!.id}: ${r.brokenAt!.reason}\n`);
-      return 1;
+      process.stdout.write(`audit chain OK: ${r.rows} rows verified\n`);
+      let failed = false;
+      for (const cp of checkpoints) {
+        const problem = checkpointProblem(log, cp);
+        if (problem) process.stdout.write(`checkpoint ${cp.id} NOT REACHED: ${problem}\n`);
+        else process.stdout.write(`checkpoint ${cp.id}:${cp.hash} reached\n`);
+        failed ||= !!problem;
+      }
+      return failed ? 1 : 0;
     }
     if (sub === 'export') {
       for (const e of log.iterate()) process.stdout.write(JSON.stringify(e) + '\n');
@@ -133,4 +170,25 @@ async function audit(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   } finally {
     db.close();
   }
+}
+
+/** The last checkpoint line in a daemon's log (JSON lines, e.g. `journalctl -u handoff -o cat`). */
+async function lastCheckpointIn(file: string): Promise<AuditHead> {
+  let last: AuditHead | null = null;
+  let stream;
+  try {
+    stream = createReadStream(file, { encoding: 'utf8' });
+    for await (const line of createInterface({ input: stream, crlfDelay: Infinity })) {
+      // Log lines are short; a huge line is not ours (and not worth parsing).
+      if (line.length > 4096) continue;
+      last = checkpointFromLogLine(line) ?? last;
+    }
+  } catch (e) {
+    throw new ConfigError(`--from-log ${file}: ${(e as Error).message}`);
+  } finally {
+    stream?.destroy();
+  }
+  if (!last) throw new ConfigError(`--from-log ${file}: no "${CHECKPOINT_MSG}" line in it`);
+  process.stdout.write(`last checkpoint in ${file}: ${last.id}:${last.hash}\n`);
+  return last;
 }

@@ -6,7 +6,11 @@ import type { Services } from './context.js';
 import type { WebhookStats } from '../../util/webhook.js';
 
 /** Health, Prometheus metrics and the audit query. */
-export function systemRoutes(http: HttpServer, s: Services, webhook: { stats(): WebhookStats } | null = null): void {
+export function systemRoutes(
+  http: HttpServer,
+  s: Services,
+  { webhook = null, checkpoints = null }: { webhook?: { stats(): WebhookStats } | null; checkpoints?: { problem: string | null } | null } = {},
+): void {
   http.route(
     'GET',
     '/health',
@@ -18,6 +22,8 @@ export function systemRoutes(http: HttpServer, s: Services, webhook: { stats(): 
         sessions: s.registry.liveCount(),
         max_sessions: s.config.maxSessions,
         browser: s.browserVersion,
+        // The audit chain no longer reaches a checkpoint it had (rows deleted from its end).
+        audit_truncated: !!checkpoints?.problem,
       });
     },
     true,
