@@ -128,6 +128,8 @@ async function audit(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   }
   if (values['from-log'] !== undefined) checkpoints.push(await lastCheckpointIn(values['from-log']));
   if (sub !== 'verify' && checkpoints.length) throw new ConfigError('--checkpoint and --from-log go with `audit verify`');
+  if (!['tail', 'export', 'verify'].includes(sub)) throw new ConfigError(`unknown audit command "${sub}" (tail, export, verify)`);
+  if (!Number.isInteger(n) || n < 1) throw new ConfigError('-n takes a positive whole number');
 
   const db = openDatabase(join(cfg.stateDir, 'handoff.db'));
   const log = new AuditLog(db);
@@ -152,8 +154,6 @@ async function audit(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
       for (const e of log.iterate()) process.stdout.write(JSON.stringify(e) + '\n');
       return 0;
     }
-    if (sub !== 'tail') throw new ConfigError(`unknown audit command "${sub}" (tail, export, verify)`);
-    if (!Number.isInteger(n) || n < 1) throw new ConfigError('-n takes a positive whole number');
     let last = 0;
     const print = (events: ReturnType<AuditLog['query']>) => {
       for (const e of events) {
