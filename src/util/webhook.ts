@@ -149,14 +149,14 @@ export class WebhookSender {
       headers[WEBHOOK_HEADERS.timestamp] = ts;
       headers[WEBHOOK_HEADERS.signature] = webhookSignature(this.o.secret, ts, body);
     }
+    // One controller per attempt, aborted by its own timer or by close() (AbortSignal.any
+    // would tie every attempt's signal to the long-lived stop signal).
+    const attempt = new AbortController();
+    const timer = setTimeout(() => attempt.abort(new DOMException('timeout', 'TimeoutError')), this.timeoutMs);
+    const onStop = () => attempt.abort(this.stop.signal.reason);
+    this.stop.signal.addEventListener('abort', onStop, { once: true });
     try {
-      const res = await fetch(this.o.url, {
-        method: 'POST',
-        headers,
-        body,
-        redirect: 'manual',
-        signal: AbortSignal.any([this.stop.signal, AbortSignal.timeout(this.timeoutMs)]),
-      });
+      const res = await fetch(this.o.url, { method: 'POST', headers, body, redirect: 'manual', signal: attempt.signal });
       // The answer's body is not ours to read; release the connection.
       await res.body?.cancel().catch(() => {});
       if (res.status >= 200 && res.status < 300) return { kind: 'ok' };
@@ -167,6 +167,9 @@ export class WebhookSender {
       const err = e as Error & { cause?: { code?: string } };
       const why = err.name === 'TimeoutError' ? `no answer within ${this.timeoutMs} ms` : (err.cause?.code ?? err.message).slice(0, 200);
       return { kind: 'retry', why };
+    } finally {
+      clearTimeout(timer);
+      this.stop.signal.removeEventListener('abort', onStop);
     }
   }
 

@@ -19,16 +19,17 @@ const ALSO_IN_PACKAGE: Record<string, string> = { ffprobe: 'ffmpeg' };
 
 /**
  * First arguments that are not a literal, per file: what they name, as expressions resolved in
- * the same file (a `config.X` expression is the config default). A new spawn with a
- * computed program name fails this test until it is listed here.
+ * the same file (a `config.X` expression is the config default), or as "argument `index` of
+ * every call of the function `argOf` in that file". A new spawn with a computed program name
+ * fails this test until it is listed here.
  */
-const DYNAMIC: Record<string, Record<string, string[]>> = {
+const DYNAMIC: Record<string, Record<string, string[] | { argOf: string; index: number }>> = {
   // The launcher runs setpriv, which execs `cmd`; every launchProcess call site is checked.
   'src/util/process.ts': { file: ['SETPRIV'] },
   'src/browser/chromium.ts': { 'o.binary': ['config.chromiumPath'] },
   'src/main.ts': { binary: ['config.chromiumPath'] },
-  // doctor's version(name, bin, ...) is called with these programs.
-  'src/cli/doctor.ts': { bin: ['config.chromiumPath', "'Xvfb'", "'ffmpeg'"] },
+  // doctor's version(name, bin, ...): whatever each call passes as `bin`.
+  'src/cli/doctor.ts': { bin: { argOf: 'version', index: 1 } },
 };
 
 const PROCESS_FUNCTIONS = ['spawn', 'spawnSync', 'execFile', 'execFileSync', 'exec', 'execSync', 'fork'];
@@ -49,10 +50,12 @@ function sourceFiles(dir: string): string[] {
   return out;
 }
 
-/** The text of the first argument of the call whose `(` is at `open`. */
-function firstArgument(text: string, open: number): string {
+/** The text of argument `index` (0-based) of the call whose `(` is at `open`. */
+function argument(text: string, open: number, index = 0): string {
   let depth = 0;
   let quote = '';
+  let start = open + 1;
+  let n = 0;
   for (let i = open + 1; i < text.length; i++) {
     const c = text[i]!;
     if (quote) {
@@ -63,11 +66,15 @@ function firstArgument(text: string, open: number): string {
     if (c === '"' || c === "'" || c === '`') quote = c;
     else if ('([{'.includes(c)) depth++;
     else if (')]}'.includes(c)) {
-      if (depth === 0) return text.slice(open + 1, i).trim();
+      if (depth === 0) return n === index ? text.slice(start, i).trim() : '';
       depth--;
-    } else if (c === ',' && depth === 0) return text.slice(open + 1, i).trim();
+    } else if (c === ',' && depth === 0) {
+      if (n === index) return text.slice(start, i).trim();
+      n++;
+      start = i + 1;
+    }
   }
-  return text.slice(open + 1).trim();
+  return '';
 }
 
 /** The names under which a file can start a process: imports, namespaces, promisified aliases. */
@@ -111,7 +118,12 @@ function resolveProgram(expr: string, file: string, text: string, where: string,
   const fallback = /^[\w.?]+\s*(?:\?\?|\|\|)\s*(.+)$/.exec(expr);
   if (fallback) return resolveProgram(fallback[1]!.trim(), file, text, where, seen);
   const dyn = DYNAMIC[file]?.[expr];
-  if (dyn) return dyn.flatMap((e) => resolveProgram(e, file, text, where, seen));
+  if (Array.isArray(dyn)) return dyn.flatMap((e) => resolveProgram(e, file, text, where, seen));
+  if (dyn) {
+    const calls = [...text.matchAll(new RegExp(`(?<![\\w.])(?<!function\\s+)${dyn.argOf}\\s*\\(`, 'g'))];
+    if (!calls.length) throw new Error(`${where}: DYNAMIC says \`${expr}\` comes from ${dyn.argOf}(), which is never called`);
+    return calls.flatMap((c) => resolveProgram(argument(text, c.index! + c[0].length - 1, dyn.index), file, text, where, new Set()));
+  }
   if (/^\w+$/.test(expr)) {
     const decl = new RegExp(`\\bconst\\s+${expr}\\s*(?::\\s*\\w+\\s*)?=\\s*([^;\\n]+)`).exec(text);
     if (decl) return resolveProgram(decl[1]!.trim(), file, text, where, seen);
@@ -131,7 +143,7 @@ function spawnedPrograms(file: string, text: string): Found[] {
     if (/\bfunction\s+$/.test(before)) continue;
     const line = before.split('\n').length;
     const where = `${file}:${line}`;
-    const arg = firstArgument(text, m.index + m[0].length - 1);
+    const arg = argument(text, m.index + m[0].length - 1);
     for (const program of resolveProgram(arg, file, text, where)) found.push({ program, where });
   }
   return found;
@@ -172,7 +184,7 @@ describe('every program the code, tests and benches start is installed by script
     }
     const programs = new Set(all.map((f) => basename(f.program)));
     // The collector sees the known spawns (a broken collector would find nothing and pass).
-    for (const p of ['chromium', 'Xvfb', 'ffmpeg', 'setpriv', 'node', 'vncsnapshot', 'ffprobe', 'x11vnc', 'npm']) expect(programs).toContain(p);
+    for (const p of ['chromium', 'Xvfb', 'ffmpeg', 'setpriv', 'node', 'vncsnapshot', 'ffprobe', 'x11vnc', 'npm', 'fc-list', 'systemd-analyze']) expect(programs).toContain(p);
     const missing = all.filter((f) => !providedBy(f.program, needs)).map((f) => `${f.program} (${f.where})`);
     expect(missing).toEqual([]);
   });
