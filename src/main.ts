@@ -35,6 +35,7 @@ export class Daemon {
     readonly port: number,
     readonly vncPort: number,
     private readonly db: Db,
+    private readonly audit: AuditLog,
     private readonly checkpoints: AuditCheckpoints,
     private readonly http: HttpServer,
     private readonly vnc: VncServer,
@@ -45,13 +46,34 @@ export class Daemon {
   ) {}
 
   static async start(config: Readonly<Config>, logger: Logger): Promise<Daemon> {
+    // Start is a disposable stack (DESIGN.md): each part built pushes its undo, and a failure
+    // anywhere (the port is taken, say) unwinds them in reverse before the error goes on.
+    const undo: { what: string; run: () => unknown }[] = [];
+    try {
+      return await Daemon.build(config, logger, undo);
+    } catch (e) {
+      for (const step of undo.reverse()) {
+        try {
+          await step.run();
+        } catch (err) {
+          logger.warn(`start failed; undoing ${step.what} failed too`, { error: (err as Error).message });
+        }
+      }
+      throw e;
+    }
+  }
+
+  private static async build(config: Readonly<Config>, logger: Logger, undo: { what: string; run: () => unknown }[]): Promise<Daemon> {
     mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
     const pidFile = lockStateDir(config.stateDir);
-    const db = openDatabase(join(config.stateDir, 'handoff.db'));
-    const audit = new AuditLog(db);
+    undo.push({ what: 'pid file', run: () => rmSync(pidFile, { force: true }) });
+    const db = openDatabase(join(config.stateDir, 'handoff.db'), { busyTimeoutMs: DAEMON_BUSY_TIMEOUT_MS });
+    undo.push({ what: 'database', run: () => db.close() });
+    const audit = new AuditLog(db, { logger: logger.child({ component: 'audit' }) });
+    undo.push({ what: 'audit', run: () => (audit.flush(), audit.close()) });
     // Checked before anything is appended: does the chain still reach the last checkpoint?
     const checkpoints = new AuditCheckpoints(audit, join(config.stateDir, 'audit.head'), logger.child({ component: 'audit' }));
-    const journal = new SessionJournal(db);
+    const journal = new SessionJournal(db, logger.child({ component: 'journal' }));
 
     const orphans = journal.reapOrphans();
     for (const s of orphans.sessions) {
@@ -62,6 +84,7 @@ export class Daemon {
     }
 
     const webhook = config.webhook ? new WebhookSender({ url: config.webhook, secret: config.webhookSecret, logger: logger.child({ component: 'webhook' }) }) : null;
+    if (webhook) undo.push({ what: 'webhook', run: () => webhook.close() });
     const notify = webhook ? (event: Record<string, unknown>) => webhook.send(event) : undefined;
     const registry = new SessionRegistry({ config, audit, journal, logger, notify });
     const liveLinks = new LiveLinks(loadKey(join(config.stateDir, 'live-link.key')), registry, config.liveLinkTtlMs);
@@ -70,6 +93,8 @@ export class Daemon {
       logger,
       onAuthFailed: (ctx) => audit.append({ type: 'auth_failed', source_ip: ctx.sourceIp, transport: 'http', detail: { path: ctx.url.pathname.slice(0, 200) } }),
     });
+    undo.push({ what: 'sessions', run: () => registry.close() });
+    undo.push({ what: 'http', run: () => http.close() });
     const services: Services = {
       config,
       registry,
@@ -80,7 +105,7 @@ export class Daemon {
       vncBridge: (stream, ip, sessionId) => vnc.handleSocket(stream, ip, sessionId),
       browserVersion: await browserVersion(config.chromiumPath, logger),
     };
-    systemRoutes(http, services, { webhook, checkpoints });
+    systemRoutes(http, services, { webhook, checkpoints, uncaughtErrors: () => uncaughtErrors });
     cdpRoutes(http, services);
     sessionRoutes(http, services);
     handoffRoutes(http, services);
@@ -96,13 +121,14 @@ export class Daemon {
         authFailed: (ip) => audit.append({ type: 'auth_failed', transport: 'vnc', source_ip: ip, actor: 'human' }),
       },
     });
+    undo.push({ what: 'vnc', run: () => vnc.close() });
 
     const addr = await http.listen(config.port, config.host);
     const vncPort = config.vncPort ? await vnc.listen(config.vncPort, config.host) : 0;
     const host = addr.address.includes(':') ? `[${addr.address}]` : addr.address;
     const url = `http://${host}:${addr.port}`;
     checkpoints.start();
-    const daemon = new Daemon(config, url, addr.port, vncPort, db, checkpoints, http, vnc, registry, webhook, pidFile, logger);
+    const daemon = new Daemon(config, url, addr.port, vncPort, db, audit, checkpoints, http, vnc, registry, webhook, pidFile, logger);
     logger.info(`handoff listening on ${url}`, { url, port: addr.port, vnc_port: vncPort || 'off', state_dir: config.stateDir, api_key: config.apiKey ? 'required' : 'off (loopback)' });
     return daemon;
   }
@@ -117,13 +143,41 @@ export class Daemon {
       // After the sessions: their last handoff_completed events get a short grace to go out.
       await this.webhook?.close();
       await this.http.close();
+      // One last try for queued rows, so the stop checkpoint covers them; what still cannot
+      // be written goes to the log in full (AuditLog.close).
+      this.audit.flush();
       this.checkpoints.close();
+      this.audit.close();
       this.db.close();
       rmSync(this.pidFile, { force: true });
       this.logger.info('stopped');
     })();
     return this.closing;
   }
+}
+
+/**
+ * How long one write waits for another process's lock before the row is queued (README
+ * "Fault policy"). Writes are synchronous, so this is also how long the daemon can stall.
+ */
+const DAEMON_BUSY_TIMEOUT_MS = 500;
+
+/** Errors that reached the last-resort handlers (`handoff_uncaught_errors_total`). */
+let uncaughtErrors = 0;
+
+/**
+ * Last resort for an exception no handler caught, or a rejection nobody awaited: log it with
+ * its stack, count it, and keep serving (README "Fault policy"). A bug shows up here; it is
+ * not how errors are handled. Installed once, by `handoff serve`.
+ */
+export function installLastResortHandlers(logger: Logger): void {
+  const report = (kind: string) => (e: unknown) => {
+    uncaughtErrors++;
+    const err = e instanceof Error ? e : new Error(String(e));
+    logger.error(`${kind}: ${err.message} (the daemon keeps running; this is a bug, please report it)`, { kind, error: err.message, stack: err.stack });
+  };
+  process.on('uncaughtException', report('uncaught exception'));
+  process.on('unhandledRejection', report('unhandled rejection'));
 }
 
 /** One daemon per state dir: a second one would reap the first one's browsers. */

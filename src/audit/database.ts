@@ -49,13 +49,23 @@ const MIGRATIONS: string[] = [
    );`,
 ];
 
-export function openDatabase(path: string): Db {
+/**
+ * Opens (and migrates) the database. `busyTimeoutMs` is how long a statement waits for
+ * another process's lock; writes are synchronous, so the daemon keeps it short (its audit
+ * queues a row that cannot be written, README "Fault policy").
+ */
+export function openDatabase(path: string, { busyTimeoutMs = 5000 }: { busyTimeoutMs?: number } = {}): Db {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const db = new Database(path);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
-  db.pragma('busy_timeout = 5000');
-  migrate(db);
+  try {
+    db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    migrate(db);
+  } catch (e) {
+    db.close();
+    throw e;
+  }
   return db;
 }
 

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Db } from './database.js';
+import type { Logger } from '../util/logger.js';
 
 export const AUDIT_TYPES = [
   'session_created',
@@ -82,28 +83,104 @@ export interface AuditQuery {
   limit?: number;
 }
 
-/** The append-only, hash-chained audit trail. Appends are synchronous: one row, one fsync-free commit. */
+/** A row waiting to be written: its content and the time its event happened. */
+type PendingRow = Omit<AuditEvent, 'id' | 'prev_hash' | 'hash'>;
+
+export interface AuditStats {
+  /** Rows written to the database. */
+  appends: number;
+  /** Write attempts that failed (a first append or a retry). */
+  failures: number;
+  /** Rows waiting in the retry queue. */
+  queued: number;
+  /** Rows refused because the queue was full (each one logged in full at error level). */
+  dropped: number;
+}
+
+export interface AuditLogOptions {
+  logger?: Logger;
+  /** Rows kept in memory while the database cannot be written (default 10,000). */
+  maxQueue?: number;
+  /** Retry delays: the first, doubled after each failure up to the last (default 100 ms to 5 s). */
+  retryMinMs?: number;
+  retryMaxMs?: number;
+}
+
+/** Rows written in one transaction when the queue drains, so a long queue blocks only briefly. */
+const DRAIN_BATCH = 500;
+
+/**
+ * The append-only, hash-chained audit trail (API.md 8).
+ *
+ * Fault policy (README "Fault policy"): `append()` never throws. A row that cannot be written
+ * (SQLITE_BUSY, a full disk, a read-only file) waits in a bounded in-memory queue and is
+ * retried in order with backoff; its id and prev_hash are computed when it is really written,
+ * its `ts` is when the event happened, so the chain stays contiguous. While rows wait,
+ * `writable` is false and `degraded` says why: the daemon refuses new sessions and attaches.
+ */
 export class AuditLog {
-  // This process is the only writer (one daemon per state dir), so the tail of the chain is
-  // kept here instead of being read back for every append.
+  // The head of the rows really written (checkpoints and listeners see only those).
   private lastHash: string;
   private lastId: number;
   private readonly insert;
+  private readonly tail;
+  private readonly writeRows;
   private listeners = new Set<(e: AuditEvent) => void>();
+  private readonly queue: PendingRow[] = [];
+  private failure: string | null = null;
+  private retryTimer?: NodeJS.Timeout;
+  private retryMs: number;
+  private readonly busyTimeoutMs: number;
+  private closed = false;
+  private readonly counts = { appends: 0, failures: 0, dropped: 0 };
+  private readonly logger?: Logger;
+  private readonly maxQueue: number;
+  private readonly retryMinMs: number;
+  private readonly retryMaxMs: number;
 
-  constructor(private readonly db: Db) {
+  constructor(
+    private readonly db: Db,
+    opts: AuditLogOptions = {},
+  ) {
+    this.logger = opts.logger;
+    this.maxQueue = opts.maxQueue ?? 10_000;
+    this.retryMinMs = opts.retryMinMs ?? 100;
+    this.retryMaxMs = opts.retryMaxMs ?? 5000;
+    this.retryMs = this.retryMinMs;
+    this.busyTimeoutMs = db.pragma('busy_timeout', { simple: true }) as number;
     const last = db.prepare('SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1').get() as { id: number; hash: string } | undefined;
     this.lastHash = last?.hash ?? GENESIS_HASH;
     this.lastId = last?.id ?? 0;
+    this.tail = db.prepare('SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1');
     this.insert = db.prepare(
       `INSERT INTO audit (id, ts, type, session_id, run_id, transport, source_ip, actor, detail, prev_hash, hash)
        VALUES (@id, @ts, @type, @session_id, @run_id, @transport, @source_ip, @actor, @detail, @prev_hash, @hash)`,
     );
+    // The chain continues from the tail read inside the write transaction: the ids and hashes
+    // are those of the rows really in the file, whatever an earlier failed attempt did.
+    this.writeRows = db.transaction((rows: PendingRow[]): AuditEvent[] => {
+      const t = this.tail.get() as { id: number; hash: string } | undefined;
+      let id = t?.id ?? 0;
+      let prev = t?.hash ?? GENESIS_HASH;
+      const written: AuditEvent[] = [];
+      for (const r of rows) {
+        const row: Omit<AuditEvent, 'hash'> = { id: ++id, ...r, prev_hash: prev };
+        const event: AuditEvent = { ...row, hash: rowHash(row) };
+        this.insert.run({ ...event, detail: canonicalJson(event.detail) });
+        written.push(event);
+        prev = event.hash;
+      }
+      return written;
+    });
   }
 
-  append(input: AuditInput): AuditEvent {
-    const row: Omit<AuditEvent, 'hash'> = {
-      id: this.lastId + 1,
+  /**
+   * Records an event. Never throws: when the database cannot be written the row is queued
+   * and retried in order (see the class comment). Returns the row when it was written now,
+   * null when it waits in the queue (or was refused because the queue is full).
+   */
+  append(input: AuditInput): AuditEvent | null {
+    const row: PendingRow = {
       ts: new Date().toISOString(),
       type: input.type,
       session_id: input.session_id ?? null,
@@ -112,14 +189,145 @@ export class AuditLog {
       source_ip: input.source_ip ?? null,
       actor: input.actor ?? null,
       detail: input.detail ?? {},
-      prev_hash: this.lastHash,
     };
-    const event: AuditEvent = { ...row, hash: rowHash(row) };
-    this.insert.run({ ...event, detail: canonicalJson(event.detail) });
-    this.lastHash = event.hash;
-    this.lastId = event.id;
-    for (const l of this.listeners) l(event);
-    return event;
+    if (this.closed) {
+      this.refuse(row, 'the audit log is closed');
+      return null;
+    }
+    // Rows already waiting go first: a new row never overtakes them.
+    if (this.queue.length === 0) {
+      const written = this.tryWrite([row]);
+      if (written) return written[0]!;
+    }
+    if (this.queue.length >= this.maxQueue) {
+      this.refuse(row, `the retry queue is full (${this.maxQueue} rows)`);
+      return null;
+    }
+    this.queue.push(row);
+    this.scheduleRetry();
+    return null;
+  }
+
+  /** False while rows wait to be written: no new session or attach until they are. */
+  get writable(): boolean {
+    return this.queue.length === 0 && this.failure === null;
+  }
+
+  /** Why the audit cannot be written (the last error and the queue), or null when it can. */
+  get degraded(): string | null {
+    if (this.writable) return null;
+    return `${this.failure ?? 'rows waiting'} (${this.queue.length} rows queued)`;
+  }
+
+  stats(): AuditStats {
+    return { ...this.counts, queued: this.queue.length };
+  }
+
+  /**
+   * Tries once, now, to write every queued row (at stop, before the last checkpoint). True
+   * when nothing waits any more.
+   */
+  flush(): boolean {
+    this.drain();
+    return this.queue.length === 0;
+  }
+
+  /**
+   * Stops retrying; rows still queued cannot be written by this process, so each is logged
+   * in full at error level (the log is then their only record). Call before the DB closes.
+   */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    if (this.queue.length) {
+      this.logger?.error(`AUDIT ROWS NOT WRITTEN: ${this.queue.length} rows were still queued at stop; they follow in this log`, { reason: this.failure });
+      for (const row of this.queue.splice(0)) this.logger?.error('audit row not written', { audit_row: row });
+    }
+  }
+
+  /** Writes rows in one transaction; on failure records why and returns null (nothing written). */
+  private tryWrite(rows: PendingRow[]): AuditEvent[] | null {
+    let written: AuditEvent[];
+    try {
+      written = this.writeRows.immediate(rows);
+    } catch (e) {
+      this.counts.failures++;
+      this.fail(e);
+      return null;
+    }
+    this.counts.appends += written.length;
+    const last = written[written.length - 1]!;
+    this.lastId = last.id;
+    this.lastHash = last.hash;
+    for (const event of written) {
+      for (const l of this.listeners) {
+        try {
+          l(event);
+        } catch (e) {
+          this.logger?.error('audit listener failed', { error: (e as Error).message, stack: (e as Error).stack });
+        }
+      }
+    }
+    return written;
+  }
+
+  private fail(e: unknown): void {
+    const err = e as { code?: string; message?: string };
+    const reason = `${err.code ?? 'error'}: ${String(err.message ?? e).slice(0, 300)}`;
+    if (this.failure === null) {
+      this.logger?.error('AUDIT UNAVAILABLE: an audit row cannot be written; rows are queued and retried, new sessions and attaches are refused until it can', { error: reason });
+      // Retries must not stall the event loop for the whole busy timeout each time: while
+      // degraded, a locked database fails at once and the next retry tries again.
+      this.setBusyTimeout(0);
+    }
+    this.failure = reason;
+  }
+
+  private setBusyTimeout(ms: number): void {
+    try {
+      this.db.pragma(`busy_timeout = ${ms}`);
+    } catch {
+      // a pragma on a broken connection: the retries still work, only slower
+    }
+  }
+
+  private scheduleRetry(): void {
+    if (this.retryTimer || this.closed) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.drain();
+      if (this.queue.length) {
+        this.retryMs = Math.min(this.retryMs * 2, this.retryMaxMs);
+        this.scheduleRetry();
+      }
+    }, this.retryMs);
+    // Pending rows must not keep a stopping process alive; close() logs what is left.
+    this.retryTimer.unref();
+  }
+
+  /** Writes the queue in order, in batches, until it is empty or a write fails. */
+  private drain(): void {
+    if (this.closed) return;
+    const before = this.queue.length;
+    while (this.queue.length) {
+      const batch = this.queue.slice(0, DRAIN_BATCH);
+      if (!this.tryWrite(batch)) return;
+      this.queue.splice(0, batch.length);
+    }
+    if (this.failure !== null || before > 0) {
+      this.logger?.warn('audit writable again: the queued rows are written, service resumes', { rows: before, last_error: this.failure });
+    }
+    this.failure = null;
+    this.retryMs = this.retryMinMs;
+    this.setBusyTimeout(this.busyTimeoutMs);
+  }
+
+  /** The queue is full or the log closed: the row cannot be kept, so it goes to the log in full. */
+  private refuse(row: PendingRow, why: string): void {
+    this.counts.dropped++;
+    this.logger?.error(`AUDIT ROW DROPPED: ${why}; the row is only in this log line`, { audit_row: row });
   }
 
   /** The chain's head: the last row's id and hash (0 and the genesis hash when empty). */

@@ -4,7 +4,7 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { ConfigError, OPTIONS, loadConfig } from '../config/config.js';
 import { createLogger } from '../util/logger.js';
-import { Daemon } from '../main.js';
+import { Daemon, installLastResortHandlers } from '../main.js';
 import { openDatabase } from '../audit/database.js';
 import { AuditLog, verifyChain, type AuditHead } from '../audit/log.js';
 import { CHECKPOINT_MSG, checkpointFromLogLine, checkpointProblem, parseCheckpoint } from '../audit/checkpoint.js';
@@ -77,6 +77,8 @@ async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   }
   const cfg = config(argv, env);
   const logger = createLogger(cfg.logLevel, { component: 'handoff' });
+  // No exception from a socket handler may end the daemon and every browser with it.
+  installLastResortHandlers(logger);
   const daemon = await Daemon.start(cfg, logger);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {

@@ -1,6 +1,7 @@
 import { readFileSync, rmSync } from 'node:fs';
 import type { Db } from '../audit/database.js';
 import { isAlive, signalGroup } from '../util/process.js';
+import type { Logger } from '../util/logger.js';
 
 export type OwnedKind = 'xvfb' | 'chromium' | 'ffmpeg';
 
@@ -16,20 +17,43 @@ export interface OrphanReport {
  * killed with SIGKILL leaves a list for the next one to clean up.
  */
 export class SessionJournal {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly logger?: Logger,
+  ) {}
 
+  /**
+   * The journal is a best-effort aid (README "Fault policy"): when the database cannot be
+   * written, a session must still start and stop, so a failed write is logged, not thrown.
+   */
+  private bestEffort<T>(what: string, fallback: T, write: () => T): T {
+    try {
+      return write();
+    } catch (e) {
+      this.logger?.warn(`session journal: cannot ${what}`, { error: `${(e as { code?: string }).code ?? ''} ${(e as Error).message}`.trim() });
+      return fallback;
+    }
+  }
+
+  /** The row id, or 0 when it could not be written (releasing 0 is a no-op). */
   recordOwned(kind: OwnedKind, pid: number | null, path: string | null, sessionId: string, runId: string): number {
-    const r = this.db
-      .prepare('INSERT INTO owned (kind, pid, path, session_id, run_id) VALUES (?, ?, ?, ?, ?)')
-      .run(kind, pid, path, sessionId, runId);
-    return Number(r.lastInsertRowid);
+    return this.bestEffort('record a process', 0, () => {
+      const r = this.db
+        .prepare('INSERT INTO owned (kind, pid, path, session_id, run_id) VALUES (?, ?, ?, ?, ?)')
+        .run(kind, pid, path, sessionId, runId);
+      return Number(r.lastInsertRowid);
+    });
   }
 
   releaseOwned(id: number): void {
-    this.db.prepare('DELETE FROM owned WHERE id = ?').run(id);
+    if (id) this.bestEffort('release a process', undefined, () => this.db.prepare('DELETE FROM owned WHERE id = ?').run(id));
   }
 
   saveSession(sessionId: string, runId: string, state: string, data: object): void {
+    this.bestEffort('save a session', undefined, () => this.saveSessionRow(sessionId, runId, state, data));
+  }
+
+  private saveSessionRow(sessionId: string, runId: string, state: string, data: object): void {
     this.db
       .prepare(
         `INSERT INTO sessions (session_id, run_id, state, data, updated_at) VALUES (?, ?, ?, ?, ?)
@@ -73,7 +97,7 @@ export class SessionJournal {
     }[];
     for (const { session_id, run_id, data } of live) {
       const stopped = { ...(JSON.parse(data) as object), state: 'stopped', attachment: 'none', attached_by: '', expires_at: null };
-      this.saveSession(session_id, run_id, 'stopped', stopped);
+      this.saveSessionRow(session_id, run_id, 'stopped', stopped);
       report.sessions.push({ session_id, run_id });
     }
     return report;

@@ -45,6 +45,7 @@ export class SessionRegistry {
     autoClose: (existing: Session | undefined) => boolean,
   ): { session: Session; created: boolean } {
     if (this.closing) throw new HandoffError('shutting_down', 'the daemon is shutting down');
+    this.requireAudit();
     const existing = id ? this.sessions.get(id) : undefined;
     if (existing?.live) {
       if (!existing.lease.tryAttachAgent()) {
@@ -61,6 +62,7 @@ export class SessionRegistry {
   /** Creates a session with nobody attached (Cloudflare-style POST). */
   create(id: string, params: SessionParams, autoClose: boolean): Session {
     if (this.closing) throw new HandoffError('shutting_down', 'the daemon is shutting down');
+    this.requireAudit();
     const existing = this.sessions.get(id);
     if (existing?.live) throw new HandoffError('bad_request', `session ${id} already exists`);
     if (this.liveCount() >= this.deps.config.maxSessions) {
@@ -71,6 +73,21 @@ export class SessionRegistry {
     this.sessions.set(id, session);
     for (const l of this.listeners) l(session);
     return session;
+  }
+
+  /** False while audit rows cannot be written (README "Fault policy"): no new session or attach. */
+  get auditWritable(): boolean {
+    return this.deps.audit.writable;
+  }
+
+  /**
+   * No attach without its audit row: throws 503 audit_unavailable while the audit cannot be
+   * written. Checked here for agents and new sessions; every other attach (a human joining,
+   * an agent on a page socket) calls it before it attaches.
+   */
+  requireAudit(): void {
+    const why = this.deps.audit.degraded;
+    if (why !== null) throw new HandoffError('audit_unavailable', 'the audit trail cannot be written; no new session or attach until it can', {}, why);
   }
 
   /** VNC auth identifies the session by the DES of its password's first 8 characters. */

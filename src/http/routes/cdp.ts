@@ -36,6 +36,7 @@ export function cdpRoutes(http: HttpServer, s: Services): void {
     const target = ctx.params.target!;
     const session = registry.list().find((x) => x.live && x.control?.hasTarget(target));
     if (!session) throw new HandoffError('not_found', `no page ${target.slice(0, 64)} in any live session`);
+    registry.requireAudit();
     if (!session.lease.tryAttachAgent()) {
       throw new HandoffError('session_attached', `session ${session.id} is already attached`, { attachment: session.lease.attachment });
     }

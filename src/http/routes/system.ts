@@ -9,14 +9,22 @@ import type { WebhookStats } from '../../util/webhook.js';
 export function systemRoutes(
   http: HttpServer,
   s: Services,
-  { webhook = null, checkpoints = null }: { webhook?: { stats(): WebhookStats } | null; checkpoints?: { problem: string | null } | null } = {},
+  {
+    webhook = null,
+    checkpoints = null,
+    uncaughtErrors = () => 0,
+  }: { webhook?: { stats(): WebhookStats } | null; checkpoints?: { problem: string | null } | null; uncaughtErrors?: () => number } = {},
 ): void {
   http.route(
     'GET',
     '/health',
     (_ctx, res) => {
+      // While audit rows cannot be written, new sessions and attaches are refused (README
+      // "Fault policy"): a monitor sees it here. Still 200: the daemon itself serves.
+      const degraded = s.audit.degraded;
       sendJson(res, 200, {
-        ok: true,
+        ok: degraded === null,
+        ...(degraded !== null ? { degraded: `audit: ${degraded}` } : {}),
         version: process.env.npm_package_version ?? '0.1.0',
         uptime_s: Math.round((Date.now() - s.startedAt) / 1000),
         sessions: s.registry.liveCount(),
@@ -47,6 +55,13 @@ export function systemRoutes(
     lines.push('# HELP handoff_webhook_deliveries_total Webhook events by final result (failed: after all retries; dropped: queue full or shutdown).', '# TYPE handoff_webhook_deliveries_total counter');
     for (const r of ['ok', 'failed', 'dropped'] as const) lines.push(`handoff_webhook_deliveries_total{result="${r}"} ${hook[r]}`);
     gauge('handoff_webhook_pending', 'Webhook events waiting to be sent.', [['', hook.pending]]);
+    const counter = (name: string, help: string, value: number) => lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${value}`);
+    const audit = s.audit.stats();
+    counter('handoff_audit_appends_total', 'Audit rows written to the database.', audit.appends);
+    counter('handoff_audit_append_failures_total', 'Audit write attempts that failed (the rows wait in the retry queue).', audit.failures);
+    counter('handoff_audit_dropped_total', 'Audit rows refused because the retry queue was full (each one is in the log in full).', audit.dropped);
+    gauge('handoff_audit_queue_depth', 'Audit rows waiting to be written.', [['', audit.queued]]);
+    counter('handoff_uncaught_errors_total', 'Errors that reached the last-resort uncaughtException/unhandledRejection handlers.', uncaughtErrors());
     const text = lines.join('\n') + '\n';
     res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', 'content-length': Buffer.byteLength(text) });
     res.end(text);

@@ -21,11 +21,11 @@ function specHash(row: Record<string, unknown>): string {
 function filledLog(n = 5): { log: AuditLog; events: AuditEvent[] } {
   const log = new AuditLog(openDatabase(':memory:'));
   const events: AuditEvent[] = [];
-  events.push(log.append({ type: 'session_created', session_id: 's1', run_id: 'r1', detail: { width: 1280, height: 720, auto_close: true } }));
-  events.push(log.append({ type: 'cloud_browser_agent_attach', session_id: 's1', run_id: 'r1', transport: 'cdp', source_ip: '127.0.0.1', actor: 'agent' }));
-  events.push(log.append({ type: 'download_completed', session_id: 's1', run_id: 'r1', detail: { sha256: 'ab', name: 'a.txt', size: 3, nested: { z: 1, a: [2, { y: 1, b: 2 }] } } }));
-  events.push(log.append({ type: 'cloud_browser_agent_detach', session_id: 's1', run_id: 'r1', transport: 'cdp', source_ip: '127.0.0.1', actor: 'agent', detail: { duration_ms: 12 } }));
-  for (let i = events.length; i < n; i++) events.push(log.append({ type: 'auth_failed', source_ip: '10.0.0.1', transport: 'http', detail: { path: `/p${i}` } }));
+  events.push(log.append({ type: 'session_created', session_id: 's1', run_id: 'r1', detail: { width: 1280, height: 720, auto_close: true } })!);
+  events.push(log.append({ type: 'cloud_browser_agent_attach', session_id: 's1', run_id: 'r1', transport: 'cdp', source_ip: '127.0.0.1', actor: 'agent' })!);
+  events.push(log.append({ type: 'download_completed', session_id: 's1', run_id: 'r1', detail: { sha256: 'ab', name: 'a.txt', size: 3, nested: { z: 1, a: [2, { y: 1, b: 2 }] } } })!);
+  events.push(log.append({ type: 'cloud_browser_agent_detach', session_id: 's1', run_id: 'r1', transport: 'cdp', source_ip: '127.0.0.1', actor: 'agent', detail: { duration_ms: 12 } })!);
+  for (let i = events.length; i < n; i++) events.push(log.append({ type: 'auth_failed', source_ip: '10.0.0.1', transport: 'http', detail: { path: `/p${i}` } })!);
   return { log, events };
 }
 
@@ -78,8 +78,8 @@ describe('AuditLog', () => {
 
   it('continues the chain after a reopen', () => {
     const db = openDatabase(':memory:');
-    const a = new AuditLog(db).append({ type: 'session_created', session_id: 'x' });
-    const b = new AuditLog(db).append({ type: 'session_stopped', session_id: 'x' });
+    const a = new AuditLog(db).append({ type: 'session_created', session_id: 'x' })!;
+    const b = new AuditLog(db).append({ type: 'session_stopped', session_id: 'x' })!;
     expect(b.prev_hash).toBe(a.hash);
     expect(verifyChain(new AuditLog(db).iterate()).ok).toBe(true);
   });
