@@ -62,6 +62,8 @@ export class Daemon {
       apiKey: config.apiKey,
       logger,
       onAuthFailed: (ctx) => audit.append({ type: 'auth_failed', source_ip: ctx.sourceIp, transport: 'http', detail: { path: ctx.url.pathname.slice(0, 200) } }),
+      allowedOrigins: config.allowedOrigins,
+      publicUrl: config.publicUrl,
     });
     const services: Services = {
       config,
