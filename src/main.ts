@@ -57,7 +57,7 @@ export class Daemon {
 
     const notify = config.webhook ? webhook(config.webhook, logger) : undefined;
     const registry = new SessionRegistry({ config, audit, journal, logger, notify });
-    const liveLinks = new LiveLinks(loadKey(join(config.stateDir, 'live-link.key')), registry, config.liveLinkTtlMs);
+    const liveLinks = new LiveLinks(loadKey(join(config.stateDir, 'live-link.key')), registry, config.liveLinkTtlMs, config.publicUrl);
     const http = new HttpServer({
       apiKey: config.apiKey,
       logger,

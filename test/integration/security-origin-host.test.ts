@@ -362,6 +362,12 @@ describe('--public-url (behind a reverse proxy)', () => {
       // The public origin is the daemon's own: a page there (the dashboard behind the proxy) may POST.
       const stop = await rawRequest(p.port, 'POST', '/session/nothing/stop', { host: 'handoff.example.com', origin: 'https://handoff.example.com' });
       expect(stop.status).toBe(404);
+      // Live links carry the public URL's scheme and host (https behind a TLS proxy).
+      const created = await rawRequest(p.port, 'POST', '/devtools/browser?session=pub&targets=true', { host: 'handoff.example.com' });
+      expect(created.status).toBe(200);
+      leaks.note(p.stateDir, 'pub');
+      expect(created.body.targets[0].devtoolsFrontendUrl).toMatch(/^https:\/\/handoff\.example\.com\/live\/[^/]+$/);
+      expect((await rawRequest(p.port, 'DELETE', '/devtools/browser/pub')).status).toBe(200);
     } finally {
       await p.cleanup();
     }
