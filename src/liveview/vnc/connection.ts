@@ -118,6 +118,11 @@ export class VncConnection {
     this.send(Buffer.from('RFB 003.008\n', 'latin1'));
   }
 
+  /** Refused by the throttle on arrival: it only waits for the client's version. */
+  get refused(): boolean {
+    return this.refusal !== null;
+  }
+
   /** The session this connection has joined, once authenticated. */
   get sessionId(): string | null {
     return this.handle ? this.session!.sessionId : null;
@@ -246,7 +251,8 @@ export class VncConnection {
    * offers no security type; both followed by the reason, then the connection closes.
    */
   private connectionFailed(reason: string): void {
-    this.log.info('vnc refused before authentication', { reason });
+    // Debug: a guesser's flood of refusals must not flood the log.
+    this.log.debug('vnc refused before authentication', { reason });
     this.send(this.minor === 3 ? u32(SecurityType.Invalid) : Buffer.of(0), lengthPrefixed(reason));
     this.parser.stop();
     void this.close();

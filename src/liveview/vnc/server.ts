@@ -5,6 +5,9 @@ import { CredentialThrottle } from '../../util/throttle.js';
 import { VncConnection } from './connection.js';
 import type { VncDirectory } from './types.js';
 
+/** Connections refused on arrival still waiting for the client's version; past this they are cut at once. */
+const MAX_REFUSED_PENDING = 256;
+
 export interface VncServerOptions {
   directory: VncDirectory;
   logger?: Logger;
@@ -21,6 +24,7 @@ export class VncServer {
   /** One for the TCP port and the live links' WebSockets: a guesser gains nothing by switching. */
   readonly throttle: CredentialThrottle;
   private readonly connections = new Set<VncConnection>();
+  private refusedPending = 0;
   private server: net.Server | null = null;
   private closing: Promise<void> | null = null;
 
@@ -60,14 +64,23 @@ export class VncServer {
     const directory: VncDirectory = onlySessionId
       ? { vncSessions: () => all.vncSessions().filter((s) => s.session.sessionId === onlySessionId), authFailed: (ip, detail) => all.authFailed(ip, detail) }
       : all;
+    const admission = this.throttle.begin(sourceIp);
+    if (!admission.ok && this.refusedPending >= MAX_REFUSED_PENDING) {
+      socket.destroy();
+      return;
+    }
     const conn = new VncConnection({
       socket,
       sourceIp,
       directory,
-      admission: this.throttle.begin(sourceIp),
+      admission,
       logger: this.log,
-      onClose: (c) => this.connections.delete(c),
+      onClose: (c) => {
+        this.connections.delete(c);
+        if (c.refused) this.refusedPending--;
+      },
     });
+    if (conn.refused) this.refusedPending++;
     this.connections.add(conn);
   }
 
