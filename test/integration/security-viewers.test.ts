@@ -6,10 +6,10 @@ import { api, waitFor } from '../helpers/client.js';
 import { LeakTracker } from '../helpers/leaks.js';
 
 /**
- * Issue 8 item 9, against a real daemon with real WebSocket viewers: a session has at most 10
- * screencast viewers (the 11th is told too_many_viewers and closed with 4029, like WebRTC,
- * and never joins the session), and a view-only viewer's quality request changes its own
- * pictures only.
+ * Issue 8 items 6 and 9, against a real daemon with real WebSocket viewers: a session has at
+ * most 10 screencast viewers (the 11th is told too_many_viewers and closed with 4029, like
+ * WebRTC, and never joins the session), a view-only viewer's quality request changes its own
+ * pictures only, and WebRTC credentials are throttled per source like VNC passwords.
  */
 let d: RunningDaemon;
 let browser: Browser;
@@ -70,7 +70,7 @@ let screencastUrl: string;
 beforeAll(async () => {
   d = await startDaemon();
   // An agent holds the session, so every viewer of a view link is view-only (API.md 3.4).
-  browser = await puppeteer.connect({ browserWSEndpoint: `${d.wsUrl}/?session=caps&auto_close=false`, defaultViewport: null });
+  browser = await puppeteer.connect({ browserWSEndpoint: `${d.wsUrl}/?session=caps&auto_close=false&enable_rtc=true&rtc_username=bob&rtc_password=rtc-secret`, defaultViewport: null });
   page = (await browser.pages())[0]!;
   await page.setContent('<body style="margin:0;background:#3060a0"></body>');
   leaks.note(d.stateDir);
@@ -141,5 +141,49 @@ describe('screencast caps (issue 8 item 9)', () => {
     expect(await viewerCount()).toBe(10);
     for (const v of [...ten, again]) v.ws.close();
     await waitFor('no viewers', async () => (await viewerCount()) === 0);
+  });
+});
+
+describe('WebRTC credential guessing (issue 8 item 6)', () => {
+  /** One hello on a fresh signalling socket; resolves with the first message and the close. */
+  async function hello(password: string): Promise<{ first: any; close?: { code: number; reason: string } }> {
+    const ws = new WebSocket(screencastUrl.replace(/\/screencast$/, '/webrtc'), { perMessageDeflate: false });
+    const v = new Viewer(ws);
+    viewers.push(v);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    ws.send(JSON.stringify({ type: 'hello', username: 'bob', password, codecs: ['H264', 'VP8'] }));
+    await waitFor('an answer', () => v.texts.length > 0);
+    const first = v.texts[0];
+    if (first.type !== 'error') {
+      ws.close();
+      return { first };
+    }
+    return { first, close: await v.closed };
+  }
+
+  it('after 3 free failures the address is locked out: the right credentials are refused (4029) before any compare, and work after', async () => {
+    const rows = async () => ((await api(d.url, '/audit?type=auth_failed&limit=1000')).body.events as Array<any>).filter((e) => e.transport === 'webrtc');
+    for (let i = 0; i < 4; i++) {
+      const r = await hello(`guess-${i}`);
+      expect(r.close?.code).toBe(4001);
+      expect(r.first.code).toBe('unauthorized');
+    }
+    expect((await rows()).map((e) => e.detail)).toEqual([
+      { failures: 1, locked_ms: 0, refused_unchecked: 0 },
+      { failures: 2, locked_ms: 0, refused_unchecked: 0 },
+      { failures: 3, locked_ms: 0, refused_unchecked: 0 },
+      { failures: 4, locked_ms: 1000, refused_unchecked: 0 },
+    ]);
+    const locked = await hello('rtc-secret');
+    expect(locked.close?.code).toBe(4029);
+    expect(locked.first).toMatchObject({ type: 'error', code: 'too_many_requests', message: expect.stringMatching(/too many failed attempts from your address/) });
+    expect(await rows()).toHaveLength(4);
+    await new Promise((r) => setTimeout(r, 1200));
+    const ok = await hello('rtc-secret');
+    expect(ok.first.type).toBe('state');
+    await waitFor('no webrtc viewer left', async () => (await api(d.url, '/session/caps')).body.viewers.webrtc === 0);
   });
 });
