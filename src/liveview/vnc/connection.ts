@@ -240,8 +240,11 @@ export class VncConnection {
   private authFailed(ticket: AttemptTicket, wrongPassword: boolean): void {
     const r = ticket.failed();
     if (r.lockedForMs > 0) this.log.warn('vnc source locked out', { failures: r.failures, lockedMs: r.lockedForMs, refusedUnchecked: r.refusedUnchecked });
-    if (wrongPassword) {
-      this.opts.directory.authFailed(this.opts.sourceIp, { failures: r.failures, locked_ms: r.lockedForMs, refused_unchecked: r.refusedUnchecked });
+    try {
+      if (wrongPassword) this.opts.directory.authFailed(this.opts.sourceIp, { failures: r.failures, locked_ms: r.lockedForMs, refused_unchecked: r.refusedUnchecked });
+    } catch (err) {
+      // The audit being unavailable must not end the daemon from a socket handler.
+      this.log.error('vnc auth_failed audit failed', { error: String(err) });
     }
     this.refuse('authentication failed');
   }
