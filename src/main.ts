@@ -95,7 +95,7 @@ export class Daemon {
       directory: {
         vncSessions: () =>
           registry.list().filter((x) => x.state === 'ready' && x.params.enableVnc).map((x) => ({ password: x.params.vncPassword!, session: x })),
-        authFailed: (ip) => audit.append({ type: 'auth_failed', transport: 'vnc', source_ip: ip, actor: 'human' }),
+        authFailed: (ip, detail) => audit.append({ type: 'auth_failed', transport: 'vnc', source_ip: ip, actor: 'human', detail }),
       },
     });
 
