@@ -7,6 +7,7 @@ import { HandoffError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { rejectUpgrade, sendError, toPublicError } from './errors.js';
 import { CORS_HEADERS, describeOrigin, isCorsPath, isSimpleBodyType, preflightHeaders, verdict, type GuardPolicy } from './guard.js';
+import { CredentialThrottle } from '../util/throttle.js';
 import { ConnectionCaps, DEFAULT_CONNECTION_CAPS, type ConnectionCapsOptions } from './caps.js';
 
 export interface RequestContext {
@@ -84,6 +85,7 @@ export class HttpServer {
   private readonly upgrades: Route<UpgradeHandler>[] = [];
   private readonly sockets = new Set<Socket>();
   private readonly apiKeyDigest: Buffer | null;
+  private readonly keyThrottle = new CredentialThrottle();
   private refusing = false;
   private readonly policy: GuardPolicy;
   private readonly caps: ConnectionCaps;
@@ -225,12 +227,25 @@ export class HttpServer {
     return { params: {}, pathKnown };
   }
 
-  private authorized(ctx: RequestContext): boolean {
-    if (!this.apiKeyDigest) return true;
+  /**
+   * The API key check (API.md 2). A request that presents a wrong key is a guess: guesses go
+   * through the per-source throttle (a locked-out source is refused before the key is looked
+   * at). A request with no key at all guesses nothing (a dashboard before its login) and is
+   * not counted.
+   */
+  private checkApiKey(ctx: RequestContext): void {
+    if (!this.apiKeyDigest) return;
     const header = ctx.req.headers.authorization;
     const given = ctx.url.searchParams.get('api_key') ?? (header?.startsWith('Bearer ') ? header.slice(7) : null);
-    // Digests have equal length, so the comparison time says nothing about the key.
-    return given !== null && timingSafeEqual(digest(given), this.apiKeyDigest);
+    if (given !== null) {
+      const a = this.keyThrottle.begin(ctx.sourceIp);
+      if (!a.ok) throw new HandoffError('too_many_requests', a.message, { retry_after_s: Math.ceil(a.retryAfterMs / 1000) });
+      // Digests have equal length, so the comparison time says nothing about the key.
+      if (timingSafeEqual(digest(given), this.apiKeyDigest)) return a.ticket.succeeded();
+      a.ticket.failed();
+    }
+    this.opts.onAuthFailed(ctx);
+    throw new HandoffError('unauthorized', 'missing or wrong API key');
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -259,10 +274,7 @@ export class HttpServer {
           ? new HandoffError('bad_request', `method ${req.method} is not allowed here`)
           : new HandoffError('not_found', `no such path: ${url.pathname.slice(0, 200)}`);
       }
-      if (!route.open && !this.authorized(ctx)) {
-        this.opts.onAuthFailed(ctx);
-        throw new HandoffError('unauthorized', 'missing or wrong API key');
-      }
+      if (!route.open) this.checkApiKey(ctx);
       await route.handler(ctx, res);
     } catch (e) {
       sendError(res, toPublicError(e, this.opts.logger));
@@ -279,10 +291,7 @@ export class HttpServer {
       const { route, params } = this.find(this.upgrades, 'GET', url.pathname);
       const ctx = this.context(req, params, url);
       if (!route) throw new HandoffError('not_found', `no WebSocket endpoint at ${url.pathname.slice(0, 200)}`);
-      if (!route.open && !this.authorized(ctx)) {
-        this.opts.onAuthFailed(ctx);
-        throw new HandoffError('unauthorized', 'missing or wrong API key');
-      }
+      if (!route.open) this.checkApiKey(ctx);
       const accept = () =>
         new Promise<WebSocket>((resolve, reject) => {
           if (socket.destroyed) return reject(new HandoffError('bad_request', 'client went away'));
