@@ -6,6 +6,7 @@ import { benchVnc } from './vnc.js';
 import { benchScreencast } from './screencast.js';
 import { benchInputLatency } from './input-latency.js';
 import { benchWebRtc } from './webrtc.js';
+import { benchSecurity } from './security.js';
 
 const log = (s: string) => process.stdout.write(`bench: ${s}\n`);
 
@@ -39,6 +40,12 @@ const SUITES: { name: string; title: string; note: string; run: (log: (s: string
     title: 'WebRTC (issue 5)',
     note: 'Reference: the same encode fed by the framebuffer piped in as rawvideo (encoder row); frames out of the encoder (fps rows).',
     run: benchWebRtc,
+  },
+  {
+    name: 'security',
+    title: 'Security (issue 8)',
+    note: 'Reference: GET /health on a fresh connection to the same daemon, same run.',
+    run: benchSecurity,
   },
 ];
 

@@ -222,7 +222,7 @@ export async function benchScreencast(log: (s: string) => void): Promise<Row[]> 
           wss.close(() => r());
         }),
     );
-    wss.on('connection', (ws) => screencast.addViewer(ws, session.join({ transport: 'screencast', sourceIp: '127.0.0.1' })));
+    wss.on('connection', (ws) => screencast.addViewer(ws, () => session.join({ transport: 'screencast', sourceIp: '127.0.0.1' })));
     await new Promise<void>((r) => wss.once('listening', () => r()));
     const url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/`;
     await new Promise((r) => setTimeout(r, 1500)); // page up and animating

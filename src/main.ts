@@ -87,11 +87,13 @@ export class Daemon {
     if (webhook) undo.push({ what: 'webhook', run: () => webhook.close() });
     const notify = webhook ? (event: Record<string, unknown>) => webhook.send(event) : undefined;
     const registry = new SessionRegistry({ config, audit, journal, logger, notify });
-    const liveLinks = new LiveLinks(loadKey(join(config.stateDir, 'live-link.key')), registry, config.liveLinkTtlMs);
+    const liveLinks = new LiveLinks(loadKey(join(config.stateDir, 'live-link.key')), registry, config.liveLinkTtlMs, config.publicUrl);
     const http = new HttpServer({
       apiKey: config.apiKey,
       logger,
       onAuthFailed: (ctx) => audit.append({ type: 'auth_failed', source_ip: ctx.sourceIp, transport: 'http', detail: { path: ctx.url.pathname.slice(0, 200) } }),
+      allowedOrigins: config.allowedOrigins,
+      publicUrl: config.publicUrl,
     });
     undo.push({ what: 'sessions', run: () => registry.close() });
     undo.push({ what: 'http', run: () => http.close() });
@@ -118,7 +120,7 @@ export class Daemon {
       directory: {
         vncSessions: () =>
           registry.list().filter((x) => x.state === 'ready' && x.params.enableVnc).map((x) => ({ password: x.params.vncPassword!, session: x })),
-        authFailed: (ip) => audit.append({ type: 'auth_failed', transport: 'vnc', source_ip: ip, actor: 'human' }),
+        authFailed: (ip, detail) => audit.append({ type: 'auth_failed', transport: 'vnc', source_ip: ip, actor: 'human', detail }),
       },
     });
     undo.push({ what: 'vnc', run: () => vnc.close() });

@@ -6,14 +6,21 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { HandoffError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { rejectUpgrade, sendError, toPublicError } from './errors.js';
+import { CORS_HEADERS, describeOrigin, isCorsPath, isSimpleBodyType, preflightHeaders, verdict, type GuardPolicy } from './guard.js';
+import { CredentialThrottle } from '../util/throttle.js';
+import { ConnectionCaps, DEFAULT_CONNECTION_CAPS, type ConnectionCapsOptions } from './caps.js';
 
 export interface RequestContext {
   req: IncomingMessage;
   url: URL;
   params: Record<string, string>;
   sourceIp: string;
-  /** host[:port] the client used, for URLs we hand back. */
+  /** host[:port] for URLs we hand back: `--public-url`'s, else the one the client used. */
   publicHost: string;
+  /** `http://HOST` or `https://HOST` (an https `--public-url`) for links we hand back. */
+  publicOrigin: string;
+  /** The same for WebSocket URLs: `ws://HOST` or `wss://HOST`. */
+  wsOrigin: string;
 }
 
 export type HttpHandler = (ctx: RequestContext, res: ServerResponse) => Promise<void> | void;
@@ -35,6 +42,24 @@ interface Route<H> {
 }
 
 const MAX_URL_LENGTH = 8192;
+/** Request line plus headers; beyond it Node answers 431 itself. */
+export const MAX_HEADER_BYTES = 16 * 1024;
+/** Headers must be complete this long after the connection (or the previous request) began. */
+export const HEADERS_TIMEOUT_MS = 10_000;
+/** The whole request, body included, must arrive within this; answers may take longer (long polls, downloads). */
+export const REQUEST_TIMEOUT_MS = 30_000;
+const STATE_CHANGING = new Set(['POST', 'PUT', 'DELETE', 'PATCH']);
+
+export interface HttpServerOptions {
+  apiKey: string | null;
+  logger: Logger;
+  onAuthFailed: (ctx: RequestContext) => void;
+  /** `--allowed-origins` (API.md 2). */
+  allowedOrigins?: readonly string[];
+  /** `--public-url`: links use it; its origin and host pass the checks. */
+  publicUrl?: URL | null;
+  caps?: ConnectionCapsOptions;
+}
 
 /** `/session/:id/wait` -> a regex with named segments; segments never match `/`. */
 function compile(path: string): { pattern: RegExp; keys: string[] } {
@@ -47,8 +72,9 @@ function compile(path: string): { pattern: RegExp; keys: string[] } {
 }
 
 /**
- * node:http plus a small router for requests and WebSocket upgrades, with the API key check
- * in front of every route not marked open.
+ * node:http plus a small router for requests and WebSocket upgrades. In front of every route:
+ * connection caps and timeouts, the Host and Origin checks (guard.ts), then the API key
+ * check for routes not marked open.
  */
 export class HttpServer {
   private readonly server: Server;
@@ -59,20 +85,47 @@ export class HttpServer {
   private readonly upgrades: Route<UpgradeHandler>[] = [];
   private readonly sockets = new Set<Socket>();
   private readonly apiKeyDigest: Buffer | null;
+  private readonly keyThrottle = new CredentialThrottle();
   private refusing = false;
+  private readonly policy: GuardPolicy;
+  private readonly caps: ConnectionCaps;
+  /** Connections over a cap: answered 429 at once; whatever they send is ignored. */
+  private readonly overCap = new WeakSet<Socket>();
 
-  constructor(
-    private readonly opts: { apiKey: string | null; logger: Logger; onAuthFailed: (ctx: RequestContext) => void },
-  ) {
+  constructor(private readonly opts: HttpServerOptions) {
     this.apiKeyDigest = opts.apiKey ? digest(opts.apiKey) : null;
-    this.server = createServer((req, res) => void this.handle(req, res));
+    this.policy = { bindHost: '127.0.0.1', allowedOrigins: opts.allowedOrigins ?? [], publicUrl: opts.publicUrl ?? null };
+    this.caps = new ConnectionCaps(opts.caps ?? DEFAULT_CONNECTION_CAPS);
+    this.server = createServer(
+      {
+        maxHeaderSize: MAX_HEADER_BYTES,
+        headersTimeout: HEADERS_TIMEOUT_MS,
+        // requestTimeout ends when the request is fully received, so long polls and downloads
+        // are not cut; it does cut a body trickled a byte at a time (slowloris). Upgrades are
+        // covered too: Node hands the socket over only once the headers are complete.
+        requestTimeout: REQUEST_TIMEOUT_MS,
+        // How often those two are enforced (default 30 s would let a slow client stay 40 s).
+        connectionsCheckingInterval: 1000,
+      },
+      (req, res) => void this.handle(req, res),
+    );
     this.server.on('upgrade', (req, socket, head) => void this.handleUpgrade(req, socket, head));
-    this.server.on('connection', (s) => {
-      this.sockets.add(s);
-      s.once('close', () => this.sockets.delete(s));
+    this.server.on('connection', (s: Socket) => this.admit(s));
+  }
+
+  /** Counts the connection against the caps, or answers 429 and closes it. */
+  private admit(s: Socket): void {
+    const source = normalizeIp(s.remoteAddress);
+    if (!this.caps.admit(source)) {
+      this.overCap.add(s);
+      rejectUpgrade(s, new HandoffError('too_many_requests', 'too many open connections; close some and retry'));
+      return;
+    }
+    this.sockets.add(s);
+    s.once('close', () => {
+      this.sockets.delete(s);
+      this.caps.release(source);
     });
-    this.server.headersTimeout = 15_000;
-    this.server.requestTimeout = 0; // long polls and downloads may take long
   }
 
   route(method: string, path: string, handler: HttpHandler, open = false): this {
@@ -86,6 +139,7 @@ export class HttpServer {
   }
 
   async listen(port: number, host: string): Promise<AddressInfo> {
+    this.policy.bindHost = host;
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(port, host, () => resolve());
@@ -107,7 +161,37 @@ export class HttpServer {
   }
 
   private context(req: IncomingMessage, params: Record<string, string>, url: URL): RequestContext {
-    return { req, url, params, sourceIp: normalizeIp(req.socket.remoteAddress), publicHost: publicHost(req) };
+    const pub = this.policy.publicUrl;
+    const host = pub ? pub.host : publicHost(req);
+    const secure = pub?.protocol === 'https:';
+    return {
+      req,
+      url,
+      params,
+      sourceIp: normalizeIp(req.socket.remoteAddress),
+      publicHost: host,
+      publicOrigin: `${secure ? 'https' : 'http'}://${host}`,
+      wsOrigin: `${secure ? 'wss' : 'ws'}://${host}`,
+    };
+  }
+
+  /** The Host and Origin checks (API.md 2), before any route is looked at. */
+  private guard(req: IncomingMessage, url: URL, upgrade: boolean): void {
+    const origin = req.headers.origin;
+    const v = verdict(this.policy, {
+      method: req.method ?? 'GET',
+      path: url.pathname,
+      upgrade,
+      origin,
+      host: req.headers.host,
+      localAddress: req.socket.localAddress,
+    });
+    if (v === 'forbidden_host') {
+      throw new HandoffError('forbidden_host', 'this host name is not one of the daemon\'s (DNS rebinding?); use localhost or 127.0.0.1, or set --public-url');
+    }
+    if (v === 'forbidden_origin') {
+      throw new HandoffError('forbidden_origin', `web pages from ${describeOrigin(origin!)} may not use this daemon; allow it with --allowed-origins`);
+    }
   }
 
   /** Parses the request target; a traversal attempt or an oversize URL is a bad request. */
@@ -143,19 +227,46 @@ export class HttpServer {
     return { params: {}, pathKnown };
   }
 
-  private authorized(ctx: RequestContext): boolean {
-    if (!this.apiKeyDigest) return true;
+  /**
+   * The API key check (API.md 2). A request that presents a wrong key is a guess: guesses go
+   * through the per-source throttle (a locked-out source is refused before the key is looked
+   * at). A request with no key at all guesses nothing (a dashboard before its login) and is
+   * not counted.
+   */
+  private checkApiKey(ctx: RequestContext): void {
+    if (!this.apiKeyDigest) return;
     const header = ctx.req.headers.authorization;
     const given = ctx.url.searchParams.get('api_key') ?? (header?.startsWith('Bearer ') ? header.slice(7) : null);
-    // Digests have equal length, so the comparison time says nothing about the key.
-    return given !== null && timingSafeEqual(digest(given), this.apiKeyDigest);
+    if (given !== null) {
+      const a = this.keyThrottle.begin(ctx.sourceIp);
+      if (!a.ok) throw new HandoffError('too_many_requests', a.message, { retry_after_s: Math.ceil(a.retryAfterMs / 1000) });
+      // Digests have equal length, so the comparison time says nothing about the key.
+      if (timingSafeEqual(digest(given), this.apiKeyDigest)) return a.ticket.succeeded();
+      a.ticket.failed();
+    }
+    this.opts.onAuthFailed(ctx);
+    throw new HandoffError('unauthorized', 'missing or wrong API key');
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (this.overCap.has(req.socket)) return;
     let ctx: RequestContext | undefined;
     try {
+      const cors = isCorsPath((req.url ?? '/').split('?')[0]!);
+      if (cors) for (const [k, v] of Object.entries(CORS_HEADERS)) res.setHeader(k, v);
       if (this.refusing) throw new HandoffError('shutting_down', 'the daemon is shutting down');
       const url = this.parse(req);
+      this.guard(req, url, false);
+      if (cors && req.method === 'OPTIONS') {
+        res.writeHead(204, preflightHeaders(req.headers));
+        res.end();
+        return;
+      }
+      // A page may send these cross-site without asking first (a form post): no route takes them.
+      const hasBody = (req.headers['content-length'] ?? '0') !== '0' || req.headers['transfer-encoding'] !== undefined;
+      if (STATE_CHANGING.has(req.method ?? '') && hasBody && isSimpleBodyType(req.headers['content-type'])) {
+        throw new HandoffError('bad_request', 'request bodies must be application/json');
+      }
       const { route, params, pathKnown } = this.find(this.routes, req.method ?? 'GET', url.pathname);
       ctx = this.context(req, params, url);
       if (!route) {
@@ -163,10 +274,7 @@ export class HttpServer {
           ? new HandoffError('bad_request', `method ${req.method} is not allowed here`)
           : new HandoffError('not_found', `no such path: ${url.pathname.slice(0, 200)}`);
       }
-      if (!route.open && !this.authorized(ctx)) {
-        this.opts.onAuthFailed(ctx);
-        throw new HandoffError('unauthorized', 'missing or wrong API key');
-      }
+      if (!route.open) this.checkApiKey(ctx);
       await route.handler(ctx, res);
     } catch (e) {
       sendError(res, toPublicError(e, this.opts.logger));
@@ -175,16 +283,15 @@ export class HttpServer {
 
   private async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', () => socket.destroy());
+    if (this.overCap.has(req.socket)) return;
     try {
       if (this.refusing) throw new HandoffError('shutting_down', 'the daemon is shutting down');
       const url = this.parse(req);
+      this.guard(req, url, true);
       const { route, params } = this.find(this.upgrades, 'GET', url.pathname);
       const ctx = this.context(req, params, url);
       if (!route) throw new HandoffError('not_found', `no WebSocket endpoint at ${url.pathname.slice(0, 200)}`);
-      if (!route.open && !this.authorized(ctx)) {
-        this.opts.onAuthFailed(ctx);
-        throw new HandoffError('unauthorized', 'missing or wrong API key');
-      }
+      if (!route.open) this.checkApiKey(ctx);
       const accept = () =>
         new Promise<WebSocket>((resolve, reject) => {
           if (socket.destroyed) return reject(new HandoffError('bad_request', 'client went away'));
@@ -224,7 +331,11 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
 
 const MAX_BODY = 64 * 1024;
 
+/** The request's JSON object body ({} when there is none); a body of another type is a 400. */
 export async function readJson(ctx: RequestContext): Promise<Record<string, unknown>> {
+  const type = (ctx.req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  const hasBody = (ctx.req.headers['content-length'] ?? '0') !== '0' || ctx.req.headers['transfer-encoding'] !== undefined;
+  if (hasBody && type !== 'application/json') throw new HandoffError('bad_request', 'request bodies must be application/json');
   let size = 0;
   const chunks: Buffer[] = [];
   for await (const chunk of ctx.req) {

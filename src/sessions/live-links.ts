@@ -21,6 +21,8 @@ export class LiveLinks {
     key: Buffer,
     private readonly registry: SessionRegistry,
     private readonly ttlMs: number,
+    /** `--public-url`: links carry its scheme (https behind a TLS proxy). */
+    private readonly publicUrl: URL | null = null,
   ) {
     this.signer = new LiveLinkSigner(key);
   }
@@ -29,7 +31,8 @@ export class LiveLinks {
     const issuedAt = Date.now();
     const token = this.signer.sign({ sessionId: session.id, runId: session.runId, kind, issuedAt });
     session.audit({ type: 'live_url_issued', source_ip: sourceIp ?? null, detail: { kind } });
-    return { url: `http://${publicHost}/live/${token}`, expires_at: new Date(issuedAt + this.ttlMs).toISOString() };
+    const origin = this.publicUrl ? this.publicUrl.origin : `http://${publicHost}`;
+    return { url: `${origin}/live/${token}`, expires_at: new Date(issuedAt + this.ttlMs).toISOString() };
   }
 
   /**

@@ -22,8 +22,7 @@ export interface SessionParams {
 export function parseSessionParams(q: URLSearchParams, overrides: { timeoutS?: number } = {}): SessionParams {
   for (const [k, v] of q) if (v.length > MAX_VALUE_LENGTH) bad(`parameter ${k} is longer than ${MAX_VALUE_LENGTH} characters`);
   const enableVnc = bool(q, 'enable_vnc', false);
-  const vncPassword = q.get('vnc_password') || null;
-  if (enableVnc && (!vncPassword || vncPassword.length < 8)) bad('enable_vnc needs a vnc_password of at least 8 characters');
+  const vncPassword = enableVnc ? validVncPassword(q.get('vnc_password')) : null;
   const enableRtc = bool(q, 'enable_rtc', false);
   const rtcPassword = q.get('rtc_password') || null;
   if (enableRtc && !rtcPassword) bad('enable_rtc needs an rtc_password');
@@ -43,13 +42,30 @@ export function parseSessionParams(q: URLSearchParams, overrides: { timeoutS?: n
     // Validated even when overridden (Cloudflare's keep_alive): a bad value is still a 400.
     timeoutS: overrides.timeoutS ?? timeoutS,
     enableVnc,
-    vncPassword: enableVnc ? vncPassword : null,
+    vncPassword,
     enableRtc,
     rtcUsername: enableRtc ? q.get('rtc_username') || null : null,
     rtcPassword: enableRtc ? rtcPassword : null,
     debug: bool(q, 'debug', false),
     hitlAllowedNetworks,
   };
+}
+
+/**
+ * VNC clients turn a password into bytes differently beyond ASCII (UTF-8 clients such as
+ * TigerVNC send UTF-8, noVNC one byte per character code), and the server accepts both (see
+ * liveview/vnc/des.ts). Only characters both carry the same way for everyone are allowed:
+ * printable ASCII and printable Latin-1 (U+00A0-U+00FF). Control characters cannot be typed
+ * into a password prompt; characters past U+00FF have no one-byte form for noVNC to send.
+ */
+export function validVncPassword(password: string | null): string {
+  if (!password || password.length < 8) bad('enable_vnc needs a vnc_password of at least 8 characters');
+  if (!/^[\u0020-\u007e\u00a0-\u00ff]+$/.test(password)) {
+    bad(
+      'vnc_password may contain only printable ASCII and Latin-1 characters (U+0020-U+007E, U+00A0-U+00FF): VNC clients send other characters differently or not at all',
+    );
+  }
+  return password;
 }
 
 /** `auto_close` is read on every connect, not only at creation (API.md 3.1). */

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { HandoffError } from '../util/errors.js';
 import { Session, type SessionDeps, type SessionInfo } from './session.js';
 import type { SessionParams } from './params.js';
+import { vncPasswordsCollide } from '../liveview/vnc/des.js';
 
 /**
  * All sessions of the daemon, by id. The only place that creates sessions, so the session
@@ -90,12 +91,17 @@ export class SessionRegistry {
     if (why !== null) throw new HandoffError('audit_unavailable', 'the audit trail cannot be written; no new session or attach until it can', {}, why);
   }
 
-  /** VNC auth identifies the session by the DES of its password's first 8 characters. */
+  /**
+   * VNC auth identifies the session by its password's DES key (the first 8 bytes, as UTF-8 or
+   * Latin-1 clients send them, minus the bits DES ignores): no two live sessions may share one.
+   */
   private checkVncPassword(password: string): void {
-    const key = password.slice(0, 8);
     for (const s of this.sessions.values()) {
-      if (s.live && s.params.enableVnc && s.params.vncPassword?.slice(0, 8) === key) {
-        throw new HandoffError('vnc_password_conflict', 'the first 8 characters of vnc_password must differ from every live session');
+      if (s.live && s.params.enableVnc && s.params.vncPassword && vncPasswordsCollide(s.params.vncPassword, password)) {
+        throw new HandoffError(
+          'vnc_password_conflict',
+          'vnc_password is the same VNC key as a live session\'s (VNC uses only the first 8 bytes, and not every bit of them): choose a password whose first 8 characters differ',
+        );
       }
     }
   }

@@ -292,7 +292,7 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
       host: config.host === 'localhost' ? '127.0.0.1' : config.host,
       portRange: config.rtcPorts,
       iceServers: config.iceServers,
-      onAuthFailed: (ip) => this.audit({ type: 'auth_failed', transport: 'webrtc', source_ip: ip, actor: 'human' }),
+      onAuthFailed: (ip, detail) => this.audit({ type: 'auth_failed', transport: 'webrtc', source_ip: ip, actor: 'human', detail }),
       // Encoders come and go with their viewers; each run of one is journaled while it lives.
       onEncoderProcess: (codec, pid) => {
         const row = encoders.get(codec);

@@ -12,6 +12,12 @@ export interface ApiResponse<T = any> {
 
 /** fetch + JSON body (or text when it is not JSON). */
 export async function api<T = any>(base: string, path: string, init: RequestInit = {}): Promise<ApiResponse<T>> {
+  // A string body is JSON here (fetch would label it text/plain, which the daemon refuses).
+  if (typeof init.body === 'string' && !new Headers(init.headers).has('content-type')) {
+    const headers = new Headers(init.headers);
+    headers.set('content-type', 'application/json');
+    init = { ...init, headers };
+  }
   const res = await fetch(base + path, init);
   const text = await res.text();
   let body: any = text;

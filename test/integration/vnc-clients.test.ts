@@ -197,9 +197,10 @@ describe('view-only while an agent is attached (API.md 3.4)', () => {
 });
 
 describe('hitl_allowed_networks', () => {
-  it('a VNC login from outside 10.0.0.0/8 is refused and audited as network_denied', async () => {
+  it('a VNC login from outside 10.0.0.0/8 is refused like a wrong password and audited as network_denied', async () => {
     await session('netlock', 'netlock1', quadrants(RED), '&hitl_allowed_networks=10.0.0.0/8');
-    await expect(RfbViewer.connect(vncPort, 'netlock1')).rejects.toBe('network not allowed');
+    // Issue 8 item 6: the right password from a denied network must not be told apart.
+    await expect(RfbViewer.connect(vncPort, 'netlock1')).rejects.toBe('authentication failed');
     const denied = await audit('session_id=netlock&type=network_denied');
     expect(denied).toHaveLength(1);
     expect(denied[0]).toMatchObject({ transport: 'vnc', source_ip: '127.0.0.1' });

@@ -71,8 +71,8 @@ async function sendFile(ctx: RequestContext, res: ServerResponse, file: string |
     'cache-control': 'no-cache',
     etag,
     'x-content-type-options': 'nosniff',
-    // Lets another origin embed the kit (its dynamic import of noVNC is a CORS request).
-    'access-control-allow-origin': '*',
+    // CORS headers (another origin embeds the kit and imports noVNC) come from the server for
+    // every /hitl-kit.js and /assets/ answer: see guard.ts isCorsPath.
   };
   if (ctx.req.headers['if-none-match'] === etag) {
     res.writeHead(304, headers);

@@ -99,15 +99,9 @@ export function liveRoutes(http: HttpServer, s: Services): void {
     async (ctx, up) => {
       const { session, kind } = open(ctx, 'screencast');
       const hub = session.screencast;
-      const handle = session.join({ transport: 'screencast', sourceIp: ctx.sourceIp, controlLink: kind === 'control' });
-      let ws;
-      try {
-        ws = await up.accept();
-      } catch (e) {
-        handle.leave();
-        throw e;
-      }
-      hub.addViewer(ws, handle);
+      const ws = await up.accept();
+      // Like WebRTC: the hub takes a place (at most 10, else close 4029) before the viewer joins.
+      hub.addViewer(ws, () => session.join({ transport: 'screencast', sourceIp: ctx.sourceIp, controlLink: kind === 'control' }));
     },
     true,
   );

@@ -2,8 +2,10 @@ import type { WebSocket } from 'ws';
 import type { FrameSubscriber, Rect } from '../../display/types.js';
 import type { ViewerHandle, ViewerSession } from '../types.js';
 import type { Logger } from '../../util/logger.js';
+import { isHandoffError } from '../../util/errors.js';
+import { closeSocket } from '../viewer-socket.js';
 import { bgrxToRgb, sharpJpeg, type JpegEncoder, type RgbPixels } from './jpeg.js';
-import { CLOSE_SESSION_ENDED } from './protocol.js';
+import { CLOSE_INTERNAL, CLOSE_NETWORK_NOT_ALLOWED, CLOSE_SESSION_ENDED, CLOSE_TOO_MANY_VIEWERS } from './protocol.js';
 import { ScreencastViewer, type EncodedTile, type ViewerHost } from './viewer.js';
 
 export interface ScreencastOptions {
@@ -11,7 +13,11 @@ export interface ScreencastOptions {
   encoder?: JpegEncoder;
   /** Frame rate cap for every viewer. */
   maxFps?: number;
+  /** Viewers at once; 10 by default, like WebRTC (API.md 5, issue 8 item 9). */
+  maxViewers?: number;
 }
+
+export const DEFAULT_MAX_VIEWERS = 10;
 
 const DEFAULT_MAX_FPS = 30;
 /** A changed region covering at least this share of the screen goes out as one full frame. */
@@ -45,6 +51,7 @@ export class Screencast implements ViewerHost {
   private readonly viewers = new Set<ScreencastViewer>();
   private readonly encoder: JpegEncoder;
   private readonly minIntervalMs: number;
+  readonly maxViewers: number;
   private readonly width: number;
   private readonly height: number;
   private sub?: FrameSubscriber;
@@ -68,6 +75,7 @@ export class Screencast implements ViewerHost {
   ) {
     this.encoder = opts.encoder ?? sharpJpeg;
     this.minIntervalMs = 1000 / (opts.maxFps ?? DEFAULT_MAX_FPS);
+    this.maxViewers = opts.maxViewers ?? DEFAULT_MAX_VIEWERS;
     this.width = session.framebuffer.width;
     this.height = session.framebuffer.height;
   }
@@ -76,15 +84,29 @@ export class Screencast implements ViewerHost {
     return this.viewers.size;
   }
 
-  /** Serves one viewer on an open `ws` WebSocket; `handle` is what session.join() returned. */
-  addViewer(ws: WebSocket, handle: ViewerHandle): void {
+  /**
+   * Serves one viewer on an open `ws` WebSocket. Like WebRTC, a place among maxViewers is taken
+   * before `join` (session.join) registers the viewer, so a refused viewer (close 4029
+   * too_many_viewers) leaves no trace in the session: no attach, no handoff started.
+   */
+  addViewer(ws: WebSocket, join: () => ViewerHandle): void {
     if (this.closing || ws.readyState !== ws.OPEN) {
       if (ws.readyState === ws.OPEN) {
         ws.send(JSON.stringify({ type: 'ended', reason: 'session stopped' }));
         ws.close(CLOSE_SESSION_ENDED, 'session stopped');
       }
-      handle.leave();
       return;
+    }
+    if (this.viewers.size >= this.maxViewers) {
+      return refuse(ws, CLOSE_TOO_MANY_VIEWERS, 'too_many_viewers', `this session already has ${this.maxViewers} screencast viewers`);
+    }
+    let handle: ViewerHandle;
+    try {
+      handle = join();
+    } catch (e) {
+      if (isHandoffError(e) && e.code === 'network_not_allowed') return refuse(ws, CLOSE_NETWORK_NOT_ALLOWED, e.code, e.message);
+      this.logger.warn('screencast viewer could not join', { err: (e as Error).message });
+      return refuse(ws, CLOSE_INTERNAL, 'internal', 'internal error');
     }
     const v = new ScreencastViewer(ws, handle, this, this.logger.child({ viewer: this.nextViewerId++ }), this.width, this.height);
     if (this.viewers.size === 0 && !this.start(v)) return;
@@ -296,4 +318,10 @@ export class Screencast implements ViewerHost {
     })();
     return this.closing;
   }
+}
+
+/** The error message, then the close (docs/screencast-protocol.md). */
+function refuse(ws: WebSocket, closeCode: number, code: string, message: string): void {
+  ws.send(JSON.stringify({ type: 'error', code, message }), () => {});
+  closeSocket(ws, closeCode, code);
 }

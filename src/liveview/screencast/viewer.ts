@@ -23,6 +23,12 @@ import { ViewerInput } from '../viewer-input.js';
  * say: a viewer that acks without reading (acks are guessable) must not make us buffer.
  */
 export const MAX_BUFFERED_BYTES = 1 << 20;
+/**
+ * A quality change costs a full-frame encode inside the tick every viewer waits on, so one
+ * viewer (view-only ones included) changes its quality at most once per this many ms; the
+ * latest request wins. Quality is per viewer: nobody else's frames change with it.
+ */
+export const QUALITY_CHANGE_INTERVAL_MS = 1000;
 /** How long a closing socket may take to finish its close handshake before it is cut. */
 
 
@@ -55,6 +61,9 @@ export class ScreencastViewer {
   private acked = 0;
   private readonly input: ViewerInput;
   private lastState = '';
+  private wantedQuality = DEFAULT_QUALITY;
+  private lastQualityChange = -Infinity;
+  private qualityTimer?: NodeJS.Timeout;
   private closed = false;
   private closedPromise: Promise<void>;
   private resolveClosed!: () => void;
@@ -163,11 +172,15 @@ export class ScreencastViewer {
         }
         return;
       case 'quality':
-        if (m.value !== this.quality) {
-          this.quality = m.value;
-          // The whole picture at the new quality, not just what changes from now on.
-          this.pending.addAll();
-          this.host.pump();
+        this.wantedQuality = m.value;
+        if (this.qualityTimer) return;
+        {
+          const wait = this.lastQualityChange + QUALITY_CHANGE_INTERVAL_MS - performance.now();
+          if (wait <= 0) return this.applyQuality();
+          this.qualityTimer = setTimeout(() => {
+            this.qualityTimer = undefined;
+            this.applyQuality();
+          }, wait);
         }
         return;
     }
@@ -186,6 +199,15 @@ export class ScreencastViewer {
         this.host.session.completeHandoff(m.outcome, 'screencast');
         return;
     }
+  }
+
+  private applyQuality(): void {
+    if (this.closed || this.wantedQuality === this.quality) return;
+    this.quality = this.wantedQuality;
+    this.lastQualityChange = performance.now();
+    // The whole picture at the new quality, not just what changes from now on.
+    this.pending.addAll();
+    this.host.pump();
   }
 
   /** The one way out for a protocol error: say what, close this socket only. */
@@ -210,6 +232,7 @@ export class ScreencastViewer {
   private markClosed(): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.qualityTimer);
     this.handle.leave();
     this.host.viewerClosed(this);
   }

@@ -4,7 +4,8 @@ import type { FrameSubscriber, FrameView, Rect } from '../../display/types.js';
 import type { ViewerHandle, ViewerSession } from '../types.js';
 import { isHandoffError } from '../../util/errors.js';
 import type { Logger } from '../../util/logger.js';
-import { identifySession, type FailureBackoff } from './auth.js';
+import type { Admission, AttemptTicket, Refusal } from '../../util/throttle.js';
+import { identifySession } from './auth.js';
 import { RfbParser, type ClientMsg } from './parser.js';
 import {
   BGR233,
@@ -44,6 +45,8 @@ const WRITE_BUFFER_CAP = 8 * 1024 * 1024;
 /** ...and drop it when the buffer has not drained for this long. */
 const STUCK_MS = 30_000;
 const HANDSHAKE_MS = 30_000;
+/** A connection refused at once only has to say its version. */
+const REFUSED_HANDSHAKE_MS = 10_000;
 /** Our own not-yet-sent dirty rects are merged into one past this count. */
 const MAX_PENDING_RECTS = 64;
 
@@ -51,7 +54,8 @@ export interface ConnectionOptions {
   socket: Duplex;
   sourceIp: string;
   directory: VncDirectory;
-  backoff: FailureBackoff;
+  /** The credential throttle's answer for this source, taken when the connection arrived. */
+  admission: Admission;
   logger: Logger;
   onClose(conn: VncConnection): void;
 }
@@ -65,6 +69,10 @@ export class VncConnection {
   private readonly log: Logger;
   private readonly parser: RfbParser;
   private readonly challenge = crypto.randomBytes(16);
+  /** This unauthenticated attempt's place in the throttle, until it has an outcome. */
+  private ticket: AttemptTicket | null;
+  /** Refused before any check (locked out or too many attempts): told after the version. */
+  private readonly refusal: Refusal | null;
   private minor: 3 | 7 | 8 = 3;
   private session: ViewerSession | null = null;
   private handle: ViewerHandle | null = null;
@@ -95,6 +103,8 @@ export class VncConnection {
   constructor(private readonly opts: ConnectionOptions) {
     this.socket = opts.socket;
     this.log = opts.logger.child({ sourceIp: opts.sourceIp });
+    this.ticket = opts.admission.ok ? opts.admission.ticket : null;
+    this.refusal = opts.admission.ok ? null : opts.admission;
     this.parser = new RfbParser(
       (msg) => this.onMessage(msg),
       (reason) => this.fail(reason),
@@ -103,9 +113,14 @@ export class VncConnection {
     this.socket.on('error', (err) => this.fail(`socket: ${err.message}`));
     this.socket.on('close', () => void this.close());
     (this.socket as Partial<import('node:net').Socket>).setNoDelay?.(true);
-    this.setTimer(HANDSHAKE_MS, () => this.fail('handshake timeout'));
+    this.setTimer(this.refusal ? REFUSED_HANDSHAKE_MS : HANDSHAKE_MS, () => this.fail('handshake timeout'));
     // RFC 6143 7.1.1: the server speaks first, offering its highest version.
     this.send(Buffer.from('RFB 003.008\n', 'latin1'));
+  }
+
+  /** Refused by the throttle on arrival: it only waits for the client's version. */
+  get refused(): boolean {
+    return this.refusal !== null;
   }
 
   /** The session this connection has joined, once authenticated. */
@@ -120,6 +135,7 @@ export class VncConnection {
       this.closing = new Promise((resolve) => (socket.destroyed ? resolve() : socket.once('close', () => resolve())));
       this.parser.stop();
       this.setTimer(null);
+      this.ticket?.release();
       this.subscriber?.close();
       this.handle?.leave();
       for (const encoder of this.encoders.values()) encoder.close?.();
@@ -144,6 +160,7 @@ export class VncConnection {
     switch (msg.type) {
       case 'version':
         this.minor = msg.minor;
+        if (this.refusal) return this.connectionFailed(this.refusal.message);
         // RFC 6143 7.1.2: 3.3 has the server pick the type (a U32); 3.7+ offers a list.
         if (this.minor === 3) this.send(u32(SecurityType.VncAuthentication), this.challenge);
         else this.send(Buffer.of(1, SecurityType.VncAuthentication));
@@ -185,22 +202,30 @@ export class VncConnection {
     }
   }
 
+  /**
+   * Checks the response unless the source got locked out meanwhile (a parallel attempt
+   * failed). A right password from a network outside the session's hitl_allowed_networks
+   * gets exactly the wrong password's answer, at once like it, and counts as a failure:
+   * nothing tells a guesser there that it found the password.
+   */
   private authenticate(response: Buffer): void {
+    const ticket = this.ticket;
+    if (!ticket) return this.refuse('authentication failed');
+    const locked = ticket.recheck();
+    if (locked) return this.refuse(locked.message);
     const session = identifySession(this.opts.directory, this.challenge, response);
-    if (!session) {
-      this.opts.directory.authFailed(this.opts.sourceIp);
-      this.parser.stop();
-      const delay = this.opts.backoff.fail(this.opts.sourceIp);
-      this.setTimer(delay, () => this.refuse('authentication failed'));
-      return;
-    }
+    if (!session) return this.authFailed(ticket, true);
     try {
       this.handle = session.join({ transport: 'vnc', sourceIp: this.opts.sourceIp });
     } catch (err) {
-      if (isHandoffError(err)) return this.refuse(err.code === 'network_not_allowed' ? 'network not allowed' : err.message);
+      // join audited network_denied itself.
+      if (isHandoffError(err) && err.code === 'network_not_allowed') return this.authFailed(ticket, false);
+      ticket.release();
+      if (isHandoffError(err)) return this.refuse(err.message);
       this.log.error('vnc join failed', { error: String(err) });
       return this.refuse('internal error');
     }
+    ticket.succeeded();
     this.session = session;
     this.handle.onEnd((reason) => this.fail(`session ended: ${reason}`));
     this.handle.onControlChange(() => {
@@ -210,6 +235,30 @@ export class VncConnection {
       this.pump();
     });
     this.send(u32(0)); // SecurityResult OK (RFC 6143 7.1.3)
+  }
+
+  private authFailed(ticket: AttemptTicket, wrongPassword: boolean): void {
+    const r = ticket.failed();
+    if (r.lockedForMs > 0) this.log.warn('vnc source locked out', { failures: r.failures, lockedMs: r.lockedForMs, refusedUnchecked: r.refusedUnchecked });
+    try {
+      if (wrongPassword) this.opts.directory.authFailed(this.opts.sourceIp, { failures: r.failures, locked_ms: r.lockedForMs, refused_unchecked: r.refusedUnchecked });
+    } catch (err) {
+      // The audit being unavailable must not end the daemon from a socket handler.
+      this.log.error('vnc auth_failed audit failed', { error: String(err) });
+    }
+    this.refuse('authentication failed');
+  }
+
+  /**
+   * Refused before authentication (RFC 6143 7.1.2): 3.3 names security type 0 (Invalid), 3.7+
+   * offers no security type; both followed by the reason, then the connection closes.
+   */
+  private connectionFailed(reason: string): void {
+    // Debug: a guesser's flood of refusals must not flood the log.
+    this.log.debug('vnc refused before authentication', { reason });
+    this.send(this.minor === 3 ? u32(SecurityType.Invalid) : Buffer.of(0), lengthPrefixed(reason));
+    this.parser.stop();
+    void this.close();
   }
 
   /** SecurityResult failed: 3.8 adds a reason, older versions just close (RFC 6143 7.1.3). */

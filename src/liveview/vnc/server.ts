@@ -1,13 +1,18 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { silentLogger, type Logger } from '../../util/logger.js';
-import { FailureBackoff } from './auth.js';
+import { CredentialThrottle } from '../../util/throttle.js';
 import { VncConnection } from './connection.js';
 import type { VncDirectory } from './types.js';
+
+/** Connections refused on arrival still waiting for the client's version; past this they are cut at once. */
+const MAX_REFUSED_PENDING = 256;
 
 export interface VncServerOptions {
   directory: VncDirectory;
   logger?: Logger;
+  /** Per-source password guessing limits; the defaults of util/throttle.ts otherwise. */
+  throttle?: CredentialThrottle;
 }
 
 /**
@@ -16,13 +21,16 @@ export interface VncServerOptions {
  */
 export class VncServer {
   private readonly log: Logger;
-  private readonly backoff = new FailureBackoff();
+  /** One for the TCP port and the live links' WebSockets: a guesser gains nothing by switching. */
+  readonly throttle: CredentialThrottle;
   private readonly connections = new Set<VncConnection>();
+  private refusedPending = 0;
   private server: net.Server | null = null;
   private closing: Promise<void> | null = null;
 
   constructor(private readonly opts: VncServerOptions) {
     this.log = (opts.logger ?? silentLogger).child({ component: 'vnc' });
+    this.throttle = opts.throttle ?? new CredentialThrottle();
   }
 
   /** Resolves with the bound port (useful with port 0). */
@@ -44,8 +52,8 @@ export class VncServer {
   }
 
   /**
-   * Speaks RFB on any byte stream; `sourceIp` is used for the backoff, audit and network
-   * checks. `onlySessionId` (a live view link's session) limits which password is accepted.
+   * Speaks RFB on any byte stream; `sourceIp` is used for the throttle, audit and network
+   * checks. Every connection takes its place in the throttle before it says anything. `onlySessionId` (a live view link's session) limits which password is accepted.
    */
   handleSocket(socket: Duplex, sourceIp: string, onlySessionId?: string): void {
     if (this.closing) {
@@ -54,16 +62,25 @@ export class VncServer {
     }
     const all = this.opts.directory;
     const directory: VncDirectory = onlySessionId
-      ? { vncSessions: () => all.vncSessions().filter((s) => s.session.sessionId === onlySessionId), authFailed: (ip) => all.authFailed(ip) }
+      ? { vncSessions: () => all.vncSessions().filter((s) => s.session.sessionId === onlySessionId), authFailed: (ip, detail) => all.authFailed(ip, detail) }
       : all;
+    const admission = this.throttle.begin(sourceIp);
+    if (!admission.ok && this.refusedPending >= MAX_REFUSED_PENDING) {
+      socket.destroy();
+      return;
+    }
     const conn = new VncConnection({
       socket,
       sourceIp,
       directory,
-      backoff: this.backoff,
+      admission,
       logger: this.log,
-      onClose: (c) => this.connections.delete(c),
+      onClose: (c) => {
+        this.connections.delete(c);
+        if (c.refused) this.refusedPending--;
+      },
     });
+    if (conn.refused) this.refusedPending++;
     this.connections.add(conn);
   }
 

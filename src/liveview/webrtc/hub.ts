@@ -2,10 +2,11 @@ import type { WebSocket } from 'ws';
 import type { RTCPeerConnectionConfig } from 'werift';
 import type { ViewerHandle, ViewerSession } from '../types.js';
 import type { Logger } from '../../util/logger.js';
+import { CredentialThrottle } from '../../util/throttle.js';
 import { DEFAULT_FPS, FfmpegEncoder, type EncodedPacket } from './encoder.js';
 import { codecParameters, peerConfig, resolveHost } from './peer-config.js';
-import { CLOSE_SESSION_ENDED, type Codec } from './protocol.js';
-import type { RtcCredentials } from './credentials.js';
+import { CLOSE_SESSION_ENDED, CLOSE_UNAUTHORIZED, ProtocolError, type Codec } from './protocol.js';
+import { credentialsMatch, type RtcCredentials } from './credentials.js';
 import { WebRtcViewer, type ViewerHost } from './viewer.js';
 
 export interface WebRtcOptions {
@@ -23,8 +24,13 @@ export interface WebRtcOptions {
   iceServers: { urls: string; username?: string; credential?: string }[];
   /** 10 by default (API.md 5). */
   maxViewers?: number;
-  /** A hello with wrong credentials: the daemon audits auth_failed. */
-  onAuthFailed(sourceIp: string): void;
+  /**
+   * A hello with wrong credentials: the daemon audits auth_failed. `detail` is what the
+   * failure did to the source's throttle (attempts refused unchecked get no row of their own).
+   */
+  onAuthFailed(sourceIp: string, detail: { failures: number; locked_ms: number; refused_unchecked: number }): void;
+  /** Per-source guessing limits (util/throttle.ts); one per hub otherwise. */
+  throttle?: CredentialThrottle;
   logger: Logger;
   /** Frames per second of the encoders; 30 by default. */
   fps?: number;
@@ -35,6 +41,8 @@ export interface WebRtcOptions {
 }
 
 export const DEFAULT_MAX_VIEWERS = 10;
+/** API.md 3.5 close codes are 4000 + the status's last digits: 429 too_many_requests. */
+const CLOSE_TOO_MANY_REQUESTS = 4029;
 
 /**
  * The WebRTC transport of one session (API.md 5, issue 5): up to maxViewers viewers, each
@@ -49,6 +57,7 @@ export const DEFAULT_MAX_VIEWERS = 10;
 export class WebRtcHub implements ViewerHost {
   readonly credentials: RtcCredentials;
   readonly maxViewers: number;
+  readonly throttle: CredentialThrottle;
   /** Every open socket, whatever its phase. */
   private readonly viewers = new Set<WebRtcViewer>();
   /** Viewers that passed the hello and hold a place. */
@@ -69,6 +78,7 @@ export class WebRtcHub implements ViewerHost {
   ) {
     this.credentials = opts.credentials;
     this.maxViewers = opts.maxViewers ?? DEFAULT_MAX_VIEWERS;
+    this.throttle = opts.throttle ?? new CredentialThrottle();
     this.fps = opts.fps ?? DEFAULT_FPS;
   }
 
@@ -121,13 +131,27 @@ export class WebRtcHub implements ViewerHost {
     }
   }
 
-  /** @internal ViewerHost */
-  authFailed(sourceIp: string): void {
+  /**
+   * @internal ViewerHost: a hello's credentials, through the per-source throttle (issue 8
+   * item 6): a locked-out source is refused before they are compared. Null: accepted.
+   */
+  checkCredentials(sourceIp: string, username: string | null, password: string | null): ProtocolError | null {
+    const open = this.credentials.username === null && this.credentials.password === '';
+    if (open) return null;
+    const admission = this.throttle.begin(sourceIp);
+    if (!admission.ok) return new ProtocolError(CLOSE_TOO_MANY_REQUESTS, 'too_many_requests', admission.message);
+    if (credentialsMatch(this.credentials, username, password)) {
+      admission.ticket.succeeded();
+      return null;
+    }
+    const r = admission.ticket.failed();
+    this.opts.logger.info('webrtc viewer refused: wrong credentials', { sourceIp, failures: r.failures, lockedMs: r.lockedForMs });
     try {
-      this.opts.onAuthFailed(sourceIp);
+      this.opts.onAuthFailed(sourceIp, { failures: r.failures, locked_ms: r.lockedForMs, refused_unchecked: r.refusedUnchecked });
     } catch (e) {
       this.opts.logger.warn('webrtc onAuthFailed failed', { err: (e as Error).message });
     }
+    return new ProtocolError(CLOSE_UNAUTHORIZED, 'unauthorized', 'wrong rtc_username or rtc_password');
   }
 
   /** @internal ViewerHost */

@@ -9,7 +9,7 @@ import {
 import type { ViewerHandle, ViewerSession } from '../types.js';
 import type { Logger } from '../../util/logger.js';
 import { HandoffError } from '../../util/errors.js';
-import { credentialsMatch, type RtcCredentials } from './credentials.js';
+import type { RtcCredentials } from './credentials.js';
 import type { EncodedPacket } from './encoder.js';
 import { RtpRewriter } from './rtp.js';
 import { playoutDelayId } from './peer-config.js';
@@ -62,7 +62,8 @@ export interface ViewerHost {
   /** Starts receiving `codec`'s packets (the first subscriber starts its encoder). */
   subscribe(codec: Codec, listener: (p: EncodedPacket) => void): () => void;
   requestKeyframe(codec: Codec): void;
-  authFailed(sourceIp: string): void;
+  /** The hello's credentials, throttled per source; null when accepted, else the refusal. */
+  checkCredentials(sourceIp: string, username: string | null, password: string | null): ProtocolError | null;
   /** The viewer is gone; called exactly once, after its handle was given back. */
   viewerClosed(v: WebRtcViewer): void;
 }
@@ -212,11 +213,8 @@ export class WebRtcViewer {
 
   /** Credentials, codec and a place, all before join; then the offer. */
   private async hello(m: Extract<SignalMessage, { type: 'hello' }>): Promise<void> {
-    if (!credentialsMatch(this.host.credentials, m.username, m.password)) {
-      this.log.info('webrtc viewer refused: wrong credentials', { sourceIp: this.sourceIp });
-      this.host.authFailed(this.sourceIp);
-      throw new ProtocolError(CLOSE_UNAUTHORIZED, 'unauthorized', 'wrong rtc_username or rtc_password');
-    }
+    const refused = this.host.checkCredentials(this.sourceIp, m.username, m.password);
+    if (refused) throw refused;
     const codec = chooseCodec(m.codecs);
     if (!codec) throw new ProtocolError(CLOSE_POLICY, 'bad_request', `no common video codec: the server sends ${CODECS.join(' or ')}`);
     if (!this.host.reserve(this)) {
@@ -380,7 +378,7 @@ export class WebRtcViewer {
   /** The one way out for an error: say what, close this viewer only. */
   private fail(e: ProtocolError): void {
     if (this.closed) return;
-    if (e.code !== 'unauthorized' && e.code !== 'too_many_viewers') this.log.info('webrtc viewer closed on error', { code: e.code, err: e.message });
+    if (e.code !== 'unauthorized' && e.code !== 'too_many_viewers' && e.code !== 'too_many_requests') this.log.info('webrtc viewer closed on error', { code: e.code, err: e.message });
     this.sendJson({ type: 'error', code: e.code, message: e.message });
     this.closeSocket(e.closeCode, e.code);
   }

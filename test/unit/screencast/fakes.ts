@@ -302,7 +302,7 @@ export class Harness {
   async start(): Promise<this> {
     // Large like the lead's server: the 1 MiB text limit is the Screencast's own.
     this.wss = new WebSocketServer({ host: '127.0.0.1', port: 0, maxPayload: 16 << 20 });
-    this.wss.on('connection', (ws) => this.screencast.addViewer(ws, this.session.join()));
+    this.wss.on('connection', (ws) => this.screencast.addViewer(ws, () => this.session.join()));
     await new Promise<void>((r) => this.wss.once('listening', () => r()));
     this.port = (this.wss.address() as AddressInfo).port;
     return this;

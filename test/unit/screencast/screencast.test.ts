@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { Harness, waitFor, type TestViewer } from './fakes.js';
 
 /** JPEG at the default quality on flat 64-aligned colour blocks stays this close to the source. */
@@ -152,6 +153,42 @@ describe('Screencast pacing', () => {
     await Promise.all([...viewers.map((v, i) => nextFrame(v, lasts2[i]!)), nextFrame(other, otherLast)]);
     expect(t.encodes - e0).toBe(2); // one at 75 for three viewers, one at 40
     for (const v of [...viewers, other]) expect(v.maxDiff(t.fb.rgb())).toBeLessThanOrEqual(40);
+  });
+});
+
+describe('Screencast caps', () => {
+  it('refuses a viewer past maxViewers with too_many_viewers and close 4029, before it joins', async () => {
+    h = await new Harness(320, 192, { maxViewers: 2 }).start();
+    const t = h;
+    const [first] = [await t.connect(), await t.connect()];
+    const port = Number(new URL(first!.ws.url).port);
+    const extra = new WebSocket(`ws://127.0.0.1:${port}/`);
+    const texts: unknown[] = [];
+    extra.on('message', (d) => texts.push(JSON.parse(d.toString())));
+    const closed = await new Promise<number>((r) => extra.once('close', (code) => r(code)));
+    expect(closed).toBe(4029);
+    expect(texts).toEqual([{ type: 'error', code: 'too_many_viewers', message: 'this session already has 2 screencast viewers' }]);
+    expect(t.session.handles).toHaveLength(2);
+    // A place frees when a viewer goes.
+    await first!.close();
+    await waitFor(() => t.screencast.viewerCount === 1, 'one viewer left');
+    await t.connect();
+    expect(t.screencast.viewerCount).toBe(2);
+  });
+
+  it('applies at most one quality change per second per viewer, the latest winning', async () => {
+    const t = await harness(320, 192);
+    const v = await t.connect();
+    const e0 = t.encodes;
+    v.send({ type: 'quality', value: 40 });
+    await waitFor(() => t.encodes === e0 + 1, 'the full frame at 40');
+    v.send({ type: 'quality', value: 50 });
+    v.send({ type: 'quality', value: 60 });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(t.encodes).toBe(e0 + 1);
+    await waitFor(() => t.encodes === e0 + 2, 'the full frame at 60', 3000);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(t.encodes).toBe(e0 + 2);
   });
 });
 
@@ -312,11 +349,11 @@ describe('Screencast lifecycle', () => {
       expect(v.handle.leaves).toBe(1);
     }
     expect(t.fb.subscribers.size).toBe(0);
-    // A viewer arriving after close is told and turned away.
-    const late = await t.connect({ waitFrame: false });
-    await waitFor(() => late.closed !== undefined, 'late close');
-    expect(late.closed!.code).toBe(4000);
-    expect(late.handle.leaves).toBe(1);
+    // A viewer arriving after close is told and turned away, without ever joining.
+    const joined = t.session.handles.length;
+    const late = new WebSocket(`ws://127.0.0.1:${Number(new URL(a.ws.url).port)}/`);
+    expect(await new Promise<number>((r) => late.once('close', (code) => r(code)))).toBe(4000);
+    expect(t.session.handles).toHaveLength(joined);
     expect(t.fb.subscribers.size).toBe(0);
   });
 });

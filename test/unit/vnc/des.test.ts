@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import crypto from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { vncAuthResponse } from '../../../src/liveview/vnc/des.js';
+import { desEncrypt, vncAuthResponse, vncDesKeys, vncPasswordsCollide } from '../../../src/liveview/vnc/des.js';
 
 // rfb2 ships Richard Outerbridge's d3des (public domain) with the VNC bit order: an independent
 // implementation to check against.
@@ -33,5 +33,31 @@ describe('VNC DES response', () => {
     }
     const c = crypto.randomBytes(16);
     expect(vncAuthResponse('exactly8', c)).toEqual(vncAuthResponse('exactly8-and-more', c));
+  });
+});
+
+describe('VNC password keys', () => {
+  it('derives the UTF-8 key, plus the Latin-1 one noVNC uses when they differ', () => {
+    expect(vncDesKeys('password')).toHaveLength(1);
+    const keys = vncDesKeys('éééé1234');
+    expect(keys).toHaveLength(2);
+    const c = crypto.randomBytes(16);
+    expect(desEncrypt(keys[0]!, c)).toEqual(vncAuthResponse('éééé1234', c));
+    // noVNC: one byte per character code (core/rfb.js genDES).
+    expect(desEncrypt(keys[1]!, c)).toEqual(vncAuthResponse(Buffer.from([0xe9, 0xe9, 0xe9, 0xe9, 0x31, 0x32, 0x33, 0x34]), c));
+  });
+
+  it('finds the passwords that authenticate as each other', () => {
+    // é is 2 UTF-8 bytes: both keys are éééé's 8 bytes.
+    expect(vncPasswordsCollide('éééé1234', 'éééé5678')).toBe(true);
+    // Same first 8 characters.
+    expect(vncPasswordsCollide('abcdefgh-one', 'abcdefgh-two')).toBe(true);
+    // Bytes that differ only in the top bit: DES ignores it (the parity bit after reversal).
+    expect(vncPasswordsCollide('C)abcdef', 'éabcdef!')).toBe(true); // C3 A9 vs 43 29
+    expect(vncPasswordsCollide('iabcdefg', 'éabcdefg')).toBe(true); // Latin-1 E9 vs 69
+    const c = crypto.randomBytes(16);
+    expect(vncAuthResponse('C)abcdef', c)).toEqual(vncAuthResponse('éabcdef!', c));
+    expect(vncPasswordsCollide('abcdefgh', 'abcdefgi')).toBe(false);
+    expect(vncPasswordsCollide('éééé1234', 'èééé1234')).toBe(false);
   });
 });

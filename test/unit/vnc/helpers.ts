@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { VncServer } from '../../../src/liveview/vnc/server.js';
+import type { CredentialThrottle } from '../../../src/util/throttle.js';
 import { vncAuthResponse } from '../../../src/liveview/vnc/des.js';
 import { FakeFrameSource, FakeSession } from './fakes.js';
 
@@ -7,13 +8,21 @@ export function gradient(x: number, y: number): number {
   return (((x * 4) & 0xff) << 16) | (((y * 5) & 0xff) << 8) | ((x + y) & 0xff);
 }
 
-export async function startServer(sessions: Array<{ password: string; session: FakeSession }>) {
+export async function startServer(sessions: Array<{ password: string; session: FakeSession }>, throttle?: CredentialThrottle) {
   const failures: string[] = [];
+  const details: Array<Record<string, number>> = [];
   const server = new VncServer({
-    directory: { vncSessions: () => sessions, authFailed: (ip) => failures.push(ip) },
+    directory: {
+      vncSessions: () => sessions,
+      authFailed: (ip, detail) => {
+        failures.push(ip);
+        details.push(detail);
+      },
+    },
+    throttle,
   });
   const port = await server.listen(0, '127.0.0.1');
-  return { server, port, failures };
+  return { server, port, failures, details };
 }
 
 export function session(id: string, width = 64, height = 48, colour = gradient) {

@@ -135,11 +135,15 @@ describe('VncServer with the rfb2 client', () => {
     await vi.waitFor(() => expect(a.input.events).toEqual([['key', 0x62, true]]));
   });
 
-  it('refuses a network outside hitl_allowed_networks with a 3.8 reason', async () => {
+  it('answers the right password from a network outside hitl_allowed_networks exactly like a wrong one', async () => {
     const a = session('s1');
     a.joinError = new HandoffError('network_not_allowed', 'source not allowed');
-    const { port } = await serve([{ password: 'pw', session: a }]);
-    await expect(firstFrame(port, 'pw').frame).rejects.toBe('network not allowed');
+    const { port, server } = await serve([{ password: 'pw', session: a }]);
+    await expect(firstFrame(port, 'pw').frame).rejects.toBe('authentication failed');
+    await expect(firstFrame(port, 'wrong').frame).rejects.toBe('authentication failed');
+    // Both count against the source.
+    await vi.waitFor(() => expect(server.throttle.inFlight).toBe(0));
+    expect(server.throttle.trackedSources).toBe(1);
   });
 
   it('closes when the session ends, and leaves the session when the client goes', async () => {

@@ -99,6 +99,25 @@ describe('before any media', () => {
     await h.close();
   });
 
+  it('wrong credentials lock the source out: then even the right ones are refused unchecked (4029)', async () => {
+    const { h, authFailed } = hub();
+    for (let i = 0; i < 4; i++) {
+      const ws = connect(h, noJoin);
+      ws.say({ type: 'hello', username: 'alice', password: `guess-${i}`, codecs: ['H264'] });
+      await flush();
+      expect(ws.closeCode).toBe(4001);
+    }
+    expect(authFailed).toHaveLength(4);
+    const ws = connect(h, noJoin);
+    ws.say({ type: 'hello', username: 'alice', password: 'pw-1234', codecs: ['H264'] });
+    await flush();
+    expect(ws.messages()).toEqual([{ type: 'error', code: 'too_many_requests', message: expect.stringMatching(/too many failed attempts from your address/) }]);
+    expect(ws.closeCode).toBe(4029);
+    expect(authFailed).toHaveLength(4);
+    expect(h.throttle.lockedForMs('192.0.2.9')).toBeGreaterThan(0);
+    await h.close();
+  });
+
   it('a missing username when one is set is wrong too', async () => {
     const { h, authFailed } = hub();
     const ws = connect(h, noJoin);
