@@ -107,7 +107,7 @@ export class Daemon {
       vncBridge: (stream, ip, sessionId) => vnc.handleSocket(stream, ip, sessionId),
       browserVersion: await browserVersion(config.chromiumPath, logger),
     };
-    systemRoutes(http, services, { webhook, checkpoints, uncaughtErrors: () => uncaughtErrors });
+    systemRoutes(http, services, { webhook, checkpoints, uncaughtErrors: uncaughtErrorCount });
     cdpRoutes(http, services);
     sessionRoutes(http, services);
     handoffRoutes(http, services);
@@ -166,6 +166,7 @@ const DAEMON_BUSY_TIMEOUT_MS = 500;
 
 /** Errors that reached the last-resort handlers (`handoff_uncaught_errors_total`). */
 let uncaughtErrors = 0;
+export const uncaughtErrorCount = (): number => uncaughtErrors;
 
 /**
  * Last resort for an exception no handler caught, or a rejection nobody awaited: log it with

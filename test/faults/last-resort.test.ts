@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+/**
+ * README "Fault policy": the last-resort handlers `handoff serve` installs log an uncaught
+ * exception or an unhandled rejection with its stack, count it, and the process keeps running.
+ * Run in a child process (on the built daemon code) so the test runner's own handlers stay out.
+ */
+const dist = (p: string) => pathToFileURL(resolve(import.meta.dirname, '../../dist', p)).href;
+
+describe('last-resort handlers', () => {
+  it('log with the stack, count, and keep the process running', async () => {
+    const code = `
+      import { installLastResortHandlers, uncaughtErrorCount } from ${JSON.stringify(dist('main.js'))};
+      import { createLogger } from ${JSON.stringify(dist('util/logger.js'))};
+      installLastResortHandlers(createLogger('info'));
+      setTimeout(function socketHandlerBug() { throw new Error('boom from a handler'); }, 10);
+      Promise.reject(new Error('nobody awaited this'));
+      setTimeout(() => { console.log('still alive, counted ' + uncaughtErrorCount()); process.exit(0); }, 300);
+    `;
+    const { stdout, exitCode } = await new Promise<{ stdout: string; exitCode: number }>((done) =>
+      execFile(process.execPath, ['--input-type=module', '-e', code], { timeout: 20_000 }, (err, stdout) => done({ stdout, exitCode: err ? 1 : 0 })),
+    );
+    expect(exitCode).toBe(0);
+    expect(stdout).toContain('still alive, counted 2');
+    const lines = stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+    const uncaught = lines.find((l) => l.kind === 'uncaught exception');
+    expect(uncaught).toMatchObject({ level: 'error', error: 'boom from a handler' });
+    expect(uncaught.stack).toContain('socketHandlerBug');
+    expect(lines.find((l) => l.kind === 'unhandled rejection')).toMatchObject({ level: 'error', error: 'nobody awaited this' });
+  });
+});
