@@ -72,7 +72,10 @@ async function holdWriteLock(dbPath: string): Promise<{ proc: ChildProcess; rele
     proc,
     async release() {
       if (proc.exitCode === null && proc.signalCode === null) proc.stdin!.write('commit\n');
+      // A holder that does not commit in time is killed (its lock goes with it).
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
       await exited;
+      clearTimeout(timer);
     },
   };
 }
@@ -212,7 +215,8 @@ function tempDir(name: string): string {
   return dir;
 }
 
-describe('the audit cannot be written; the daemon survives and loses no row', () => {
+// Each case runs a daemon with real Chromium sessions and holds a fault for 10 s or more.
+describe('the audit cannot be written; the daemon survives and loses no row', { timeout: 180_000 }, () => {
   it('(a) the write lock held by another process for 10 s; a session created as it starts still becomes ready', async () => {
     const stateDir = tempDir('lock');
     const vncPort = await freePort();
