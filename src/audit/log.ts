@@ -188,7 +188,7 @@ export class AuditLog {
       transport: input.transport ?? null,
       source_ip: input.source_ip ?? null,
       actor: input.actor ?? null,
-      detail: input.detail ?? {},
+      detail: this.serializable(input.detail ?? {}),
     };
     if (this.closed) {
       this.refuse(row, 'the audit log is closed');
@@ -322,6 +322,20 @@ export class AuditLog {
     this.failure = null;
     this.retryMs = this.retryMinMs;
     this.setBusyTimeout(this.busyTimeoutMs);
+  }
+
+  /**
+   * A detail the chain cannot hash (a BigInt, a cycle) would block the queue behind it for
+   * ever: it is replaced, here, by a note saying so.
+   */
+  private serializable(detail: Record<string, unknown>): Record<string, unknown> {
+    try {
+      canonicalJson(detail);
+      return detail;
+    } catch (e) {
+      this.logger?.error('audit detail cannot be serialized; recorded without it', { error: (e as Error).message });
+      return { unserializable_detail: String((e as Error).message).slice(0, 200) };
+    }
   }
 
   /** The queue is full or the log closed: the row cannot be kept, so it goes to the log in full. */

@@ -120,3 +120,15 @@ describe('AuditLog fault policy', () => {
     cps.close();
   });
 });
+
+describe('AuditLog with a detail it cannot hash', () => {
+  it('records the row with a note instead of throwing or blocking the queue', () => {
+    const log = new AuditLog(openDatabase(':memory:'));
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    expect(log.append({ type: 'auth_failed', detail: { n: 10n } as unknown as Record<string, unknown> })?.detail).toHaveProperty('unserializable_detail');
+    expect(log.append({ type: 'auth_failed', detail: cyclic })?.detail).toHaveProperty('unserializable_detail');
+    expect(log.writable).toBe(true);
+    expect(verifyChain(log.iterate())).toEqual({ ok: true, rows: 2 });
+  });
+});
