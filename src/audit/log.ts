@@ -132,6 +132,8 @@ export class AuditLog {
   private retryMs: number;
   private readonly busyTimeoutMs: number;
   private closed = false;
+  /** Queued rows written since the audit became unwritable (for the recovery log line). */
+  private drained = 0;
   private readonly counts = { appends: 0, failures: 0, dropped: 0 };
   private readonly logger?: Logger;
   private readonly maxQueue: number;
@@ -293,35 +295,48 @@ export class AuditLog {
     }
   }
 
-  private scheduleRetry(): void {
+  private scheduleRetry(delay = this.retryMs): void {
     if (this.retryTimer || this.closed) return;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
-      this.drain();
-      if (this.queue.length) {
+      const wrote = this.drain(1);
+      if (!this.queue.length) return;
+      if (wrote) {
+        // Writable again, more to write: the next batch on the next turn, so a long queue
+        // never blocks the event loop for more than one batch.
+        this.scheduleRetry(0);
+      } else {
         this.retryMs = Math.min(this.retryMs * 2, this.retryMaxMs);
         this.scheduleRetry();
       }
-    }, this.retryMs);
+    }, delay);
     // Pending rows must not keep a stopping process alive; close() logs what is left.
     this.retryTimer.unref();
   }
 
-  /** Writes the queue in order, in batches, until it is empty or a write fails. */
-  private drain(): void {
-    if (this.closed) return;
-    const before = this.queue.length;
-    while (this.queue.length) {
+  /**
+   * Writes the queue in order, up to `maxBatches` batches, until it is empty or a write
+   * fails; true when it wrote something. An emptied queue ends the degraded state.
+   */
+  private drain(maxBatches = Infinity): boolean {
+    if (this.closed) return false;
+    let wrote = false;
+    for (let n = 0; this.queue.length && n < maxBatches; n++) {
       const batch = this.queue.slice(0, DRAIN_BATCH);
-      if (!this.tryWrite(batch)) return;
+      if (!this.tryWrite(batch)) return wrote;
       this.queue.splice(0, batch.length);
+      this.drained += batch.length;
+      wrote = true;
     }
-    if (this.failure !== null || before > 0) {
-      this.logger?.warn('audit writable again: the queued rows are written, service resumes', { rows: before, last_error: this.failure });
+    if (this.queue.length) return wrote;
+    if (this.failure !== null || this.drained > 0) {
+      this.logger?.warn('audit writable again: the queued rows are written, service resumes', { rows: this.drained, last_error: this.failure });
     }
     this.failure = null;
+    this.drained = 0;
     this.retryMs = this.retryMinMs;
     this.setBusyTimeout(this.busyTimeoutMs);
+    return wrote;
   }
 
   /**

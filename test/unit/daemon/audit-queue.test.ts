@@ -84,6 +84,29 @@ describe('AuditLog fault policy', () => {
     log.close();
   });
 
+  it('drains a long queue one batch per turn, in order, and stays degraded until it is empty', async () => {
+    const log = new AuditLog(db, { logger: logger(), retryMinMs: 10, retryMaxMs: 20 });
+    const lock = lockWriter(path);
+    for (let n = 1; n <= 1234; n++) log.append({ type: 'auth_failed', detail: { n } });
+    lock.release();
+    // Looked at on every turn of the event loop (setImmediate runs between two timers).
+    const seen = new Set<number>();
+    const end = Date.now() + 5000;
+    while (!log.writable && Date.now() < end) {
+      const { queued } = log.stats();
+      seen.add(queued);
+      if (queued > 0) expect(log.writable).toBe(false);
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(log.writable).toBe(true);
+    // 1234 rows: 734 and 234 were left between batches.
+    expect([...seen].filter((q) => q > 0 && q < 1234).sort()).toEqual([234, 734]);
+    const rows = [...log.iterate()];
+    expect(verifyChain(rows)).toEqual({ ok: true, rows: 1234 });
+    expect(rows.map((r) => r.detail.n)).toEqual(Array.from({ length: 1234 }, (_, i) => i + 1));
+    log.close();
+  });
+
   it('bounds the queue: a row past it is refused, counted and logged in full, never thrown', () => {
     const log = new AuditLog(db, { logger: logger(), maxQueue: 3, retryMinMs: 10_000 });
     const lock = lockWriter(path);
