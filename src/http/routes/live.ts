@@ -130,8 +130,8 @@ export function liveRoutes(http: HttpServer, s: Services): void {
   http.upgrade(
     '/live/:token/webrtc',
     async (ctx, up) => {
+      const hub = check(ctx, 'webrtc').session.webrtc; // 404 without enable_rtc, before a single-use link is taken
       const { session, kind, connected } = claim(ctx, 'webrtc');
-      const hub = session.webrtc;
       const ws = await up.accept();
       hub.addViewer(ws, ctx.sourceIp, () => session.join({ transport: 'webrtc', sourceIp: ctx.sourceIp, link: kind }));
       connected(ws);
