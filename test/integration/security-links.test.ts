@@ -22,7 +22,7 @@ describe('session ids and live links', () => {
     daemon = await startDaemon();
     viewers = await puppeteer.launch({ executablePath: '/usr/lib/chromium/chromium', headless: true, args: ['--no-sandbox'] });
     // Sessions: `links` (nobody attached), `vl` (an agent attached), `nw` (humans only from 127.0.0.2).
-    for (const q of ['session=links', 'session=vl', 'session=nw&hitl_allowed_networks=127.0.0.2/32']) {
+    for (const q of ['session=links', 'session=vl&enable_rtc=true&rtc_password=pw-12345', 'session=nw&hitl_allowed_networks=127.0.0.2/32']) {
       const r = await api(daemon.url, `/devtools/browser?keep_alive=600000&${q}`, { method: 'POST' });
       expect(r.status).toBe(200);
     }
@@ -171,6 +171,23 @@ describe('session ids and live links', () => {
       c.ws!.close();
     });
 
+    it('cannot end a handoff in-band on the WebRTC signalling socket', async () => {
+      const h = await api(daemon.url, '/session/vl/handoff', { method: 'POST', headers: json, body: JSON.stringify({ reason: 'pick a seat' }) });
+      expect(h.status).toBe(200);
+      // No media is needed to send it: hello, then the answer buttons' message.
+      const r = await viewer(await link('vl', '?kind=view'), 'webrtc');
+      expect(r.out.kind).toBe('open');
+      r.ws!.send(JSON.stringify({ type: 'hello', password: 'pw-12345', codecs: ['H264', 'VP8'] }));
+      r.ws!.send(JSON.stringify({ type: 'handoff', outcome: 'failed' }));
+      const rtcRefusal = await waitFor('the WebRTC refusal', () => r.messages.find((m) => m.type === 'error'));
+      expect(rtcRefusal).toMatchObject({ type: 'error', code: 'forbidden' });
+      expect(r.messages.some((m) => m.type === 'offer')).toBe(true);
+      expect((await handoffActive())?.id).toBe(h.body.handoffId);
+      r.ws!.close();
+      const cancel = await api(daemon.url, '/session/vl/handoff', { method: 'DELETE' });
+      expect(cancel.status).toBe(200);
+    });
+
     it('Handoff.request {singleUse: true} mints a link for one viewer', async () => {
       const r = await cdpCall(agent, 1, 'Handoff.request', { reason: 'one person only', singleUse: true });
       const first = await viewer(token(r.liveUrl));
@@ -183,39 +200,51 @@ describe('session ids and live links', () => {
     });
   });
 
-  it('a link is opened by a viewer socket only: not by GET, HEAD or /info, nor from a denied network', async () => {
+  describe('a link is opened by a viewer socket only', () => {
     // The daemon's TTL is 300 s: tokens issued 290 s ago, then the last 10 s waited out.
     const ttl = 300_000;
     const age = ttl - 10_000;
-    const issued = Date.now() - age;
-    const looked = await forged('links', age); // page, HEAD and /info only
-    const used = await forged('links', age); // a viewer socket
-    const denied = await forged('nw', age); // /info, page and socket from a denied network
+    let issued: number;
+    let looked: string; // page, HEAD, a preview bot, /info and downloads only
+    let used: string; // a viewer socket
+    let denied: string; // /info, page and socket from a denied network
 
-    for (const method of ['GET', 'HEAD']) expect((await rawRequest(daemon.port, method, `/live/${looked}`)).status, method).toBe(200);
-    expect((await rawRequest(daemon.port, 'GET', `/live/${looked}`, { 'user-agent': 'Slackbot-LinkExpanding 1.0' })).status).toBe(200);
-    expect((await api(daemon.url, `/live/${looked}/info`)).status).toBe(200);
-    expect((await api(daemon.url, `/live/${looked}/downloads`)).status).toBe(200);
+    it('before the TTL: the page, HEAD, /info and downloads answer; a denied network is refused', async () => {
+      issued = Date.now() - age;
+      [looked, used, denied] = await Promise.all([forged('links', age), forged('links', age), forged('nw', age)]);
+      for (const method of ['GET', 'HEAD']) expect((await rawRequest(daemon.port, method, `/live/${looked}`)).status, method).toBe(200);
+      expect((await rawRequest(daemon.port, 'GET', `/live/${looked}`, { 'user-agent': 'Slackbot-LinkExpanding 1.0' })).status).toBe(200);
+      expect((await api(daemon.url, `/live/${looked}/info`)).status).toBe(200);
+      expect((await api(daemon.url, `/live/${looked}/downloads`)).status).toBe(200);
 
-    const v = await viewer(used);
-    expect(v.out.kind).toBe('open');
-    v.ws!.close();
+      const v = await viewer(used);
+      expect(v.out.kind).toBe('open');
+      v.ws!.close();
 
-    expect((await api(daemon.url, `/live/${denied}/info`)).status).toBe(403);
-    expect((await rawRequest(daemon.port, 'GET', `/live/${denied}`)).status).toBe(403);
-    const deniedWs = await tryWs(`${daemon.wsUrl}/live/${denied}/screencast`);
-    expect(deniedWs.kind === 'refused' && deniedWs.status).toBe(403);
+      expect((await api(daemon.url, `/live/${denied}/info`)).status).toBe(403);
+      expect((await rawRequest(daemon.port, 'GET', `/live/${denied}`)).status).toBe(403);
+      const deniedWs = await tryWs(`${daemon.wsUrl}/live/${denied}/screencast`);
+      expect(deniedWs.kind === 'refused' && deniedWs.status).toBe(403);
+      await new Promise((r) => setTimeout(r, Math.max(0, issued + ttl + 500 - Date.now())));
+    }, 60_000);
 
-    // Past the TTL: only the link a socket connected on still works.
-    await new Promise((r) => setTimeout(r, Math.max(0, issued + ttl + 500 - Date.now())));
-    const info = await api(daemon.url, `/live/${looked}/info`);
-    expect([info.status, info.body.error?.code]).toEqual([410, 'link_expired']);
-    expect((await fromAddress('127.0.0.2', daemon.port, `/live/${denied}/info`)).status).toBe(410);
-    expect((await api(daemon.url, `/live/${used}/info`)).status).toBe(200);
-    const again = await viewer(used);
-    expect(again.out.kind).toBe('open');
-    again.ws!.close();
-  }, 60_000);
+    it('past the TTL, a link that was only looked at has expired', async () => {
+      const info = await api(daemon.url, `/live/${looked}/info`);
+      expect([info.status, info.body.error?.code]).toEqual([410, 'link_expired']);
+      expect((await viewer(looked)).out.kind).toBe('refused');
+    });
+
+    it('past the TTL, a link asked for from a denied network has expired for the allowed one', async () => {
+      expect((await fromAddress('127.0.0.2', daemon.port, `/live/${denied}/info`)).status).toBe(410);
+    });
+
+    it('past the TTL, the link a viewer socket connected on still works', async () => {
+      expect((await api(daemon.url, `/live/${used}/info`)).status).toBe(200);
+      const again = await viewer(used);
+      expect(again.out.kind).toBe('open');
+      again.ws!.close();
+    });
+  });
 
   it('?single_use=true serves one viewer; the page then shows the used link as expired', async () => {
     // Two viewers at once: exactly one gets in.
