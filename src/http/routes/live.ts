@@ -130,8 +130,9 @@ export function liveRoutes(http: HttpServer, s: Services): void {
   http.upgrade(
     '/live/:token/webrtc',
     async (ctx, up) => {
-      const hub = check(ctx, 'webrtc').session.webrtc; // 404 without enable_rtc, before a single-use link is taken
-      const { session, kind, connected } = claim(ctx, 'webrtc');
+      // 404 without enable_rtc before a single-use link is taken.
+      const hub = check(ctx, 'webrtc').session.webrtc;
+      const { session, kind, connected } = s.liveLinks.claim(ctx.params.token!);
       const ws = await up.accept();
       hub.addViewer(ws, ctx.sourceIp, () => session.join({ transport: 'webrtc', sourceIp: ctx.sourceIp, link: kind }));
       connected(ws);
@@ -145,7 +146,7 @@ export function liveRoutes(http: HttpServer, s: Services): void {
     async (ctx, up) => {
       const { session } = check(ctx, 'vnc');
       if (!session.params.enableVnc) throw new HandoffError('not_found', 'this session was not started with enable_vnc=true');
-      const { connected } = claim(ctx, 'vnc');
+      const { connected } = s.liveLinks.claim(ctx.params.token!);
       const ws = await up.accept();
       connected(ws);
       const stream = createWebSocketStream(ws);
