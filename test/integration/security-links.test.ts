@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import puppeteer, { type Browser } from 'puppeteer-core';
@@ -328,6 +329,32 @@ describe('session ids and live links', () => {
     expect(audit).toHaveLength(1);
     expect(audit[0].detail.viewers_closed).toBe(2);
     expect((await api(daemon.url, '/session/nope/live', { method: 'DELETE' })).status).toBe(404);
+  });
+});
+
+describe('the live link key file', () => {
+  it('a short or empty key refuses to start, saying why; a key others can read is made 0600', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'handoff-test-key-'));
+    try {
+      const key = join(dir, 'live-link.key');
+      for (const bytes of [0, 10]) {
+        writeFileSync(key, Buffer.alloc(bytes, 7), { mode: 0o600 });
+        await expect(startDaemon({ stateDir: dir })).rejects.toThrow(new RegExp(`live link key .*live-link.key is ${bytes} bytes; it must be 32`));
+        expect(readFileSync(key).length).toBe(bytes);
+      }
+      writeFileSync(key, Buffer.alloc(32, 7));
+      chmodSync(key, 0o644);
+      const d = await startDaemon({ stateDir: dir });
+      try {
+        expect(statSync(key).mode & 0o777).toBe(0o600);
+        expect(d.logs()).toMatch(/readable by others/);
+        expect(d.logs()).not.toContain(Buffer.alloc(32, 7).toString('base64'));
+      } finally {
+        await d.stop();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
