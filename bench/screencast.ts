@@ -201,7 +201,7 @@ export async function benchScreencast(log: (s: string) => void): Promise<Row[]> 
     await cdp.send('Page.navigate', { url: PAGE }, sessionId);
 
     // The smallest ViewerSession: every viewer controls, nothing else changes.
-    const handle: ViewerHandle = { canControl: true, onControlChange() {}, onEnd() {}, leave() {} };
+    const handle: ViewerHandle = { canControl: true, onControlChange() {}, onEnd() {}, completeHandoff: () => true, leave() {} };
     const session: ViewerSession = {
       sessionId: 'bench',
       runId: 'bench',
@@ -210,7 +210,6 @@ export async function benchScreencast(log: (s: string) => void): Promise<Row[]> 
       join: () => handle,
       viewerState: () => ({ attachment: 'human', handoff: null, viewers: { screencast: 0, webrtc: 0, vnc: 0 }, downloads: 0 }),
       onViewerStateChange: () => () => {},
-      completeHandoff() {},
     };
     const screencast = new Screencast(session, silentLogger);
     cleanup.push(() => screencast.close());

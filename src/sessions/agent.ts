@@ -15,7 +15,7 @@ export interface AgentUpgrade {
   head: Buffer;
   sourceIp: string;
   /** Mints a control link for this session as the agent would reach it (Handoff domain). */
-  liveLink: () => IssuedLink;
+  liveLink: (opts?: { singleUse?: boolean }) => IssuedLink;
 }
 
 /**

@@ -26,7 +26,7 @@ export class CdpHandoffDomain {
   constructor(
     private readonly session: Session,
     private readonly send: (message: object) => void,
-    private readonly liveLink: () => IssuedLink,
+    private readonly liveLink: (opts?: { singleUse?: boolean }) => IssuedLink,
   ) {
     session.on('handoffCompleted', this.onCompleted);
   }
@@ -54,7 +54,8 @@ export class CdpHandoffDomain {
         if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && Number.isInteger(timeoutMs) && timeoutMs >= 1000)) {
           return fail(INVALID_PARAMS, 'timeoutMs: a whole number of milliseconds >= 1000 expected');
         }
-        const link = this.liveLink();
+        if (p.singleUse !== undefined && typeof p.singleUse !== 'boolean') return fail(INVALID_PARAMS, 'singleUse: boolean expected');
+        const link = this.liveLink({ singleUse: p.singleUse === true });
         const h = s.startHandoff(p.reason.slice(0, 1000), 'cdp', { liveUrl: link.url, timeoutMs });
         return reply({ handoffId: h.id, liveUrl: link.url, expiresAt: link.expires_at });
       }

@@ -16,8 +16,9 @@ import { ChromiumBrowser } from '../browser/chromium.js';
 import { BrowserControl } from '../browser/control.js';
 import type { FrameSource, InputSink } from '../display/types.js';
 import type { Transport, ViewerHandle, ViewerSession, ViewerState } from '../liveview/types.js';
+import type { LinkKind } from '../liveview/tokens.js';
 import { AttachmentLease, type Attachment } from './attachment.js';
-import type { SessionParams } from './params.js';
+import { sessionDir, type SessionParams } from './params.js';
 import type { SessionJournal } from './journal.js';
 import { Viewer } from './viewer.js';
 import { Screencast } from '../liveview/screencast/screencast.js';
@@ -145,7 +146,7 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
     return this.state === 'starting' || this.state === 'ready';
   }
   get downloadDir(): string {
-    return join(this.deps.config.stateDir, 'downloads', this.id);
+    return sessionDir(join(this.deps.config.stateDir, 'downloads'), this.id);
   }
 
   private async start(): Promise<void> {
@@ -222,7 +223,7 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
 
   /** debug=true: this run's screen goes to a video file (GET /session/ID/recording). */
   get recordingPath(): string {
-    return join(this.deps.config.stateDir, 'recordings', this.id, `${this.runId}.mp4`);
+    return join(sessionDir(join(this.deps.config.stateDir, 'recordings'), this.id), `${this.runId}.mp4`);
   }
 
   private async startRecorder(xvfb: XvfbDisplay): Promise<void> {
@@ -342,11 +343,11 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
   }
 
   /** API.md 3.4 for human viewers; see ViewerSession. */
-  join(opts: { transport: Transport; sourceIp: string; controlLink?: boolean }): ViewerHandle {
+  join(opts: { transport: Transport; sourceIp: string; link?: LinkKind }): ViewerHandle {
     this.checkNetwork(opts.sourceIp, opts.transport);
     // A control link opened while the agent holds the session starts a handoff (API.md 3.4).
-    if (opts.controlLink && this.lease.agentConnected && !this.handoff) this.startHandoff('live link opened', opts.transport, { linkStarted: true });
-    return new Viewer(this, opts.transport, opts.sourceIp, this.viewerCounts);
+    if (opts.link === 'control' && this.lease.agentConnected && !this.handoff) this.startHandoff('live link opened', opts.transport, { linkStarted: true });
+    return new Viewer(this, opts.transport, opts.sourceIp, this.viewerCounts, opts.link);
   }
 
   /** hitl_allowed_networks (API.md 2): human transports and downloads only from there. */

@@ -102,6 +102,7 @@ export class TestSession implements ViewerSession {
       },
       onControlChange: (l) => void entry.control.add(l),
       onEnd: (l) => void entry.end.add(l),
+      completeHandoff: (outcome) => (this.completeHandoff(outcome, opts.transport), true),
       leave: () => {
         if (left) return;
         left = true;

@@ -94,7 +94,7 @@ function agentUpgrade(ctx: RequestContext, up: Upgrade, s: Services, session: Se
     socket: up.socket,
     head: up.head,
     sourceIp: ctx.sourceIp,
-    liveLink: () => s.liveLinks.issue(session, ctx.publicHost, 'control', ctx.sourceIp),
+    liveLink: (opts?: { singleUse?: boolean }) => s.liveLinks.issue(session, ctx.publicHost, 'control', ctx.sourceIp, opts),
   };
 }
 
