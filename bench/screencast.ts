@@ -17,6 +17,7 @@ import { DEFAULT_QUALITY } from '../src/liveview/screencast/protocol.js';
 import type { ViewerHandle, ViewerSession } from '../src/liveview/types.js';
 import { silentLogger } from '../src/util/logger.js';
 import { RawCdp, fmt } from './lib.js';
+import { pipeCdp } from '../test/helpers/pipe-client.js';
 import type { Row } from './core.js';
 
 const W = 1280;
@@ -192,7 +193,7 @@ export async function benchScreencast(log: (s: string) => void): Promise<Row[]> 
     cleanup.push(() => input.close());
     const chromium = await ChromiumBrowser.launch({ binary: '/usr/lib/chromium/chromium', width: W, height: H, displayEnv: xvfb.env() });
     cleanup.push(() => chromium.close());
-    const cdp = await RawCdp.open(chromium.wsEndpoint);
+    const cdp = (await pipeCdp(chromium)) as unknown as RawCdp;
     cleanup.push(() => cdp.close());
     const { targetInfos } = await cdp.send('Target.getTargets');
     const page = targetInfos.find((t: { type: string }) => t.type === 'page');

@@ -168,16 +168,16 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
         ChromiumBrowser.launch({ binary: config.chromiumPath, width, height, displayEnv: xvfb.env(), logger: this.log }).then((c) => {
           this.chromium = c;
           this.own('chromium', c.pid, c.profileDir);
-          c.process.exited.then(() => this.onProcessExit('browser crashed'));
+          c.exited.then(() => this.onProcessExit('browser crashed'));
         }),
         ...(this.params.debug ? [this.startRecorder(xvfb)] : []),
       ]);
       const failed = parts.find((p): p is PromiseRejectedResult => p.status === 'rejected');
       if (failed) throw failed.reason;
       if (!this.live) throw new Error('stopped while starting');
-      // The window maps a little after DevTools listens: connect meanwhile.
+      // The window maps a little after DevTools answers: connect meanwhile.
       const [control] = await Promise.all([
-        BrowserControl.connect(this.chromium!.wsEndpoint, this.downloadDir, this.log),
+        BrowserControl.connect(this.chromium!.cdp, this.downloadDir, this.log),
         this.windowFitter!.whenFilled(5000),
       ]);
       this.control = control;
@@ -231,19 +231,23 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
     this.own('ffmpeg', r.pid, null);
   }
 
-  /** Chromium or Xvfb exited on its own: a crash, unless we were already stopping it. */
+  /**
+   * Chromium or Xvfb exited on its own: a crash, unless we were already stopping it, the
+   * agent asked it to quit (Browser.close) or its last page was closed (issue 15.2).
+   * Chromium's exit is judged once its pipe is drained, so those are known by then.
+   */
   private onProcessExit(reason: string): void {
-    if (this.live && !this.ending) {
-      this.log.warn('session process exited', { reason, stderr: this.chromium?.process.stderrTail().slice(-500) });
-      void this.end('crashed', reason);
-    }
+    if (!this.live || this.ending) return;
+    if (reason === 'browser crashed' && this.browserCloseReason) return void this.end('stopped', this.browserCloseReason);
+    if (reason === 'browser crashed' && this.control && this.control.pages().length === 0) return void this.end('stopped', 'last page closed');
+    this.log.warn('session process exited', { reason, stderr: this.chromium?.process.stderrTail().slice(-500) });
+    void this.end('crashed', reason);
   }
 
+  private browserCloseReason: string | null = null;
   /** The agent asked the browser to quit (Browser.close): its exit is a stop, not a crash. */
   browserCloseRequested(): void {
-    this.chromium?.process.exited.then(() => {
-      if (this.live) void this.end('stopped', 'browser closed');
-    });
+    this.browserCloseReason ??= 'browser closed';
   }
 
   stop(reason = 'session stopped'): Promise<void> {

@@ -18,6 +18,7 @@ import { XvfbDisplay } from '../../src/display/xvfb.js';
 import { Framebuffer } from '../../src/display/framebuffer.js';
 import { XInput } from '../../src/display/input.js';
 import { ChromiumBrowser } from '../../src/browser/chromium.js';
+import { pipeTransport } from './pipe-client.js';
 import { silentLogger, type Logger } from '../../src/util/logger.js';
 import type { Transport, ViewerHandle, ViewerSession, ViewerState } from '../../src/liveview/types.js';
 import { WebRtcHub, type WebRtcOptions } from '../../src/liveview/webrtc/hub.js';
@@ -201,7 +202,7 @@ export class RtcSession {
       const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
       const chromium = await ChromiumBrowser.launch({ binary: CHROMIUM, width: o.width, height: o.height, displayEnv: xvfb.env(), logger });
       cleanup.push(() => chromium.close());
-      const agent = await puppeteer.connect({ browserWSEndpoint: chromium.wsEndpoint, defaultViewport: null });
+      const agent = await puppeteer.connect({ transport: await pipeTransport(chromium), defaultViewport: null });
       cleanup.push(() => agent.disconnect());
       const [page] = await agent.pages();
       const framebuffer = await Framebuffer.open({ fbPath: xvfb.fbPath, display: xvfb, logger });

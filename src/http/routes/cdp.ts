@@ -39,7 +39,7 @@ export function cdpRoutes(http: HttpServer, s: Services): void {
     if (!session.lease.tryAttachAgent()) {
       throw new HandoffError('session_attached', `session ${session.id} is already attached`, { attachment: session.lease.attachment });
     }
-    await runAgent(session, agentUpgrade(ctx, up, s, session), `/devtools/page/${target}`);
+    await runAgent(session, agentUpgrade(ctx, up, s, session), target);
   });
 
   // 3.2: POST /devtools/browser creates a session nobody is attached to yet.
@@ -94,6 +94,7 @@ function agentUpgrade(ctx: RequestContext, up: Upgrade, s: Services, session: Se
     socket: up.socket,
     head: up.head,
     sourceIp: ctx.sourceIp,
+    keepaliveMs: s.config.agentKeepaliveMs,
     liveLink: () => s.liveLinks.issue(session, ctx.publicHost, 'control', ctx.sourceIp),
   };
 }
