@@ -4,10 +4,20 @@ import { join } from 'node:path';
 import { launchProcess, type LaunchedProcess } from '../util/process.js';
 import type { Logger } from '../util/logger.js';
 import { HandoffError } from '../util/errors.js';
-import { CdpPipeMux } from '../cdp/pipe-mux.js';
 import type { Readable, Writable } from 'node:stream';
 
-export interface ChromiumOptions {
+/**
+ * A client of Chromium's DevTools pipe (cdp/ provides the one the daemon uses; sessions wire
+ * it in, so browser/ and cdp/ stay independent of each other).
+ */
+export interface DevToolsPipeClient {
+  /** A command on the pipe's root session. */
+  send(method: string, params?: object): Promise<any>;
+  /** Resolves once the pipe from Chromium has ended and all it carried was handled. */
+  readonly closed: Promise<void>;
+}
+
+export interface ChromiumOptions<C extends DevToolsPipeClient> {
   binary: string;
   width: number;
   height: number;
@@ -15,6 +25,8 @@ export interface ChromiumOptions {
   displayEnv: Record<string, string>;
   logger?: Logger;
   startTimeoutMs?: number;
+  /** Makes the pipe's client: `toBrowser` is Chromium's fd 3, `fromBrowser` its fd 4. */
+  connect: (toBrowser: Writable, fromBrowser: Readable) => C;
 }
 
 /**
@@ -58,12 +70,12 @@ export function chromiumArgs(o: { width: number; height: number; profileDir: str
 }
 
 /** One headful Chromium in a fresh profile dir, driven over its DevTools pipe. */
-export class ChromiumBrowser {
+export class ChromiumBrowser<C extends DevToolsPipeClient = DevToolsPipeClient> {
   private constructor(
     readonly process: LaunchedProcess,
     readonly profileDir: string,
     /** The only way to Chromium's DevTools: the daemon and the agent share it. */
-    readonly cdp: CdpPipeMux,
+    readonly cdp: C,
   ) {}
 
   get pid(): number {
@@ -81,7 +93,7 @@ export class ChromiumBrowser {
     });
   }
 
-  static async launch(o: ChromiumOptions): Promise<ChromiumBrowser> {
+  static async launch<C extends DevToolsPipeClient>(o: ChromiumOptions<C>): Promise<ChromiumBrowser<C>> {
     const profileDir = await mkdtemp(join(tmpdir(), 'handoff-profile-'));
     // Chromium asks to restore the last session after a crash; a fresh profile never crashed.
     await mkdir(join(profileDir, 'Default'), { recursive: true });
@@ -96,7 +108,7 @@ export class ChromiumBrowser {
       stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'],
       logger: o.logger,
     });
-    const cdp = new CdpPipeMux(proc.child.stdio[3] as Writable, proc.child.stdio[4] as Readable);
+    const cdp = o.connect(proc.child.stdio[3] as Writable, proc.child.stdio[4] as Readable);
     try {
       await waitForDevTools(proc, cdp, o.startTimeoutMs ?? 15_000);
       return new ChromiumBrowser(proc, profileDir, cdp);
@@ -118,7 +130,7 @@ export class ChromiumBrowser {
 }
 
 /** Chromium is up when it answers a first command on the pipe. */
-function waitForDevTools(proc: LaunchedProcess, cdp: CdpPipeMux, timeoutMs: number): Promise<void> {
+function waitForDevTools(proc: LaunchedProcess, cdp: DevToolsPipeClient, timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => finish(new Error(`no answer on the DevTools pipe after ${timeoutMs} ms`)), timeoutMs);
     const finish = (err: Error | null) => {

@@ -4,7 +4,6 @@ import { createReadStream } from 'node:fs';
 import { readdir, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../util/logger.js';
-import type { CdpPipeMux } from '../cdp/pipe-mux.js';
 
 export interface TargetInfo {
   targetId: string;
@@ -12,6 +11,13 @@ export interface TargetInfo {
   title: string;
   url: string;
   attached: boolean;
+}
+
+/** The pipe's root session as the control uses it (cdp/ CdpPipeMux is one). */
+export interface RootCdp {
+  send(method: string, params?: object): Promise<any>;
+  on(event: 'event', listener: (method: string, params: any, sessionId: string | undefined) => void): unknown;
+  once(event: 'closed', listener: () => void): unknown;
 }
 
 export interface CompletedDownload {
@@ -33,14 +39,14 @@ export class BrowserControl extends EventEmitter<{ download: [CompletedDownload]
   private downloads: Promise<void> = Promise.resolve();
 
   private constructor(
-    private readonly cdp: CdpPipeMux,
+    private readonly cdp: RootCdp,
     private readonly downloadDir: string,
     private readonly logger?: Logger,
   ) {
     super();
   }
 
-  static async connect(cdp: CdpPipeMux, downloadDir: string, logger?: Logger): Promise<BrowserControl> {
+  static async connect(cdp: RootCdp, downloadDir: string, logger?: Logger): Promise<BrowserControl> {
     const control = new BrowserControl(cdp, downloadDir, logger);
     await control.init();
     return control;

@@ -216,11 +216,16 @@ export class CdpPipeMux extends EventEmitter<{ event: [method: string, params: a
     for (const c of clients) if (c instanceof AgentChannel) c.lost();
     this.emit('closed');
   }
+}
 
-  /** @internal error answer to a client, as Chromium would give it. */
-  static errorReply(id: number, code: number, message: string): string {
-    return JSON.stringify({ id, error: { code, message } });
-  }
+/** For ChromiumBrowser.launch `connect`. */
+export function connectPipe(toBrowser: Writable, fromBrowser: Readable): CdpPipeMux {
+  return new CdpPipeMux(toBrowser, fromBrowser);
+}
+
+/** An error answer as Chromium gives it. */
+function errorReply(id: number, code: number, message: string): string {
+  return JSON.stringify({ id, error: { code, message } });
 }
 
 /** The daemon's own client on the root session: parsed answers and events. */
@@ -288,13 +293,13 @@ export class AgentChannel extends MuxClient {
       return this.onMessage(JSON.stringify({ error: { code: INVALID_REQUEST, message: "Message must have integer 'id' property" } }));
     }
     const id = c.id as number;
-    if (typeof c.method !== 'string') return this.onMessage(CdpPipeMux.errorReply(id, INVALID_REQUEST, "Message must have string 'method' property"));
+    if (typeof c.method !== 'string') return this.onMessage(errorReply(id, INVALID_REQUEST, "Message must have string 'method' property"));
     if (c.params !== undefined && (typeof c.params !== 'object' || c.params === null || Array.isArray(c.params))) {
-      return this.onMessage(CdpPipeMux.errorReply(id, -32602, "Invalid parameters: 'params' must be an object"));
+      return this.onMessage(errorReply(id, -32602, "Invalid parameters: 'params' must be an object"));
     }
     const sessionId = c.sessionId === undefined ? this.primary : c.sessionId;
     if (typeof sessionId !== 'string' || !this.sessions.has(sessionId)) {
-      return this.onMessage(CdpPipeMux.errorReply(id, SESSION_NOT_FOUND, 'Session with given id not found.'));
+      return this.onMessage(errorReply(id, SESSION_NOT_FOUND, 'Session with given id not found.'));
     }
     this.mux.write({ method: c.method, params: c.params, sessionId }, { client: this, clientId: id, attaching: ATTACHING.has(c.method) });
   }

@@ -14,6 +14,7 @@ import { Framebuffer } from '../display/framebuffer.js';
 import { XInput } from '../display/input.js';
 import { ChromiumBrowser } from '../browser/chromium.js';
 import { BrowserControl } from '../browser/control.js';
+import { connectPipe, type CdpPipeMux } from '../cdp/pipe-mux.js';
 import type { FrameSource, InputSink } from '../display/types.js';
 import type { Transport, ViewerHandle, ViewerSession, ViewerState } from '../liveview/types.js';
 import { AttachmentLease, type Attachment } from './attachment.js';
@@ -93,7 +94,7 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
   private windowFitter?: WindowFitter;
   private fb?: Framebuffer;
   private xinput?: XInput;
-  chromium?: ChromiumBrowser;
+  chromium?: ChromiumBrowser<CdpPipeMux>;
   control?: BrowserControl;
   private recorder?: DisplayRecorder;
   private screencastHub?: Screencast;
@@ -165,7 +166,7 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
         WindowFitter.start(xvfb, this.log).then((f) => (this.windowFitter = f)),
         Framebuffer.open({ fbPath: xvfb.fbPath, display: xvfb, logger: this.log }).then((f) => (this.fb = f)),
         XInput.open({ display: xvfb, logger: this.log }).then((i) => (this.xinput = i)),
-        ChromiumBrowser.launch({ binary: config.chromiumPath, width, height, displayEnv: xvfb.env(), logger: this.log }).then((c) => {
+        ChromiumBrowser.launch({ binary: config.chromiumPath, width, height, displayEnv: xvfb.env(), logger: this.log, connect: connectPipe }).then((c) => {
           this.chromium = c;
           this.own('chromium', c.pid, c.profileDir);
           c.exited.then(() => this.onProcessExit('browser crashed'));

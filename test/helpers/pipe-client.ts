@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { ConnectionTransport } from 'puppeteer-core';
 import type { ChromiumBrowser } from '../../src/browser/chromium.js';
+import type { CdpPipeMux } from '../../src/cdp/pipe-mux.js';
 
 /**
  * A Chromium launched by ChromiumBrowser has no DevTools port (only its pipe): these give
@@ -9,7 +10,7 @@ import type { ChromiumBrowser } from '../../src/browser/chromium.js';
  */
 
 /** For `puppeteer.connect({ transport })`. */
-export async function pipeTransport(chromium: ChromiumBrowser): Promise<ConnectionTransport> {
+export async function pipeTransport(chromium: ChromiumBrowser<CdpPipeMux>): Promise<ConnectionTransport> {
   const channel = await chromium.cdp.openAgent();
   const transport: ConnectionTransport = {
     send: (message) => channel.send(JSON.parse(message)),
@@ -24,7 +25,7 @@ export async function pipeTransport(chromium: ChromiumBrowser): Promise<Connecti
 }
 
 /** Shaped like bench/lib.ts RawCdp: send(method, params, sessionId), `ws` emits 'message'. */
-export async function pipeCdp(chromium: ChromiumBrowser) {
+export async function pipeCdp(chromium: ChromiumBrowser<CdpPipeMux>) {
   const channel = await chromium.cdp.openAgent();
   const ws = new EventEmitter();
   const pending = new Map<number, (m: any) => void>();
