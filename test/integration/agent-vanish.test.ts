@@ -10,16 +10,18 @@ import { LeakTracker } from '../helpers/leaks.js';
 /**
  * Issue 15.1: an agent that disappears without a close frame is detached (audit row,
  * auto_close applied) and the next connect succeeds: a SIGKILLed Puppeteer process (the
- * kernel sends the FIN), a bare FIN, and a process that is stopped and sends nothing at all
- * (found by the keepalive: this daemon runs with --agent-keepalive 2).
+ * kernel sends the FIN) and a bare FIN, on a daemon whose keepalive (600 s) cannot be what
+ * noticed them; and a process that is stopped and sends nothing at all, found by the
+ * keepalive of a daemon run with --agent-keepalive 2.
  */
 const ROOT = resolve(import.meta.dirname, '../..');
 let d: RunningDaemon;
+let quick: RunningDaemon;
 const leaks = new LeakTracker();
 const children: ChildProcess[] = [];
 
 beforeAll(async () => {
-  d = await startDaemon({ args: ['--agent-keepalive', '2'] });
+  [d, quick] = await Promise.all([startDaemon({ args: ['--agent-keepalive', '600'] }), startDaemon({ args: ['--agent-keepalive', '2'] })]);
 });
 
 afterEach(() => {
@@ -33,6 +35,7 @@ afterEach(() => {
 
 afterAll(async () => {
   await d?.cleanup();
+  await quick?.cleanup();
   expect(leaks.leftovers()).toEqual([]);
 });
 
@@ -64,21 +67,21 @@ ws.on('open', () => ws.send(JSON.stringify({ id: 1, method: 'Browser.getVersion'
 ws.on('message', () => console.log('connected'));
 setInterval(() => {}, 1000);`;
 
-async function info(id: string) {
-  return (await api(d.url, `/session/${id}`)).body;
+async function info(id: string, on = d) {
+  return (await api(on.url, `/session/${id}`)).body;
 }
 
-async function detachRows(id: string): Promise<number> {
-  return (await api(d.url, `/audit?session_id=${id}&type=cloud_browser_agent_detach`)).body.events.length;
+async function detachRows(id: string, on = d): Promise<number> {
+  return (await api(on.url, `/audit?session_id=${id}&type=cloud_browser_agent_detach`)).body.events.length;
 }
 
-async function connectsAgain(id: string): Promise<void> {
-  const o = await tryWs(`${d.wsUrl}/?session=${id}&auto_close=false`);
+async function connectsAgain(id: string, on = d): Promise<void> {
+  const o = await tryWs(`${on.wsUrl}/?session=${id}&auto_close=false`);
   if (o.kind !== 'open') throw new Error(`reconnect failed: ${JSON.stringify(o)}`);
   expect(await cdpCall(o.ws, 1, 'Browser.getVersion')).toHaveProperty('product');
-  expect((await info(id)).attachment).toBe('agent');
+  expect((await info(id, on)).attachment).toBe('agent');
   o.ws.close();
-  await waitFor('detached again', async () => (await info(id)).attachment === 'none');
+  await waitFor('detached again', async () => (await info(id, on)).attachment === 'none');
 }
 
 describe('vanished agents are detached', () => {
@@ -134,17 +137,17 @@ describe('vanished agents are detached', () => {
 
   it('a stopped process that sends nothing (no FIN) is detached by the keepalive', async () => {
     const id = 'vanish-stop';
-    const child = await agentProcess(WS_AGENT, `${d.wsUrl}/?session=${id}&auto_close=false`);
-    leaks.note(d.stateDir, id);
-    expect((await info(id)).attachment).toBe('agent');
+    const child = await agentProcess(WS_AGENT, `${quick.wsUrl}/?session=${id}&auto_close=false`);
+    leaks.note(quick.stateDir, id);
+    expect((await info(id, quick)).attachment).toBe('agent');
     child.kill('SIGSTOP');
-    await waitFor('the keepalive to detach it', async () => (await info(id)).attachment === 'none', 30_000);
-    expect(await detachRows(id)).toBe(1);
+    await waitFor('the keepalive to detach it', async () => (await info(id, quick)).attachment === 'none', 30_000);
+    expect(await detachRows(id, quick)).toBe(1);
     // The process is still there, stopped: it was the keepalive, not a FIN.
     expect(alive(child.pid!)).toBe(true);
-    await connectsAgain(id);
+    await connectsAgain(id, quick);
     child.kill('SIGCONT');
     child.kill('SIGKILL');
-    await api(d.url, `/session/${id}/stop`, { method: 'POST' });
+    await api(quick.url, `/session/${id}/stop`, { method: 'POST' });
   });
 });
