@@ -85,19 +85,20 @@ export class AgentSocket {
   private onMessage(data: Buffer): void {
     this.lastHeard = Date.now();
     if (this.finished) return;
-    this.opts.onActivity?.();
-    let cmd: unknown;
     try {
-      cmd = JSON.parse(data.toString('utf8'));
-    } catch {
-      return this.send(JSON.stringify({ error: { code: -32700, message: 'Message must be a valid JSON' } }));
-    }
-    try {
+      this.opts.onActivity?.();
+      let cmd: unknown;
+      try {
+        cmd = JSON.parse(data.toString('utf8'));
+      } catch {
+        return this.send(JSON.stringify({ error: { code: -32700, message: 'Message must be a valid JSON' } }));
+      }
       if (this.opts.onCommand?.(cmd)) return;
+      this.channel.send(cmd);
     } catch {
-      // A bad command for the Handoff domain: let Chromium answer it like any unknown one.
+      // Nothing an agent sends may end the daemon: a command we cannot handle is dropped.
+      this.ws.terminate();
     }
-    this.channel.send(cmd);
   }
 
   /** A text frame to the agent; the pipe pauses while too much waits for a slow one. */
