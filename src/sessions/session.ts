@@ -239,16 +239,18 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
    */
   private onProcessExit(reason: string): void {
     if (!this.live || this.ending) return;
-    if (reason === 'browser crashed' && this.browserCloseReason) return void this.end('stopped', this.browserCloseReason);
-    if (reason === 'browser crashed' && this.control && this.control.pages().length === 0) return void this.end('stopped', 'last page closed');
+    if (reason === 'browser crashed') {
+      if (this.browserCloseAsked) return void this.end('stopped', 'browser closed');
+      if (this.control?.pages().length === 0) return void this.end('stopped', 'last page closed');
+    }
     this.log.warn('session process exited', { reason, stderr: this.chromium?.process.stderrTail().slice(-500) });
     void this.end('crashed', reason);
   }
 
-  private browserCloseReason: string | null = null;
-  /** The agent asked the browser to quit (Browser.close): its exit is a stop, not a crash. */
+  private browserCloseAsked = false;
+  /** The agent is sending Browser.close (noted before Chromium sees it): its exit is a stop. */
   browserCloseRequested(): void {
-    this.browserCloseReason ??= 'browser closed';
+    this.browserCloseAsked = true;
   }
 
   stop(reason = 'session stopped'): Promise<void> {
