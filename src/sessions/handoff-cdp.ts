@@ -8,7 +8,6 @@ interface CdpCommand {
   sessionId?: string;
 }
 
-const PREFIX = Buffer.from('"Handoff.');
 // CDP's "method not found" and "invalid params" codes, as Chromium answers them.
 const METHOD_NOT_FOUND = -32601;
 const INVALID_PARAMS = -32602;
@@ -31,21 +30,15 @@ export class CdpHandoffDomain {
     session.on('handoffCompleted', this.onCompleted);
   }
 
-  /** Looks at one client text frame; true when it was ours and has been answered. */
-  handle(payload: Buffer): boolean {
-    if (!payload.includes(PREFIX)) return false;
-    let cmd: CdpCommand;
-    try {
-      cmd = JSON.parse(payload.toString()) as CdpCommand;
-    } catch {
-      return false;
-    }
-    if (typeof cmd.method !== 'string' || !cmd.method.startsWith('Handoff.') || typeof cmd.id !== 'number') return false;
+  /** Looks at one command from the agent; true when it was ours and has been answered. */
+  handle(cmd: CdpCommand): boolean {
+    if (!cmd || typeof cmd !== 'object' || typeof cmd.method !== 'string' || !cmd.method.startsWith('Handoff.') || typeof cmd.id !== 'number') return false;
+    if (cmd.sessionId !== undefined && typeof cmd.sessionId !== 'string') return false;
     this.listeners.add(cmd.sessionId);
     const on = cmd.sessionId ? { sessionId: cmd.sessionId } : {};
     const reply = (result: object) => (this.send({ id: cmd.id, result, ...on }), true);
     const fail = (code: number, message: string) => (this.send({ id: cmd.id, error: { code, message }, ...on }), true);
-    const p = cmd.params ?? {};
+    const p = cmd.params && typeof cmd.params === 'object' ? cmd.params : {};
     const s = this.session;
     switch (cmd.method) {
       case 'Handoff.request': {

@@ -14,6 +14,7 @@ import { Framebuffer } from '../display/framebuffer.js';
 import { XInput } from '../display/input.js';
 import { ChromiumBrowser } from '../browser/chromium.js';
 import { BrowserControl } from '../browser/control.js';
+import { connectPipe, type CdpPipeMux } from '../cdp/pipe-mux.js';
 import type { FrameSource, InputSink } from '../display/types.js';
 import type { Transport, ViewerHandle, ViewerSession, ViewerState } from '../liveview/types.js';
 import type { LinkKind } from '../liveview/tokens.js';
@@ -94,7 +95,7 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
   private windowFitter?: WindowFitter;
   private fb?: Framebuffer;
   private xinput?: XInput;
-  chromium?: ChromiumBrowser;
+  chromium?: ChromiumBrowser<CdpPipeMux>;
   control?: BrowserControl;
   private recorder?: DisplayRecorder;
   private screencastHub?: Screencast;
@@ -166,19 +167,19 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
         WindowFitter.start(xvfb, this.log).then((f) => (this.windowFitter = f)),
         Framebuffer.open({ fbPath: xvfb.fbPath, display: xvfb, logger: this.log }).then((f) => (this.fb = f)),
         XInput.open({ display: xvfb, logger: this.log }).then((i) => (this.xinput = i)),
-        ChromiumBrowser.launch({ binary: config.chromiumPath, width, height, displayEnv: xvfb.env(), logger: this.log }).then((c) => {
+        ChromiumBrowser.launch({ binary: config.chromiumPath, width, height, displayEnv: xvfb.env(), logger: this.log, connect: connectPipe }).then((c) => {
           this.chromium = c;
           this.own('chromium', c.pid, c.profileDir);
-          c.process.exited.then(() => this.onProcessExit('browser crashed'));
+          c.exited.then(() => this.onProcessExit('browser crashed'));
         }),
         ...(this.params.debug ? [this.startRecorder(xvfb)] : []),
       ]);
       const failed = parts.find((p): p is PromiseRejectedResult => p.status === 'rejected');
       if (failed) throw failed.reason;
       if (!this.live) throw new Error('stopped while starting');
-      // The window maps a little after DevTools listens: connect meanwhile.
+      // The window maps a little after DevTools answers: connect meanwhile.
       const [control] = await Promise.all([
-        BrowserControl.connect(this.chromium!.wsEndpoint, this.downloadDir, this.log),
+        BrowserControl.connect(this.chromium!.cdp, this.downloadDir, this.log),
         this.windowFitter!.whenFilled(5000),
       ]);
       this.control = control;
@@ -232,19 +233,25 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
     this.own('ffmpeg', r.pid, null);
   }
 
-  /** Chromium or Xvfb exited on its own: a crash, unless we were already stopping it. */
+  /**
+   * Chromium or Xvfb exited on its own: a crash, unless we were already stopping it, the
+   * agent asked it to quit (Browser.close) or its last page was closed (issue 15.2).
+   * Chromium's exit is judged once its pipe is drained, so those are known by then.
+   */
   private onProcessExit(reason: string): void {
-    if (this.live && !this.ending) {
-      this.log.warn('session process exited', { reason, stderr: this.chromium?.process.stderrTail().slice(-500) });
-      void this.end('crashed', reason);
+    if (!this.live || this.ending) return;
+    if (reason === 'browser crashed') {
+      if (this.browserCloseAsked) return void this.end('stopped', 'browser closed');
+      if (this.control?.pages().length === 0) return void this.end('stopped', 'last page closed');
     }
+    this.log.warn('session process exited', { reason, stderr: this.chromium?.process.stderrTail().slice(-500) });
+    void this.end('crashed', reason);
   }
 
-  /** The agent asked the browser to quit (Browser.close): its exit is a stop, not a crash. */
+  private browserCloseAsked = false;
+  /** The agent is sending Browser.close (noted before Chromium sees it): its exit is a stop. */
   browserCloseRequested(): void {
-    this.chromium?.process.exited.then(() => {
-      if (this.live) void this.end('stopped', 'browser closed');
-    });
+    this.browserCloseAsked = true;
   }
 
   stop(reason = 'session stopped'): Promise<void> {
