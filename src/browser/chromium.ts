@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { launchProcess, type LaunchedProcess } from '../util/process.js';
 import type { Logger } from '../util/logger.js';
 import { HandoffError } from '../util/errors.js';
+import { displayClientPaths, localeEnv, SANDBOX_PATH, sandboxed } from '../util/sandbox.js';
 
 export interface ChromiumOptions {
   binary: string;
@@ -11,6 +12,8 @@ export interface ChromiumOptions {
   height: number;
   /** DISPLAY and XAUTHORITY of the session's Xvfb. */
   displayEnv: Record<string, string>;
+  /** The session's own dirs (downloads, uploads): the only host dirs it may write besides its profile. */
+  sessionDirs?: string[];
   logger?: Logger;
   startTimeoutMs?: number;
 }
@@ -80,15 +83,20 @@ export class ChromiumBrowser {
     // removing that one dir leaves nothing behind even when Chromium is killed.
     const tmp = join(profileDir, 'tmp');
     await mkdir(tmp);
-    const proc = launchProcess(o.binary, chromiumArgs({ ...o, profileDir, asRoot: process.getuid?.() === 0 }), {
-      env: { ...process.env, ...o.displayEnv, TMPDIR: tmp },
-      logger: o.logger,
-    });
+    let proc: LaunchedProcess | undefined;
     try {
+      // Sandboxed (API.md 2): its profile and the session's dirs at the same paths (CDP names
+      // them), its display, the system read-only; HOME is the profile.
+      const cmd = sandboxed(o.binary, chromiumArgs({ ...o, profileDir, asRoot: process.getuid?.() === 0 }), {
+        writable: [profileDir, ...(o.sessionDirs ?? [])],
+        readable: displayClientPaths({ name: o.displayEnv.DISPLAY ?? '', authFile: o.displayEnv.XAUTHORITY ?? '' }),
+        env: { PATH: SANDBOX_PATH, HOME: profileDir, ...o.displayEnv, TMPDIR: tmp, ...localeEnv() },
+      });
+      proc = launchProcess(cmd.cmd, cmd.args, { env: {}, logger: o.logger });
       const wsEndpoint = await waitForDevTools(proc, o.startTimeoutMs ?? 15_000);
       return new ChromiumBrowser(proc, profileDir, wsEndpoint);
     } catch (e) {
-      await proc.close(500);
+      await proc?.close(500);
       await rm(profileDir, { recursive: true, force: true });
       throw e;
     }
