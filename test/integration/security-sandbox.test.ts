@@ -81,7 +81,7 @@ describe('the file chooser path (DOM.setFileInputFiles)', () => {
   async function pageReads(path: string): Promise<{ bytes?: number; text?: string; error?: string }> {
     await page.goto('about:blank');
     await page.setContent('<input type="file" id="f">');
-    const input = (await page.$('#f'))!;
+    const input = (await page.$('input'))!;
     await input.uploadFile(path);
     return page.evaluate(
       () =>
