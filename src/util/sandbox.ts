@@ -158,12 +158,12 @@ function isExecutable(p: string): boolean {
   }
 }
 
-/** What a client of an X display needs inside its sandbox: the display's socket and cookie file. */
+/** What a client of an X display needs inside its sandbox: the display's socket and cookie file, those that exist. */
 export function displayClientPaths(display: { name: string; authFile: string }): string[] {
   const n = /^:(\d+)$/.exec(display.name)?.[1];
   // The abstract socket (shared network namespace) is what xcb tries first; the file is the fallback.
   const socket = n !== undefined ? `${X11_SOCKET_DIR}/X${n}` : null;
-  return [display.authFile, ...(socket && existsSync(socket) ? [socket] : [])];
+  return [display.authFile, socket].filter((p): p is string => !!p && existsSync(p));
 }
 
 /** Where X servers put their sockets; Xvfb's sandbox binds it so the daemon finds them. */
