@@ -113,6 +113,28 @@ describe('the file chooser path (DOM.setFileInputFiles)', () => {
   });
 });
 
+describe('what a page needs still works inside', () => {
+  it('WebGL draws (SwiftShader), system fonts are found, the page renders', async () => {
+    await page.goto('about:blank');
+    const r = await page.evaluate(() => {
+      const gl = document.createElement('canvas').getContext('webgl');
+      let pixel: number[] = [];
+      if (gl) {
+        gl.clearColor(0, 1, 0, 1);
+        gl.clear(gl.COLOR_BUFFER_BIT);
+        const px = new Uint8Array(4);
+        gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, px);
+        pixel = [...px];
+      }
+      // A named font is found when text in it measures differently from the generic fallback.
+      const ctx = document.createElement('canvas').getContext('2d')!;
+      const width = (font: string) => ((ctx.font = `40px ${font}`), ctx.measureText('mmmmmmmmmmlli WWW').width);
+      return { webgl: !!gl, pixel, liberation: width('"Liberation Serif", monospace') !== width('monospace'), dejavu: width('"DejaVu Sans", monospace') !== width('monospace') };
+    });
+    expect(r).toEqual({ webgl: true, pixel: [0, 255, 0, 255], liberation: true, dejavu: true });
+  });
+});
+
 describe('without bubblewrap', () => {
   it('the daemon refuses to start a session with browser_failed naming the package', async () => {
     const bare = await startDaemon({ env: { HANDOFF_BWRAP: '/nonexistent/bwrap' } });
