@@ -77,13 +77,6 @@ export function sandboxCommand(program: string, args: string[], policy: SandboxP
   };
 }
 
-/** The system part of the sandbox as this host lays it out; read once. */
-export function hostLayout(): HostLayout {
-  layoutCache ??= readHostLayout();
-  return layoutCache;
-}
-let layoutCache: HostLayout | undefined;
-
 /** Read-only system dirs; the `/lib*`, `/bin`, `/sbin` that are symlinks (merged /usr) are re-created as such. */
 const SYSTEM_DIRS = ['/usr', '/etc', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/var/cache/fontconfig'];
 /** Read-only too: the CPU count Chromium and ffmpeg size their threads by. */
@@ -94,7 +87,11 @@ const SYSTEM_EXTRA = ['/sys/devices/system/cpu'];
  */
 const HIDDEN = ['/etc/handoff', '/etc/shadow', '/etc/shadow-', '/etc/gshadow', '/etc/gshadow-', '/etc/ssh', '/etc/ssl/private', '/etc/sudoers', '/etc/sudoers.d', '/etc/credstore', '/etc/credstore.encrypted'];
 
-function readHostLayout(): HostLayout {
+/**
+ * The system part of the sandbox as this host lays it out now: read at every launch (a few
+ * lstat calls), so a secret made after the daemon started (/etc/handoff) is hidden too.
+ */
+export function hostLayout(): HostLayout {
   const layout: HostLayout = { system: [], symlinks: [], hiddenDirs: [], hiddenFiles: [] };
   for (const p of SYSTEM_DIRS) {
     const st = lstatSafe(p);

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { displayClientPaths, sandboxCommand, type HostLayout } from '../../../src/util/sandbox.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { displayClientPaths, hostLayout, sandboxCommand, type HostLayout } from '../../../src/util/sandbox.js';
 
 const layout: HostLayout = {
   system: ['/usr', '/etc', '/var/cache/fontconfig'],
@@ -86,7 +89,24 @@ describe('sandboxCommand', () => {
 });
 
 describe('displayClientPaths', () => {
-  it('is the cookie file, plus the display socket when it exists', () => {
-    expect(displayClientPaths({ name: ':98765', authFile: '/dev/shm/x/Xauthority' })).toEqual(['/dev/shm/x/Xauthority']);
+  it('is the cookie file and the display socket, those that exist', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'handoff-sandbox-unit-'));
+    try {
+      const authFile = join(dir, 'Xauthority');
+      expect(displayClientPaths({ name: ':98765', authFile })).toEqual([]);
+      writeFileSync(authFile, '');
+      expect(displayClientPaths({ name: ':98765', authFile })).toEqual([authFile]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('hostLayout on this (Debian) host', () => {
+  it('binds /usr and /etc, hides /etc/shadow, and binds nothing of the state, home or /tmp', () => {
+    const l = hostLayout();
+    expect(l.system).toEqual(expect.arrayContaining(['/usr', '/etc']));
+    expect(l.hiddenFiles).toContain('/etc/shadow');
+    for (const dir of l.system) expect(dir === '/' || dir === '/tmp' || dir === '/var' || dir === '/home' || dir === '/root' || dir.startsWith('/var/lib')).toBe(false);
   });
 });
