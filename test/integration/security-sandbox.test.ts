@@ -1,11 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { api, tryWs } from '../helpers/client.js';
 import { LeakTracker } from '../helpers/leaks.js';
+import { hostLayout, SANDBOX_PATH, sandboxCommand } from '../../src/util/sandbox.js';
 
 /**
  * API.md 2, issue 8 item 4: a session's browser sees only its own profile, downloads and
@@ -132,6 +135,28 @@ describe('what a page needs still works inside', () => {
       return { webgl: !!gl, pixel, liberation: width('"Liberation Serif", monospace') !== width('monospace'), dejavu: width('"DejaVu Sans", monospace') !== width('monospace') };
     });
     expect(r).toEqual({ webgl: true, pixel: [0, 255, 0, 255], liberation: true, dejavu: true });
+  });
+});
+
+describe('the masks inside system dirs (as /etc/handoff and /etc/shadow are hidden)', () => {
+  it('a hidden dir is empty and a hidden file reads nothing, while the rest of the dir stays readable', async () => {
+    // A stand-in for /etc, so the test needs no change to the host's /etc (not under /tmp,
+    // which is the sandbox's own tmpfs).
+    const etc = mkdtempSync('/var/tmp/handoff-test-etc-');
+    try {
+      mkdirSync(join(etc, 'handoff'));
+      writeFileSync(join(etc, 'handoff', 'env'), `HANDOFF_API_KEY=${SECRET}`);
+      writeFileSync(join(etc, 'shadow'), SECRET);
+      writeFileSync(join(etc, 'hostname'), 'visible');
+      const base = hostLayout();
+      const layout = { ...base, system: [...base.system, etc], hiddenDirs: [join(etc, 'handoff')], hiddenFiles: [join(etc, 'shadow')] };
+      const script = `ls -A ${etc}/handoff; cat ${etc}/shadow; cat ${etc}/hostname`;
+      const cmd = sandboxCommand('/bin/sh', ['-c', script], { env: { PATH: SANDBOX_PATH } }, layout);
+      const { stdout } = await promisify(execFile)(cmd.cmd, cmd.args, { env: {} });
+      expect(stdout).toBe('visible');
+    } finally {
+      rmSync(etc, { recursive: true, force: true });
+    }
   });
 });
 
