@@ -55,6 +55,8 @@ export interface HostLayout {
  *   program before it can finish (ffmpeg's last fragment, Chromium's profile). So bwrap runs
  *   with SIGTERM ignored and the program with it reset: the group's SIGTERM reaches the
  *   program alone, and bwrap exits with its status when it has finished.
+ * - `--cap-drop ALL`: a root daemon's bwrap would keep root's capabilities inside (mount,
+ *   mknod, DAC override); none of these programs needs any.
  * - Network, IPC (X MIT-SHM segments) and users stay shared: the browser browses.
  */
 export function sandboxCommand(program: string, args: string[], policy: SandboxPolicy, layout: HostLayout, bwrap = BWRAP): { cmd: string; args: string[] } {
@@ -70,7 +72,7 @@ export function sandboxCommand(program: string, args: string[], policy: SandboxP
   for (const p of policy.writable ?? []) a.push('--bind', p, p);
   a.push('--clearenv');
   for (const [k, v] of Object.entries(policy.env)) a.push('--setenv', k, v);
-  a.push('--chdir', '/', ...(pidNs ? ['--unshare-pid'] : []), '--die-with-parent');
+  a.push('--chdir', '/', ...(pidNs ? ['--unshare-pid'] : []), '--die-with-parent', '--cap-drop', 'ALL');
   return {
     cmd: ENV,
     args: ['--ignore-signal=TERM', bwrap, ...a, '--', ENV, '--default-signal=TERM', program, ...args],
@@ -140,10 +142,8 @@ export function sandboxed(program: string, args: string[], policy: SandboxPolicy
   const layout = hostLayout();
   // A browser installed outside the system dirs (/opt/google/chrome...) needs its own dir.
   const readable = [...(policy.readable ?? [])];
-  if (isAbsolute(program)) {
-    const dir = dirname(realpathSync(program));
-    if (!layout.system.some((d) => inside(dir, d))) readable.push(dir);
-  }
+  const real = isAbsolute(program) && existsSync(program) ? realpathSync(program) : null;
+  if (real && !layout.system.some((d) => inside(dirname(real), d))) readable.push(dirname(real));
   return sandboxCommand(program, args, { ...policy, readable }, layout);
 }
 

@@ -68,9 +68,10 @@ describe('sandboxCommand', () => {
     expect(opts.filter((o) => o === '--setenv')).toHaveLength(Object.keys(policy.env).length);
   });
 
-  it('unshares the pid namespace, dies with its parent, keeps the network and the process group', () => {
+  it('unshares the pid namespace, dies with its parent, drops every capability, keeps the network and the process group', () => {
     expect(opts).toContain('--unshare-pid');
     expect(opts).toContain('--die-with-parent');
+    expect(at(opts, '--cap-drop', 'ALL')).toBeGreaterThanOrEqual(0);
     for (const o of ['--unshare-net', '--unshare-all', '--new-session', '--as-pid-1']) expect(opts).not.toContain(o);
   });
 
