@@ -5,6 +5,7 @@ import { launchProcess, type LaunchedProcess } from '../util/process.js';
 import type { Logger } from '../util/logger.js';
 import { HandoffError } from '../util/errors.js';
 import type { Readable, Writable } from 'node:stream';
+import { displayClientPaths, localeEnv, SANDBOX_PATH, sandboxed } from '../util/sandbox.js';
 
 /**
  * A client of Chromium's DevTools pipe (cdp/ provides the one the daemon uses; sessions wire
@@ -23,6 +24,8 @@ export interface ChromiumOptions<C extends DevToolsPipeClient> {
   height: number;
   /** DISPLAY and XAUTHORITY of the session's Xvfb. */
   displayEnv: Record<string, string>;
+  /** The session's own dirs (downloads, uploads): the only host dirs it may write besides its profile. */
+  sessionDirs?: string[];
   logger?: Logger;
   startTimeoutMs?: number;
   /** Makes the pipe's client: `toBrowser` is Chromium's fd 3, `fromBrowser` its fd 4. */
@@ -102,18 +105,22 @@ export class ChromiumBrowser<C extends DevToolsPipeClient = DevToolsPipeClient> 
     // removing that one dir leaves nothing behind even when Chromium is killed.
     const tmp = join(profileDir, 'tmp');
     await mkdir(tmp);
-    // fd 3: commands to Chromium, fd 4: its answers and events (--remote-debugging-pipe).
-    const proc = launchProcess(o.binary, chromiumArgs({ ...o, profileDir, asRoot: process.getuid?.() === 0 }), {
-      env: { ...process.env, ...o.displayEnv, TMPDIR: tmp },
-      stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'],
-      logger: o.logger,
-    });
-    const cdp = o.connect(proc.child.stdio[3] as Writable, proc.child.stdio[4] as Readable);
+    let proc: LaunchedProcess | undefined;
     try {
+      // Sandboxed (API.md 2): its profile and the session's dirs at the same paths (CDP names
+      // them), its display, the system read-only; HOME is the profile.
+      const cmd = sandboxed(o.binary, chromiumArgs({ ...o, profileDir, asRoot: process.getuid?.() === 0 }), {
+        writable: [profileDir, ...(o.sessionDirs ?? [])],
+        readable: displayClientPaths({ name: o.displayEnv.DISPLAY ?? '', authFile: o.displayEnv.XAUTHORITY ?? '' }),
+        env: { PATH: SANDBOX_PATH, HOME: profileDir, ...o.displayEnv, TMPDIR: tmp, ...localeEnv() },
+      });
+      // fd 3: commands to Chromium, fd 4: its answers and events (--remote-debugging-pipe).
+      proc = launchProcess(cmd.cmd, cmd.args, { env: {}, stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'], logger: o.logger });
+      const cdp = o.connect(proc.child.stdio[3] as Writable, proc.child.stdio[4] as Readable);
       await waitForDevTools(proc, cdp, o.startTimeoutMs ?? 15_000);
       return new ChromiumBrowser(proc, profileDir, cdp);
     } catch (e) {
-      await proc.close(500);
+      await proc?.close(500);
       await rm(profileDir, { recursive: true, force: true });
       throw e;
     }

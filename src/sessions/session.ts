@@ -149,6 +149,10 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
   get downloadDir(): string {
     return sessionDir(join(this.deps.config.stateDir, 'downloads'), this.id);
   }
+  /** Files the agent uploads for file inputs (API.md 4); made at start so the browser's sandbox can bind it. */
+  get uploadDir(): string {
+    return sessionDir(join(this.deps.config.stateDir, 'uploads'), this.id);
+  }
 
   private async start(): Promise<void> {
     const { config, audit } = this.deps;
@@ -156,6 +160,7 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
     this.persist();
     try {
       await mkdir(this.downloadDir, { recursive: true, mode: 0o700 });
+      await mkdir(this.uploadDir, { recursive: true, mode: 0o700 });
       this.xvfb = await XvfbDisplay.start({ width: this.params.width, height: this.params.height, tmpRoot: config.framebufferDir, logger: this.log });
       this.own('xvfb', this.xvfb.pid, this.xvfb.dir);
       this.xvfb.process.exited.then(() => this.onProcessExit('display server exited'));
@@ -167,7 +172,7 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
         WindowFitter.start(xvfb, this.log).then((f) => (this.windowFitter = f)),
         Framebuffer.open({ fbPath: xvfb.fbPath, display: xvfb, logger: this.log }).then((f) => (this.fb = f)),
         XInput.open({ display: xvfb, logger: this.log }).then((i) => (this.xinput = i)),
-        ChromiumBrowser.launch({ binary: config.chromiumPath, width, height, displayEnv: xvfb.env(), logger: this.log, connect: connectPipe }).then((c) => {
+        ChromiumBrowser.launch({ binary: config.chromiumPath, width, height, displayEnv: xvfb.env(), sessionDirs: [this.downloadDir, this.uploadDir], logger: this.log, connect: connectPipe }).then((c) => {
           this.chromium = c;
           this.own('chromium', c.pid, c.profileDir);
           c.exited.then(() => this.onProcessExit('browser crashed'));
