@@ -1,15 +1,18 @@
 /**
- * Issue 2 figures: the CDP proxy against a direct connection to the same Chromium, session
- * creation against a plain Chromium launch, and memory.
+ * Issue 2 figures: the CDP proxy against a direct connection, session creation against a
+ * plain Chromium launch, and memory. The session's Chromium has no DevTools port (only its
+ * pipe, issue 8.3), so "direct" is a second headful Chromium launched here with the same
+ * flags and a TCP port, on its own Xvfb of the same size, measured in the same run.
  */
 import Database from 'better-sqlite3';
-import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { startDaemon } from '../test/helpers/daemon.js';
 import { launchProcess } from '../src/util/process.js';
 import { chromiumArgs } from '../src/browser/chromium.js';
+import { XvfbDisplay } from '../src/display/xvfb.js';
 import { RawCdp, stats, fmt, pss, rss, groupPids } from './lib.js';
 
 export interface Row {
@@ -53,13 +56,44 @@ async function screenshots(cdp: RawCdp, n: number): Promise<{ ms: number[]; byte
   return { ms, bytes };
 }
 
-/** Where the session's Chromium listens, from its profile's DevToolsActivePort. */
-function directEndpoint(stateDir: string, sessionId: string): { ws: string; pid: number } {
+function chromiumPid(stateDir: string, sessionId: string): number {
   const db = new Database(join(stateDir, 'handoff.db'), { readonly: true });
-  const row = db.prepare(`SELECT pid, path FROM owned WHERE kind = 'chromium' AND session_id = ?`).get(sessionId) as { pid: number; path: string };
+  const row = db.prepare(`SELECT pid FROM owned WHERE kind = 'chromium' AND session_id = ?`).get(sessionId) as { pid: number };
   db.close();
-  const [port, path] = readFileSync(join(row.path, 'DevToolsActivePort'), 'utf8').trim().split('\n');
-  return { ws: `ws://127.0.0.1:${port}${path}`, pid: row.pid };
+  return row.pid;
+}
+
+/** The reference: the session's flags with a TCP DevTools port, headful on an Xvfb of its own. */
+async function directChromium(width: number, height: number): Promise<{ ws: string; close(): Promise<void> }> {
+  const xvfb = await XvfbDisplay.start({ width, height, tmpRoot: '/dev/shm' });
+  const profileDir = mkdtempSync(join(tmpdir(), 'bench-direct-'));
+  const args = chromiumArgs({ width, height, profileDir, asRoot: process.getuid?.() === 0, devtools: 'port' });
+  const proc = launchProcess('/usr/lib/chromium/chromium', args, { env: { ...process.env, ...xvfb.env(), TMPDIR: profileDir } });
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      await proc.close();
+      await xvfb.close();
+      rmSync(profileDir, { recursive: true, force: true });
+    })());
+  try {
+    return { ws: await devtoolsUrl(proc), close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+function devtoolsUrl(proc: ReturnType<typeof launchProcess>): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    let seen = '';
+    proc.child.stderr!.on('data', (s) => {
+      seen += s;
+      const m = /DevTools listening on (ws:\/\/\S+)/.exec(seen);
+      if (m) resolve(m[1]!);
+    });
+    proc.exited.then(() => reject(new Error(seen)));
+  });
 }
 
 function xvfbPid(stateDir: string, sessionId: string): number {
@@ -72,6 +106,7 @@ function xvfbPid(stateDir: string, sessionId: string): number {
 export async function benchCore(log: (s: string) => void): Promise<Row[]> {
   const rows: Row[] = [];
   const daemon = await startDaemon();
+  const cleanups: Array<() => Promise<void>> = [];
   try {
     await new Promise((r) => setTimeout(r, 1000));
     const daemonRss = rss(daemon.proc.pid!);
@@ -79,13 +114,14 @@ export async function benchCore(log: (s: string) => void): Promise<Row[]> {
     // Noise does not compress: a 1600x1000 screen of it is a PNG of about 5 MB (base64).
     const noise = `data:text/html,<body style=margin:0><canvas id=c width=1600 height=1000></canvas><script>const c=document.getElementById('c').getContext('2d');const d=c.createImageData(1600,1000);for(let i=0;i<d.data.length;i++)d.data[i]=Math.random()*256;c.putImageData(d,0,0)</script>`;
     const viaProxy = await RawCdp.open(`${daemon.wsUrl}/?session=bench&auto_close=false&width=1600&height=1000`);
-    const direct = directEndpoint(daemon.stateDir, 'bench');
+    const direct = await directChromium(1600, 1000);
+    cleanups.push(() => direct.close());
     const viaDirect = await RawCdp.open(direct.ws);
-    {
-      const sid = await attachPage(viaProxy);
-      await viaProxy.send('Page.navigate', { url: noise }, sid);
-      await new Promise((r) => setTimeout(r, 1500));
+    for (const cdp of [viaProxy, viaDirect]) {
+      const sid = await attachPage(cdp);
+      await cdp.send('Page.navigate', { url: noise }, sid);
     }
+    await new Promise((r) => setTimeout(r, 1500));
 
     // The floor of any proxy: a plain TCP forwarder (socket.pipe, no WebSocket work at all),
     // in its own process, in front of the same Chromium, measured in the same run.
@@ -133,13 +169,14 @@ export async function benchCore(log: (s: string) => void): Promise<Row[]> {
     });
     await viaDirect.close();
     await viaProxy.close();
+    await direct.close();
 
     // Memory of an idle session: every process of Chromium's group plus Xvfb.
     await new Promise((r) => setTimeout(r, 2000));
     const idle = await RawCdp.open(`${daemon.wsUrl}/?session=idle&auto_close=false`);
     await idle.close();
     await new Promise((r) => setTimeout(r, 3000));
-    const idleChromium = directEndpoint(daemon.stateDir, 'idle').pid;
+    const idleChromium = chromiumPid(daemon.stateDir, 'idle');
     const sessionPss = groupPids(idleChromium).reduce((n, pid) => n + pss(pid), 0) + pss(xvfbPid(daemon.stateDir, 'idle'));
     rows.push({ figure: 'daemon RSS, no session (MB)', handoff: fmt(daemonRss / 1e6, 0), reference: '', ratio: '', target: 'report', ok: null });
     rows.push({ figure: 'PSS per idle 1280x720 session (MB)', handoff: fmt(sessionPss / 1e6, 0), reference: '', ratio: '', target: 'report', ok: null });
@@ -167,6 +204,7 @@ export async function benchCore(log: (s: string) => void): Promise<Row[]> {
     rows.push({ figure: 'session creation p50 (ms)', handoff: fmt(cs.p50, 0), reference: fmt(pl.p50, 0), ratio: fmt(cs.p50 / pl.p50), target: '<= 600 ms', ok: cs.p50 <= 600 });
     rows.push({ figure: 'session creation p95 (ms)', handoff: fmt(cs.p95, 0), reference: fmt(pl.p95, 0), ratio: fmt(cs.p95 / pl.p95), target: '<= 900 ms', ok: cs.p95 <= 900 });
   } finally {
+    for (const c of cleanups.reverse()) await c().catch(() => {});
     await daemon.cleanup();
   }
   return rows;
@@ -206,18 +244,10 @@ async function waitStopped(url: string, id: string): Promise<void> {
 /** The obvious alternative: spawn headless Chromium yourself and connect to it. */
 async function plainLaunch(): Promise<{ close(): Promise<void> }> {
   const profileDir = mkdtempSync(join(tmpdir(), 'bench-profile-'));
-  const args = chromiumArgs({ width: 1280, height: 720, profileDir, asRoot: process.getuid?.() === 0 }).filter((a) => a !== '--kiosk');
+  const args = chromiumArgs({ width: 1280, height: 720, profileDir, asRoot: process.getuid?.() === 0, devtools: 'port' }).filter((a) => a !== '--kiosk');
   // Its temp files inside the profile dir, so removing that leaves nothing behind.
   const proc = launchProcess('/usr/lib/chromium/chromium', ['--headless=new', ...args], { env: { ...process.env, TMPDIR: profileDir } });
-  const ws = await new Promise<string>((resolve, reject) => {
-    let seen = '';
-    proc.child.stderr!.on('data', (s) => {
-      seen += s;
-      const m = /DevTools listening on (ws:\/\/\S+)/.exec(seen);
-      if (m) resolve(m[1]!);
-    });
-    proc.exited.then(() => reject(new Error(seen)));
-  });
+  const ws = await devtoolsUrl(proc);
   const c = await RawCdp.open(ws);
   await c.send('Browser.getVersion');
   return {

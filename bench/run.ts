@@ -20,7 +20,7 @@ const SUITES: { name: string; title: string; note: string; run: (log: (s: string
   {
     name: 'core',
     title: 'Daemon core (issue 2)',
-    note: 'Reference: the same Chromium reached directly on its own DevTools socket (round trips, screenshots); a plain `chromium --headless=new` spawned and connected the same way (session creation).',
+    note: 'Reference: a second headful Chromium with the session flags and a TCP DevTools port instead of the pipe, on its own Xvfb of the same size, launched and measured in the same run (round trips, screenshots); a plain `chromium --headless=new` spawned and connected the same way (session creation).',
     run: benchCore,
   },
   {

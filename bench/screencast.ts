@@ -17,6 +17,8 @@ import { DEFAULT_QUALITY } from '../src/liveview/screencast/protocol.js';
 import type { ViewerHandle, ViewerSession } from '../src/liveview/types.js';
 import { silentLogger } from '../src/util/logger.js';
 import { RawCdp, fmt } from './lib.js';
+import { pipeCdp } from '../test/helpers/pipe-client.js';
+import { connectPipe } from '../src/cdp/pipe-mux.js';
 import type { Row } from './core.js';
 
 const W = 1280;
@@ -190,9 +192,9 @@ export async function benchScreencast(log: (s: string) => void): Promise<Row[]> 
     cleanup.push(() => fb.close());
     const input = await XInput.open({ display: xvfb, logger: silentLogger });
     cleanup.push(() => input.close());
-    const chromium = await ChromiumBrowser.launch({ binary: '/usr/lib/chromium/chromium', width: W, height: H, displayEnv: xvfb.env() });
+    const chromium = await ChromiumBrowser.launch({ binary: '/usr/lib/chromium/chromium', width: W, height: H, displayEnv: xvfb.env(), connect: connectPipe });
     cleanup.push(() => chromium.close());
-    const cdp = await RawCdp.open(chromium.wsEndpoint);
+    const cdp = (await pipeCdp(chromium)) as unknown as RawCdp;
     cleanup.push(() => cdp.close());
     const { targetInfos } = await cdp.send('Target.getTargets');
     const page = targetInfos.find((t: { type: string }) => t.type === 'page');
@@ -201,7 +203,7 @@ export async function benchScreencast(log: (s: string) => void): Promise<Row[]> 
     await cdp.send('Page.navigate', { url: PAGE }, sessionId);
 
     // The smallest ViewerSession: every viewer controls, nothing else changes.
-    const handle: ViewerHandle = { canControl: true, onControlChange() {}, onEnd() {}, leave() {} };
+    const handle: ViewerHandle = { canControl: true, onControlChange() {}, onEnd() {}, completeHandoff: () => true, leave() {} };
     const session: ViewerSession = {
       sessionId: 'bench',
       runId: 'bench',
@@ -210,7 +212,6 @@ export async function benchScreencast(log: (s: string) => void): Promise<Row[]> 
       join: () => handle,
       viewerState: () => ({ attachment: 'human', handoff: null, viewers: { screencast: 0, webrtc: 0, vnc: 0 }, downloads: 0 }),
       onViewerStateChange: () => () => {},
-      completeHandoff() {},
     };
     const screencast = new Screencast(session, silentLogger);
     cleanup.push(() => screencast.close());

@@ -1,6 +1,5 @@
 import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Config } from './config/config.js';
@@ -12,6 +11,7 @@ import { AuditCheckpoints } from './audit/checkpoint.js';
 import { SessionJournal } from './sessions/journal.js';
 import { SessionRegistry } from './sessions/registry.js';
 import { LiveLinks } from './sessions/live-links.js';
+import { loadLinkKey } from './liveview/tokens.js';
 import { HttpServer } from './http/server.js';
 import { cdpRoutes } from './http/routes/cdp.js';
 import { handoffRoutes, sessionRoutes } from './http/routes/sessions.js';
@@ -87,7 +87,7 @@ export class Daemon {
     if (webhook) undo.push({ what: 'webhook', run: () => webhook.close() });
     const notify = webhook ? (event: Record<string, unknown>) => webhook.send(event) : undefined;
     const registry = new SessionRegistry({ config, audit, journal, logger, notify });
-    const liveLinks = new LiveLinks(loadKey(join(config.stateDir, 'live-link.key')), registry, config.liveLinkTtlMs, config.publicUrl);
+    const liveLinks = new LiveLinks(loadLinkKey(join(config.stateDir, 'live-link.key'), (m) => logger.warn(m)), registry, config.liveLinkTtlMs, config.publicUrl);
     const http = new HttpServer({
       apiKey: config.apiKey,
       logger,
@@ -194,12 +194,6 @@ function lockStateDir(stateDir: string): string {
   }
   writeFileSync(pidFile, String(process.pid));
   return pidFile;
-}
-
-/** The HMAC key for live links, made once and kept private in the state dir. */
-function loadKey(path: string): Buffer {
-  if (!existsSync(path)) writeFileSync(path, randomBytes(32), { mode: 0o600 });
-  return readFileSync(path);
 }
 
 async function browserVersion(binary: string, logger: Logger): Promise<string> {

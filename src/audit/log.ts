@@ -14,6 +14,7 @@ export const AUDIT_TYPES = [
   'handoff_completed',
   'download_completed',
   'live_url_issued',
+  'live_url_revoked',
 ] as const;
 export type AuditType = (typeof AUDIT_TYPES)[number];
 

@@ -4,26 +4,44 @@ import { join } from 'node:path';
 import { launchProcess, type LaunchedProcess } from '../util/process.js';
 import type { Logger } from '../util/logger.js';
 import { HandoffError } from '../util/errors.js';
+import type { Readable, Writable } from 'node:stream';
+import { displayClientPaths, localeEnv, SANDBOX_PATH, sandboxed } from '../util/sandbox.js';
 
-export interface ChromiumOptions {
+/**
+ * A client of Chromium's DevTools pipe (cdp/ provides the one the daemon uses; sessions wire
+ * it in, so browser/ and cdp/ stay independent of each other).
+ */
+export interface DevToolsPipeClient {
+  /** A command on the pipe's root session. */
+  send(method: string, params?: object): Promise<any>;
+  /** Resolves once the pipe from Chromium has ended and all it carried was handled. */
+  readonly closed: Promise<void>;
+}
+
+export interface ChromiumOptions<C extends DevToolsPipeClient> {
   binary: string;
   width: number;
   height: number;
   /** DISPLAY and XAUTHORITY of the session's Xvfb. */
   displayEnv: Record<string, string>;
+  /** The session's own dirs (downloads, uploads): the only host dirs it may write besides its profile. */
+  sessionDirs?: string[];
   logger?: Logger;
   startTimeoutMs?: number;
+  /** Makes the pipe's client: `toBrowser` is Chromium's fd 3, `fromBrowser` its fd 4. */
+  connect: (toBrowser: Writable, fromBrowser: Readable) => C;
 }
 
 /**
  * Flags for a headful Chromium that fills its Xvfb screen exactly and stays quiet on a
  * closed network (DESIGN.md "Facts measured here").
  */
-export function chromiumArgs(o: { width: number; height: number; profileDir: string; asRoot: boolean }): string[] {
+export function chromiumArgs(o: { width: number; height: number; profileDir: string; asRoot: boolean; devtools?: 'pipe' | 'port' }): string[] {
   return [
     `--user-data-dir=${o.profileDir}`,
-    '--remote-debugging-port=0',
-    '--remote-debugging-address=127.0.0.1',
+    // DevTools on fds 3/4 only: no TCP port any local user could drive (issue 8.3). 'port'
+    // is for the benchmark's reference browser.
+    ...(o.devtools === 'port' ? ['--remote-debugging-port=0', '--remote-debugging-address=127.0.0.1'] : ['--remote-debugging-pipe']),
     // --test-type hides the "unsupported flag" infobar; kiosk + exact size = page fills the screen.
     '--test-type',
     '--kiosk',
@@ -54,24 +72,31 @@ export function chromiumArgs(o: { width: number; height: number; profileDir: str
   ];
 }
 
-/** One headful Chromium in a fresh profile dir, reached over its browser-level DevTools socket. */
-export class ChromiumBrowser {
+/** One headful Chromium in a fresh profile dir, driven over its DevTools pipe. */
+export class ChromiumBrowser<C extends DevToolsPipeClient = DevToolsPipeClient> {
   private constructor(
     readonly process: LaunchedProcess,
     readonly profileDir: string,
-    /** ws://127.0.0.1:PORT/devtools/browser/UUID */
-    readonly wsEndpoint: string,
+    /** The only way to Chromium's DevTools: the daemon and the agent share it. */
+    readonly cdp: C,
   ) {}
 
   get pid(): number {
     return this.process.pid;
   }
-  /** 127.0.0.1:PORT of Chromium's own DevTools server (page sockets live there too). */
-  get devtoolsHost(): string {
-    return new URL(this.wsEndpoint).host;
+
+  /**
+   * Resolves once the process exited and every message it wrote on the pipe was routed
+   * (so a Browser.close or the last page's close is known before the exit is judged).
+   */
+  get exited(): Promise<number | string> {
+    return this.process.exited.then(async (code) => {
+      await Promise.race([this.cdp.closed, new Promise((r) => setTimeout(r, 1000))]);
+      return code;
+    });
   }
 
-  static async launch(o: ChromiumOptions): Promise<ChromiumBrowser> {
+  static async launch<C extends DevToolsPipeClient>(o: ChromiumOptions<C>): Promise<ChromiumBrowser<C>> {
     const profileDir = await mkdtemp(join(tmpdir(), 'handoff-profile-'));
     // Chromium asks to restore the last session after a crash; a fresh profile never crashed.
     await mkdir(join(profileDir, 'Default'), { recursive: true });
@@ -80,15 +105,22 @@ export class ChromiumBrowser {
     // removing that one dir leaves nothing behind even when Chromium is killed.
     const tmp = join(profileDir, 'tmp');
     await mkdir(tmp);
-    const proc = launchProcess(o.binary, chromiumArgs({ ...o, profileDir, asRoot: process.getuid?.() === 0 }), {
-      env: { ...process.env, ...o.displayEnv, TMPDIR: tmp },
-      logger: o.logger,
-    });
+    let proc: LaunchedProcess | undefined;
     try {
-      const wsEndpoint = await waitForDevTools(proc, o.startTimeoutMs ?? 15_000);
-      return new ChromiumBrowser(proc, profileDir, wsEndpoint);
+      // Sandboxed (API.md 2): its profile and the session's dirs at the same paths (CDP names
+      // them), its display, the system read-only; HOME is the profile.
+      const cmd = sandboxed(o.binary, chromiumArgs({ ...o, profileDir, asRoot: process.getuid?.() === 0 }), {
+        writable: [profileDir, ...(o.sessionDirs ?? [])],
+        readable: displayClientPaths({ name: o.displayEnv.DISPLAY ?? '', authFile: o.displayEnv.XAUTHORITY ?? '' }),
+        env: { PATH: SANDBOX_PATH, HOME: profileDir, ...o.displayEnv, TMPDIR: tmp, ...localeEnv() },
+      });
+      // fd 3: commands to Chromium, fd 4: its answers and events (--remote-debugging-pipe).
+      proc = launchProcess(cmd.cmd, cmd.args, { env: {}, stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'], logger: o.logger });
+      const cdp = o.connect(proc.child.stdio[3] as Writable, proc.child.stdio[4] as Readable);
+      await waitForDevTools(proc, cdp, o.startTimeoutMs ?? 15_000);
+      return new ChromiumBrowser(proc, profileDir, cdp);
     } catch (e) {
-      await proc.close(500);
+      await proc?.close(500);
       await rm(profileDir, { recursive: true, force: true });
       throw e;
     }
@@ -104,23 +136,19 @@ export class ChromiumBrowser {
   }
 }
 
-function waitForDevTools(proc: LaunchedProcess, timeoutMs: number): Promise<string> {
+/** Chromium is up when it answers a first command on the pipe. */
+function waitForDevTools(proc: LaunchedProcess, cdp: DevToolsPipeClient, timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
-    const stderr = proc.child.stderr!;
-    let seen = '';
-    const onData = (s: string | Buffer) => {
-      seen = (seen + s.toString()).slice(-4096);
-      const m = /DevTools listening on (ws:\/\/\S+)/.exec(seen);
-      if (m) finish(null, m[1]);
-    };
-    const timer = setTimeout(() => finish(new Error(`no DevTools endpoint after ${timeoutMs} ms`)), timeoutMs);
-    const finish = (err: Error | null, url?: string) => {
+    const timer = setTimeout(() => finish(new Error(`no answer on the DevTools pipe after ${timeoutMs} ms`)), timeoutMs);
+    const finish = (err: Error | null) => {
       clearTimeout(timer);
-      stderr.off('data', onData);
       if (err) reject(new HandoffError('browser_failed', 'the browser could not start', {}, `${err.message}: ${proc.stderrTail()}`));
-      else resolve(url!);
+      else resolve();
     };
-    stderr.on('data', onData);
+    cdp.send('Browser.getVersion').then(
+      () => finish(null),
+      (e: Error) => finish(e),
+    );
     proc.exited.then((code) => finish(new Error(`chromium exited (${code})`)));
   });
 }

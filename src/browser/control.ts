@@ -1,4 +1,3 @@
-import CDP from 'chrome-remote-interface';
 import { EventEmitter } from 'node:events';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -14,6 +13,13 @@ export interface TargetInfo {
   attached: boolean;
 }
 
+/** The pipe's root session as the control uses it (cdp/ CdpPipeMux is one). */
+export interface RootCdp {
+  send(method: string, params?: object): Promise<any>;
+  on(event: 'event', listener: (method: string, params: any, sessionId: string | undefined) => void): unknown;
+  once(event: 'closed', listener: () => void): unknown;
+}
+
 export interface CompletedDownload {
   name: string;
   size: number;
@@ -21,9 +27,10 @@ export interface CompletedDownload {
 }
 
 /**
- * The daemon's own browser-level CDP connection, separate from any agent's: it tracks the
- * targets (for /json/list and page routing), saves downloads into the session's directory,
- * and closes the browser gracefully.
+ * The daemon's own use of the browser, on the DevTools pipe's root session (agents have
+ * sessions of their own, so none of this reaches them): it tracks the targets (for /json/list
+ * and page routing), saves downloads into the session's directory, and closes the browser
+ * gracefully.
  */
 export class BrowserControl extends EventEmitter<{ download: [CompletedDownload]; navigated: [url: string]; disconnected: [] }> {
   private readonly targets = new Map<string, TargetInfo>();
@@ -32,44 +39,47 @@ export class BrowserControl extends EventEmitter<{ download: [CompletedDownload]
   private downloads: Promise<void> = Promise.resolve();
 
   private constructor(
-    private readonly client: CDP.Client,
+    private readonly cdp: RootCdp,
     private readonly downloadDir: string,
     private readonly logger?: Logger,
   ) {
     super();
   }
 
-  static async connect(wsEndpoint: string, downloadDir: string, logger?: Logger): Promise<BrowserControl> {
-    const client = await CDP({ target: wsEndpoint, local: true });
-    const control = new BrowserControl(client, downloadDir, logger);
+  static async connect(cdp: RootCdp, downloadDir: string, logger?: Logger): Promise<BrowserControl> {
+    const control = new BrowserControl(cdp, downloadDir, logger);
     await control.init();
     return control;
   }
 
   private async init(): Promise<void> {
-    const c = this.client;
-    c.on('Target.targetCreated', ({ targetInfo }) => this.targets.set(targetInfo.targetId, targetInfo));
-    c.on('Target.targetInfoChanged', ({ targetInfo }) => {
-      const before = this.targets.get(targetInfo.targetId);
-      this.targets.set(targetInfo.targetId, targetInfo);
-      if (targetInfo.type === 'page' && before?.url !== targetInfo.url) this.emit('navigated', targetInfo.url);
+    const handlers: Record<string, (p: any) => void> = {
+      'Target.targetCreated': ({ targetInfo }) => this.targets.set(targetInfo.targetId, targetInfo),
+      'Target.targetInfoChanged': ({ targetInfo }) => {
+        const before = this.targets.get(targetInfo.targetId);
+        this.targets.set(targetInfo.targetId, targetInfo);
+        if (targetInfo.type === 'page' && before?.url !== targetInfo.url) this.emit('navigated', targetInfo.url);
+      },
+      'Target.targetDestroyed': ({ targetId }) => this.targets.delete(targetId),
+      'Browser.downloadWillBegin': ({ guid, suggestedFilename }) => this.pendingDownloads.set(guid, suggestedFilename),
+      'Browser.downloadProgress': ({ guid, state }) => {
+        // One at a time, so two files with the same name get distinct unique names.
+        if (state === 'completed') this.downloads = this.downloads.then(() => this.finishDownload(guid));
+        else if (state === 'canceled') this.pendingDownloads.delete(guid);
+      },
+    };
+    this.cdp.on('event', (method, params, sessionId) => {
+      if (sessionId === undefined) handlers[method]?.(params);
     });
-    c.on('Target.targetDestroyed', ({ targetId }) => this.targets.delete(targetId));
-    c.on('Browser.downloadWillBegin', ({ guid, suggestedFilename }) => this.pendingDownloads.set(guid, suggestedFilename));
-    c.on('Browser.downloadProgress', ({ guid, state }) => {
-      // One at a time, so two files with the same name get distinct unique names.
-      if (state === 'completed') this.downloads = this.downloads.then(() => this.finishDownload(guid));
-      else if (state === 'canceled') this.pendingDownloads.delete(guid);
-    });
-    c.on('disconnect', () => {
+    this.cdp.once('closed', () => {
       this.closed = true;
       this.emit('disconnected');
     });
     await Promise.all([
-      c.send('Target.setDiscoverTargets', { discover: true }),
+      this.cdp.send('Target.setDiscoverTargets', { discover: true }),
       // allowAndName: Chromium saves as the download's guid; we rename when it completes so
       // a half-written file never shows under its real name.
-      c.send('Browser.setDownloadBehavior', { behavior: 'allowAndName', downloadPath: this.downloadDir, eventsEnabled: true }),
+      this.cdp.send('Browser.setDownloadBehavior', { behavior: 'allowAndName', downloadPath: this.downloadDir, eventsEnabled: true }),
     ]);
   }
 
@@ -82,7 +92,7 @@ export class BrowserControl extends EventEmitter<{ download: [CompletedDownload]
   }
 
   version(): Promise<{ product: string; userAgent: string; protocolVersion: string; jsVersion: string; revision: string }> {
-    return this.client.send('Browser.getVersion');
+    return this.cdp.send('Browser.getVersion');
   }
 
   private async finishDownload(guid: string): Promise<void> {
@@ -103,8 +113,7 @@ export class BrowserControl extends EventEmitter<{ download: [CompletedDownload]
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.race([this.client.send('Browser.close').catch(() => {}), new Promise((r) => setTimeout(r, 1000))]);
-    await this.client.close().catch(() => {});
+    await Promise.race([this.cdp.send('Browser.close').catch(() => {}), new Promise((r) => setTimeout(r, 1000))]);
   }
 }
 

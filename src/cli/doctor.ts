@@ -3,6 +3,7 @@ import { createServer } from 'node:net';
 import { accessSync, constants, readFileSync, statfsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import type { Config } from '../config/config.js';
+import { BWRAP, sandboxed, SANDBOX_PATH } from '../util/sandbox.js';
 
 interface Check {
   name: string;
@@ -20,6 +21,7 @@ export async function runDoctor(config: Readonly<Config>): Promise<number> {
     await version('chromium', config.chromiumPath, ['--version'], `${APT} chromium`),
     await version('Xvfb', 'Xvfb', ['-help'], `${APT} xvfb`, /usage|use:/i),
     await version('ffmpeg', 'ffmpeg', ['-version'], `${APT} ffmpeg`),
+    await sandbox(),
     tmpfs(config.framebufferDir),
     await fonts(),
     await port('HTTP port', config.host, config.port),
@@ -44,6 +46,30 @@ async function version(name: string, bin: string, args: string[], fix: string, a
     // Xvfb -help prints its usage and exits non-zero.
     if (accept && err.stderr && accept.test(err.stderr)) return { name, ok: true, info: `${bin} found` };
     return { name, ok: false, info: err.code === 'ENOENT' ? `${bin} not found` : `${bin} does not run`, fix };
+  }
+}
+
+/** Session processes run only in bubblewrap: it must be there and able to make its namespaces here. */
+async function sandbox(): Promise<Check> {
+  const name = 'sandbox';
+  let cmd: { cmd: string; args: string[] };
+  try {
+    cmd = sandboxed('true', [], { env: { PATH: SANDBOX_PATH } });
+  } catch {
+    return { name, ok: false, info: `${BWRAP} not found`, fix: `${APT} bubblewrap` };
+  }
+  try {
+    await run(cmd.cmd, cmd.args, { timeout: 15_000, env: {} });
+    return { name, ok: true, info: `${BWRAP} runs` };
+  } catch (e) {
+    const err = (e as { stderr?: string }).stderr?.trim().split('\n').pop() ?? (e as Error).message;
+    return {
+      name,
+      ok: false,
+      info: `${BWRAP} fails: ${err.slice(0, 120)}`,
+      // As a user bwrap needs unprivileged user namespaces; `env --ignore-signal` needs coreutils 8.31+.
+      fix: 'sudo sysctl -w kernel.unprivileged_userns_clone=1 (and kernel.apparmor_restrict_unprivileged_userns=0 on Ubuntu 24.04+); coreutils 8.31 or newer',
+    };
   }
 }
 

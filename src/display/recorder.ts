@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { launchProcess, type LaunchedProcess } from '../util/process.js';
 import type { Logger } from '../util/logger.js';
+import { displayClientPaths, localeEnv, SANDBOX_PATH, sandboxed } from '../util/sandbox.js';
 
 export interface RecorderOptions {
   /** The display to capture: DISPLAY and XAUTHORITY for ffmpeg's x11grab. */
@@ -45,10 +46,13 @@ export class DisplayRecorder {
       '-movflags', '+frag_keyframe+empty_moov+default_base_moof', // playable while written
       '-y', o.path,
     ];
-    const proc = launchProcess(o.ffmpegPath ?? 'ffmpeg', args, {
-      env: { ...process.env, DISPLAY: o.display.name, XAUTHORITY: o.display.authFile },
-      logger: o.logger,
+    // Sandboxed: it sees the display and writes this session's recording dir, nothing else.
+    const cmd = sandboxed(o.ffmpegPath ?? 'ffmpeg', args, {
+      writable: [dirname(o.path)],
+      readable: displayClientPaths(o.display),
+      env: { PATH: SANDBOX_PATH, HOME: '/tmp', DISPLAY: o.display.name, XAUTHORITY: o.display.authFile, ...localeEnv() },
     });
+    const proc = launchProcess(cmd.cmd, cmd.args, { env: {}, logger: o.logger });
     return new DisplayRecorder(o.path, proc);
   }
 

@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile, stat } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, writeFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { launchProcess, type LaunchedProcess } from '../util/process.js';
 import type { Logger } from '../util/logger.js';
 import { HandoffError } from '../util/errors.js';
+import { localeEnv, SANDBOX_PATH, sandboxed, X11_SOCKET_DIR } from '../util/sandbox.js';
 
 export interface XvfbOptions {
   width: number;
@@ -43,13 +44,14 @@ export class XvfbDisplay {
   }
 
   static async start(opts: XvfbOptions): Promise<XvfbDisplay> {
+    await ensureSocketDir();
     const dir = await mkdtemp(join(opts.tmpRoot, 'handoff-x-'));
-    const cookie = randomBytes(16);
-    const authFile = join(dir, 'Xauthority');
-    await writeFile(authFile, xauthorityEntry(cookie), { mode: 0o600 });
-    const proc = launchProcess(
-      opts.binary ?? 'Xvfb',
-      [
+    let proc: LaunchedProcess | undefined;
+    try {
+      const cookie = randomBytes(16);
+      const authFile = join(dir, 'Xauthority');
+      await writeFile(authFile, xauthorityEntry(cookie), { mode: 0o600 });
+      const args = [
         '-displayfd', '3',
         '-screen', '0', `${opts.width}x${opts.height}x24`,
         '-fbdir', dir,
@@ -58,16 +60,21 @@ export class XvfbDisplay {
         '-noreset',
         // No screen saver or DPMS blanking while nobody types.
         '-s', '0', '-dpms',
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe', 'pipe'], logger: opts.logger },
-    );
-    try {
+      ];
+      // Sandboxed: its own dir (framebuffer, cookie) and the socket dir the daemon connects
+      // through, at the same paths. No pid namespace: see SandboxPolicy.pidNamespace.
+      const cmd = sandboxed(opts.binary ?? 'Xvfb', args, {
+        writable: [dir, X11_SOCKET_DIR],
+        env: { PATH: SANDBOX_PATH, HOME: '/tmp', ...localeEnv() },
+        pidNamespace: false,
+      });
+      proc = launchProcess(cmd.cmd, cmd.args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe'], env: {}, logger: opts.logger });
       const display = await readDisplayNumber(proc, opts.startTimeoutMs ?? 10_000);
       const xvfb = new XvfbDisplay(display, dir, authFile, cookie, opts.width, opts.height, proc);
       await stat(xvfb.fbPath);
       return xvfb;
     } catch (e) {
-      await proc.close(500);
+      await proc?.close(500);
       await rm(dir, { recursive: true, force: true });
       throw e;
     }
@@ -85,6 +92,16 @@ export class XvfbDisplay {
       await rm(this.dir, { recursive: true, force: true });
     })();
     return this.closing;
+  }
+}
+
+/** X servers' socket dir, which Xvfb's sandbox binds: it must exist (world-writable and sticky, as X makes it). */
+async function ensureSocketDir(): Promise<void> {
+  try {
+    await mkdir(X11_SOCKET_DIR, { mode: 0o1777 });
+    await chmod(X11_SOCKET_DIR, 0o1777); // mkdir's mode is cut by the umask
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
   }
 }
 

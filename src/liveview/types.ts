@@ -1,4 +1,5 @@
 import type { FrameSource, InputSink } from '../display/types.js';
+import type { LinkKind } from './tokens.js';
 
 export type Transport = 'screencast' | 'webrtc' | 'vnc';
 
@@ -14,14 +15,13 @@ export interface ViewerSession {
   /**
    * Registers a human viewer. Control follows API.md 3.4: view-only while an agent is attached
    * and no handoff is active. Throws HandoffError('network_not_allowed') when the source is
-   * outside the session's hitl_allowed_networks (and audits it).
+   * outside the session's hitl_allowed_networks (and audits it). `link` is the kind of live
+   * link the viewer came with (none: a native VNC client).
    */
-  join(opts: { transport: Transport; sourceIp: string; controlLink?: boolean }): ViewerHandle;
+  join(opts: { transport: Transport; sourceIp: string; link?: LinkKind }): ViewerHandle;
   /** What a viewer shows in its status line; `onViewerStateChange` fires when any of it changes. */
   viewerState(): ViewerState;
   onViewerStateChange(listener: () => void): () => void;
-  /** The viewer's Done / Can't do it buttons (API.md 7). */
-  completeHandoff(outcome: 'done' | 'failed', by: Transport): void;
 }
 
 export interface ViewerState {
@@ -38,6 +38,11 @@ export interface ViewerHandle {
   onControlChange(listener: (canControl: boolean) => void): void;
   /** Fires once when the session ends; the transport closes its connection with `reason`. */
   onEnd(listener: (reason: string) => void): void;
+  /**
+   * The viewer's Done / Can't do it buttons (API.md 7). False, and nothing happens, for a
+   * viewer that came with a view link: only a control link may end a handoff.
+   */
+  completeHandoff(outcome: 'done' | 'failed'): boolean;
   /** Idempotent. The last controlling viewer leaving resets input and the attachment. */
   leave(): void;
 }

@@ -8,7 +8,6 @@ interface CdpCommand {
   sessionId?: string;
 }
 
-const PREFIX = Buffer.from('"Handoff.');
 // CDP's "method not found" and "invalid params" codes, as Chromium answers them.
 const METHOD_NOT_FOUND = -32601;
 const INVALID_PARAMS = -32602;
@@ -26,26 +25,20 @@ export class CdpHandoffDomain {
   constructor(
     private readonly session: Session,
     private readonly send: (message: object) => void,
-    private readonly liveLink: () => IssuedLink,
+    private readonly liveLink: (opts?: { singleUse?: boolean }) => IssuedLink,
   ) {
     session.on('handoffCompleted', this.onCompleted);
   }
 
-  /** Looks at one client text frame; true when it was ours and has been answered. */
-  handle(payload: Buffer): boolean {
-    if (!payload.includes(PREFIX)) return false;
-    let cmd: CdpCommand;
-    try {
-      cmd = JSON.parse(payload.toString()) as CdpCommand;
-    } catch {
-      return false;
-    }
-    if (typeof cmd.method !== 'string' || !cmd.method.startsWith('Handoff.') || typeof cmd.id !== 'number') return false;
+  /** Looks at one command from the agent; true when it was ours and has been answered. */
+  handle(cmd: CdpCommand): boolean {
+    if (!cmd || typeof cmd !== 'object' || typeof cmd.method !== 'string' || !cmd.method.startsWith('Handoff.') || typeof cmd.id !== 'number') return false;
+    if (cmd.sessionId !== undefined && typeof cmd.sessionId !== 'string') return false;
     this.listeners.add(cmd.sessionId);
     const on = cmd.sessionId ? { sessionId: cmd.sessionId } : {};
     const reply = (result: object) => (this.send({ id: cmd.id, result, ...on }), true);
     const fail = (code: number, message: string) => (this.send({ id: cmd.id, error: { code, message }, ...on }), true);
-    const p = cmd.params ?? {};
+    const p = cmd.params && typeof cmd.params === 'object' ? cmd.params : {};
     const s = this.session;
     switch (cmd.method) {
       case 'Handoff.request': {
@@ -54,7 +47,8 @@ export class CdpHandoffDomain {
         if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && Number.isInteger(timeoutMs) && timeoutMs >= 1000)) {
           return fail(INVALID_PARAMS, 'timeoutMs: a whole number of milliseconds >= 1000 expected');
         }
-        const link = this.liveLink();
+        if (p.singleUse !== undefined && typeof p.singleUse !== 'boolean') return fail(INVALID_PARAMS, 'singleUse: boolean expected');
+        const link = this.liveLink({ singleUse: p.singleUse === true });
         const h = s.startHandoff(p.reason.slice(0, 1000), 'cdp', { liveUrl: link.url, timeoutMs });
         return reply({ handoffId: h.id, liveUrl: link.url, expiresAt: link.expires_at });
       }

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { HandoffError } from '../util/errors.js';
 import { parseCidrList, type Cidr } from '../util/cidr.js';
 
@@ -73,16 +74,26 @@ export function parseAutoClose(q: URLSearchParams, fallback: boolean): boolean {
   return bool(q, 'auto_close', fallback);
 }
 
+/**
+ * The one session id check (API.md 3.1), for every entry point: `[A-Za-z0-9._-]{1,128}`, and
+ * not only dots, so an id never names the current or a parent directory.
+ */
 export function validSessionId(id: string): string {
   if (!SESSION_ID_RE.test(id)) bad('session id must be 1-128 characters of A-Z a-z 0-9 . _ -');
+  if (/^\.+$/.test(id)) bad('session id must not consist only of dots');
   return id;
+}
+
+/** A session's own directory under `root` (downloads, recordings, uploads): always a child of it. */
+export function sessionDir(root: string, id: string): string {
+  return join(root, validSessionId(id));
 }
 
 function bad(message: string): never {
   throw new HandoffError('bad_request', message);
 }
 
-function bool(q: URLSearchParams, name: string, fallback: boolean): boolean {
+export function bool(q: URLSearchParams, name: string, fallback: boolean): boolean {
   const v = q.get(name);
   if (v === null || v === '') return fallback;
   if (v === 'true' || v === '1') return true;

@@ -14,10 +14,12 @@ import { Framebuffer } from '../display/framebuffer.js';
 import { XInput } from '../display/input.js';
 import { ChromiumBrowser } from '../browser/chromium.js';
 import { BrowserControl } from '../browser/control.js';
+import { connectPipe, type CdpPipeMux } from '../cdp/pipe-mux.js';
 import type { FrameSource, InputSink } from '../display/types.js';
 import type { Transport, ViewerHandle, ViewerSession, ViewerState } from '../liveview/types.js';
+import type { LinkKind } from '../liveview/tokens.js';
 import { AttachmentLease, type Attachment } from './attachment.js';
-import type { SessionParams } from './params.js';
+import { sessionDir, type SessionParams } from './params.js';
 import type { SessionJournal } from './journal.js';
 import { Viewer } from './viewer.js';
 import { Screencast } from '../liveview/screencast/screencast.js';
@@ -93,7 +95,7 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
   private windowFitter?: WindowFitter;
   private fb?: Framebuffer;
   private xinput?: XInput;
-  chromium?: ChromiumBrowser;
+  chromium?: ChromiumBrowser<CdpPipeMux>;
   control?: BrowserControl;
   private recorder?: DisplayRecorder;
   private screencastHub?: Screencast;
@@ -145,7 +147,11 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
     return this.state === 'starting' || this.state === 'ready';
   }
   get downloadDir(): string {
-    return join(this.deps.config.stateDir, 'downloads', this.id);
+    return sessionDir(join(this.deps.config.stateDir, 'downloads'), this.id);
+  }
+  /** Files the agent uploads for file inputs (API.md 4); made at start so the browser's sandbox can bind it. */
+  get uploadDir(): string {
+    return sessionDir(join(this.deps.config.stateDir, 'uploads'), this.id);
   }
 
   private async start(): Promise<void> {
@@ -154,6 +160,7 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
     this.persist();
     try {
       await mkdir(this.downloadDir, { recursive: true, mode: 0o700 });
+      await mkdir(this.uploadDir, { recursive: true, mode: 0o700 });
       this.xvfb = await XvfbDisplay.start({ width: this.params.width, height: this.params.height, tmpRoot: config.framebufferDir, logger: this.log });
       this.own('xvfb', this.xvfb.pid, this.xvfb.dir);
       this.xvfb.process.exited.then(() => this.onProcessExit('display server exited'));
@@ -165,19 +172,19 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
         WindowFitter.start(xvfb, this.log).then((f) => (this.windowFitter = f)),
         Framebuffer.open({ fbPath: xvfb.fbPath, display: xvfb, logger: this.log }).then((f) => (this.fb = f)),
         XInput.open({ display: xvfb, logger: this.log }).then((i) => (this.xinput = i)),
-        ChromiumBrowser.launch({ binary: config.chromiumPath, width, height, displayEnv: xvfb.env(), logger: this.log }).then((c) => {
+        ChromiumBrowser.launch({ binary: config.chromiumPath, width, height, displayEnv: xvfb.env(), sessionDirs: [this.downloadDir, this.uploadDir], logger: this.log, connect: connectPipe }).then((c) => {
           this.chromium = c;
           this.own('chromium', c.pid, c.profileDir);
-          c.process.exited.then(() => this.onProcessExit('browser crashed'));
+          c.exited.then(() => this.onProcessExit('browser crashed'));
         }),
         ...(this.params.debug ? [this.startRecorder(xvfb)] : []),
       ]);
       const failed = parts.find((p): p is PromiseRejectedResult => p.status === 'rejected');
       if (failed) throw failed.reason;
       if (!this.live) throw new Error('stopped while starting');
-      // The window maps a little after DevTools listens: connect meanwhile.
+      // The window maps a little after DevTools answers: connect meanwhile.
       const [control] = await Promise.all([
-        BrowserControl.connect(this.chromium!.wsEndpoint, this.downloadDir, this.log),
+        BrowserControl.connect(this.chromium!.cdp, this.downloadDir, this.log),
         this.windowFitter!.whenFilled(5000),
       ]);
       this.control = control;
@@ -222,7 +229,7 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
 
   /** debug=true: this run's screen goes to a video file (GET /session/ID/recording). */
   get recordingPath(): string {
-    return join(this.deps.config.stateDir, 'recordings', this.id, `${this.runId}.mp4`);
+    return join(sessionDir(join(this.deps.config.stateDir, 'recordings'), this.id), `${this.runId}.mp4`);
   }
 
   private async startRecorder(xvfb: XvfbDisplay): Promise<void> {
@@ -231,19 +238,25 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
     this.own('ffmpeg', r.pid, null);
   }
 
-  /** Chromium or Xvfb exited on its own: a crash, unless we were already stopping it. */
+  /**
+   * Chromium or Xvfb exited on its own: a crash, unless we were already stopping it, the
+   * agent asked it to quit (Browser.close) or its last page was closed (issue 15.2).
+   * Chromium's exit is judged once its pipe is drained, so those are known by then.
+   */
   private onProcessExit(reason: string): void {
-    if (this.live && !this.ending) {
-      this.log.warn('session process exited', { reason, stderr: this.chromium?.process.stderrTail().slice(-500) });
-      void this.end('crashed', reason);
+    if (!this.live || this.ending) return;
+    if (reason === 'browser crashed') {
+      if (this.browserCloseAsked) return void this.end('stopped', 'browser closed');
+      if (this.control?.pages().length === 0) return void this.end('stopped', 'last page closed');
     }
+    this.log.warn('session process exited', { reason, stderr: this.chromium?.process.stderrTail().slice(-500) });
+    void this.end('crashed', reason);
   }
 
-  /** The agent asked the browser to quit (Browser.close): its exit is a stop, not a crash. */
+  private browserCloseAsked = false;
+  /** The agent is sending Browser.close (noted before Chromium sees it): its exit is a stop. */
   browserCloseRequested(): void {
-    this.chromium?.process.exited.then(() => {
-      if (this.live) void this.end('stopped', 'browser closed');
-    });
+    this.browserCloseAsked = true;
   }
 
   stop(reason = 'session stopped'): Promise<void> {
@@ -342,11 +355,11 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
   }
 
   /** API.md 3.4 for human viewers; see ViewerSession. */
-  join(opts: { transport: Transport; sourceIp: string; controlLink?: boolean }): ViewerHandle {
+  join(opts: { transport: Transport; sourceIp: string; link?: LinkKind }): ViewerHandle {
     this.checkNetwork(opts.sourceIp, opts.transport);
     // A control link opened while the agent holds the session starts a handoff (API.md 3.4).
-    if (opts.controlLink && this.lease.agentConnected && !this.handoff) this.startHandoff('live link opened', opts.transport, { linkStarted: true });
-    return new Viewer(this, opts.transport, opts.sourceIp, this.viewerCounts);
+    if (opts.link === 'control' && this.lease.agentConnected && !this.handoff) this.startHandoff('live link opened', opts.transport, { linkStarted: true });
+    return new Viewer(this, opts.transport, opts.sourceIp, this.viewerCounts, opts.link);
   }
 
   /** hitl_allowed_networks (API.md 2): human transports and downloads only from there. */

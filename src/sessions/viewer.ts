@@ -1,4 +1,5 @@
 import type { Transport, ViewerHandle } from '../liveview/types.js';
+import type { LinkKind } from '../liveview/tokens.js';
 import type { Session } from './session.js';
 
 /**
@@ -21,6 +22,7 @@ export class Viewer implements ViewerHandle {
     private readonly transport: Transport,
     private readonly sourceIp: string,
     private readonly counts: Record<Transport, number>,
+    private readonly link: LinkKind | undefined,
   ) {
     counts[transport]++;
     this.follow();
@@ -32,6 +34,13 @@ export class Viewer implements ViewerHandle {
 
   get canControl(): boolean {
     return this.control && !this.left;
+  }
+
+  /** A view link watches and may get input, but never ends a handoff (API.md 3.4, 7). */
+  completeHandoff(outcome: 'done' | 'failed'): boolean {
+    if (this.link === 'view') return false;
+    if (!this.left) this.session.completeHandoff(outcome, this.transport);
+    return true;
   }
 
   onControlChange(listener: (c: boolean) => void): void {

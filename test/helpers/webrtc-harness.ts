@@ -18,6 +18,8 @@ import { XvfbDisplay } from '../../src/display/xvfb.js';
 import { Framebuffer } from '../../src/display/framebuffer.js';
 import { XInput } from '../../src/display/input.js';
 import { ChromiumBrowser } from '../../src/browser/chromium.js';
+import { connectPipe } from '../../src/cdp/pipe-mux.js';
+import { pipeTransport } from './pipe-client.js';
 import { silentLogger, type Logger } from '../../src/util/logger.js';
 import type { Transport, ViewerHandle, ViewerSession, ViewerState } from '../../src/liveview/types.js';
 import { WebRtcHub, type WebRtcOptions } from '../../src/liveview/webrtc/hub.js';
@@ -102,6 +104,7 @@ export class TestSession implements ViewerSession {
       },
       onControlChange: (l) => void entry.control.add(l),
       onEnd: (l) => void entry.end.add(l),
+      completeHandoff: (outcome) => (this.completeHandoff(outcome, opts.transport), true),
       leave: () => {
         if (left) return;
         left = true;
@@ -199,9 +202,9 @@ export class RtcSession {
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
       cleanup.push(() => new Promise((r) => server.close(r)));
       const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-      const chromium = await ChromiumBrowser.launch({ binary: CHROMIUM, width: o.width, height: o.height, displayEnv: xvfb.env(), logger });
+      const chromium = await ChromiumBrowser.launch({ binary: CHROMIUM, width: o.width, height: o.height, displayEnv: xvfb.env(), logger, connect: connectPipe });
       cleanup.push(() => chromium.close());
-      const agent = await puppeteer.connect({ browserWSEndpoint: chromium.wsEndpoint, defaultViewport: null });
+      const agent = await puppeteer.connect({ transport: await pipeTransport(chromium), defaultViewport: null });
       cleanup.push(() => agent.disconnect());
       const [page] = await agent.pages();
       const framebuffer = await Framebuffer.open({ fbPath: xvfb.fbPath, display: xvfb, logger });

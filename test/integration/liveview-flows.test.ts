@@ -145,7 +145,7 @@ describe('live view in the browser', () => {
     const { url } = (await api(daemon.url, '/session/colours/live')).body;
     const [sessionId, runId] = JSON.parse(Buffer.from(new URL(url).pathname.split('/')[2]!.split('.')[0]!, 'base64url').toString());
     const signer = new LiveLinkSigner(readFileSync(join(daemon.stateDir, 'live-link.key')));
-    const old = signer.sign({ sessionId, runId, kind: 'control', issuedAt: Date.now() - 6 * 60_000 });
+    const old = signer.sign({ sessionId, runId, kind: 'control', issuedAt: Date.now() - 6 * 60_000, id: 'old', generation: 0, singleUse: false });
     const info = await api(daemon.url, `/live/${old}/info`);
     expect(info.status).toBe(410);
     expect(info.body.error.code).toBe('link_expired');

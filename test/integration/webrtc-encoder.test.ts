@@ -16,13 +16,14 @@ import { isAlive, sleep, waitFor } from '../helpers/webrtc-harness.js';
 
 /**
  * Sends H.264-shaped RTP at 30 packets/s: every 10th packet a STAP-A starting with an SPS.
- * FAKE_MODE=die: exits after 5 packets; mute: sends nothing and sleeps; nokey: never a keyframe.
+ * Mode die: exits after 5 packets; mute: sends nothing and sleeps; nokey: never a keyframe.
+ * The mode is baked into each script: the encoder's sandbox passes no environment through.
  */
-const FAKE_FFMPEG = `#!/usr/bin/env node
+const fakeFfmpeg = (mode: string) => `#!/usr/bin/env node
 const dgram = require('node:dgram');
 const url = process.argv[process.argv.length - 1];
 const m = /^rtp:\\/\\/([\\d.]+):(\\d+)/.exec(url);
-const mode = process.env.FAKE_MODE || 'ok';
+const mode = '${mode}';
 if (mode === 'mute') { setInterval(() => {}, 1000); return; }
 const s = dgram.createSocket('udp4');
 let seq = Math.floor(Math.random() * 65536), ts = Math.floor(Math.random() * 2 ** 32), n = 0;
@@ -39,18 +40,17 @@ setInterval(() => {
 `;
 
 let dir: string;
-let fake: string;
+const MODES = ['ok', 'die', 'mute', 'nokey'] as const;
 const encoders: FfmpegEncoder[] = [];
 const pids = new Set<number>();
 
-function encoder(mode: 'ok' | 'die' | 'mute' | 'nokey'): FfmpegEncoder {
-  process.env.FAKE_MODE = mode;
+function encoder(mode: (typeof MODES)[number]): FfmpegEncoder {
   const e = new FfmpegEncoder({
     codec: 'H264',
     display: { name: ':0', authFile: '/nonexistent' },
     width: 64,
     height: 64,
-    ffmpegPath: fake,
+    ffmpegPath: join(dir, `ffmpeg-${mode}`),
     logger: silentLogger,
     onProcess: (pid) => pid !== null && pids.add(pid),
   });
@@ -60,14 +60,14 @@ function encoder(mode: 'ok' | 'die' | 'mute' | 'nokey'): FfmpegEncoder {
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'handoff-fake-ffmpeg-'));
-  fake = join(dir, 'ffmpeg');
-  await writeFile(fake, FAKE_FFMPEG);
-  await chmod(fake, 0o755);
+  for (const mode of MODES) {
+    await writeFile(join(dir, `ffmpeg-${mode}`), fakeFfmpeg(mode));
+    await chmod(join(dir, `ffmpeg-${mode}`), 0o755);
+  }
 });
 
 afterAll(async () => {
   for (const e of encoders) await e.close();
-  delete process.env.FAKE_MODE;
   for (const pid of pids) expect(isAlive(pid), `encoder ${pid} still runs`).toBe(false);
   await rm(dir, { recursive: true, force: true });
 });

@@ -307,7 +307,13 @@
       }
       if (gen !== generation) return;
       if (res.status === 410) return finish('expired', 'This live view link has expired. Ask for a new one.');
-      if (res.status === 404) return finish('ended', 'The session has ended.');
+      if (res.status === 404) {
+        // A made-up or revoked link is not an ended session: the error code tells them apart.
+        const body = await res.json().catch(() => null);
+        if (gen !== generation) return;
+        if (!body || !body.error || body.error.code !== 'session_not_found') return finish('error', 'This live view link is not valid. Ask for a new one.');
+        return finish('ended', 'The session has ended.');
+      }
       if (res.status === 403) return finish('error', 'This network may not view the session.');
       if (!res.ok) return retry('The host answered ' + res.status + '.');
       info = await res.json().catch(() => null);

@@ -40,7 +40,7 @@ export function cdpRoutes(http: HttpServer, s: Services): void {
     if (!session.lease.tryAttachAgent()) {
       throw new HandoffError('session_attached', `session ${session.id} is already attached`, { attachment: session.lease.attachment });
     }
-    await runAgent(session, agentUpgrade(ctx, up, s, session), `/devtools/page/${target}`);
+    await runAgent(session, agentUpgrade(ctx, up, s, session), target);
   });
 
   // 3.2: POST /devtools/browser creates a session nobody is attached to yet.
@@ -52,7 +52,7 @@ export function cdpRoutes(http: HttpServer, s: Services): void {
     await session.ready;
     const body: Record<string, unknown> = {
       sessionId: session.id,
-      webSocketDebuggerUrl: `ws://${ctx.publicHost}/devtools/browser/${session.id}${keyQuery(ctx)}`,
+      webSocketDebuggerUrl: `${ctx.wsOrigin}/devtools/browser/${session.id}${keyQuery(ctx)}`,
     };
     if (q.get('targets') === 'true') body.targets = targets(session, ctx, s);
     sendJson(res, 200, body);
@@ -75,7 +75,7 @@ export function cdpRoutes(http: HttpServer, s: Services): void {
       'Protocol-Version': '1.3',
       'User-Agent': `Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) ${s.browserVersion.replace('Chrome/', 'Chrome/')} Safari/537.36`,
       // The request's own query (session=, auto_close=, api_key=) carries over to the socket.
-      webSocketDebuggerUrl: `ws://${ctx.publicHost}/${ctx.url.search}`,
+      webSocketDebuggerUrl: `${ctx.wsOrigin}/${ctx.url.search}`,
     });
   };
   http.route('GET', '/json/version', version);
@@ -95,7 +95,8 @@ function agentUpgrade(ctx: RequestContext, up: Upgrade, s: Services, session: Se
     socket: up.socket,
     head: up.head,
     sourceIp: ctx.sourceIp,
-    liveLink: () => s.liveLinks.issue(session, ctx.publicHost, 'control', ctx.sourceIp),
+    keepaliveMs: s.config.agentKeepaliveMs,
+    liveLink: (opts?: { singleUse?: boolean }) => s.liveLinks.issue(session, ctx.publicHost, 'control', ctx.sourceIp, opts),
   };
 }
 
@@ -112,7 +113,7 @@ function targets(session: Session, ctx: RequestContext, s: Services) {
     type: t.type,
     title: t.title,
     url: t.url,
-    webSocketDebuggerUrl: `ws://${ctx.publicHost}/devtools/page/${t.targetId}${keyQuery(ctx)}`,
+    webSocketDebuggerUrl: `${ctx.wsOrigin}/devtools/page/${t.targetId}${keyQuery(ctx)}`,
     devtoolsFrontendUrl: s.liveLinks.issue(session, ctx.publicHost, 'control', ctx.sourceIp).url,
   }));
 }

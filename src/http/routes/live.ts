@@ -5,6 +5,7 @@ import { HandoffError } from '../../util/errors.js';
 import { sendJson, type HttpServer, type RequestContext } from '../server.js';
 import { hostOnly, listDownloads, sendFile, checkDownloadName, completeHandoff } from './sessions.js';
 import { sessionById, type Services } from './context.js';
+import { bool } from '../../sessions/params.js';
 import { ASSETS_DIR } from './assets.js';
 
 /**
@@ -12,22 +13,31 @@ import { ASSETS_DIR } from './assets.js';
  * sessions/live-links.ts), so these routes are open; hitl_allowed_networks still applies.
  */
 export function liveRoutes(http: HttpServer, s: Services): void {
-  /** The session a live path names, after the token and network checks. */
-  const open = (ctx: RequestContext, transport: string) => {
-    const link = s.liveLinks.resolve(ctx.params.token!);
+  /** The session a live path names, after the token and network checks; the link is not used. */
+  const check = (ctx: RequestContext, transport: string) => {
+    const link = s.liveLinks.check(ctx.params.token!);
     link.session.checkNetwork(ctx.sourceIp, transport);
     return link;
   };
+  /**
+   * A viewer socket: the same checks, then the link is used (a single-use one for good); it
+   * counts as opened once the socket is accepted (`connected`), never on a page load or /info.
+   */
+  const claim = (ctx: RequestContext, transport: string) => {
+    check(ctx, transport);
+    return s.liveLinks.claim(ctx.params.token!);
+  };
 
-  // The viewer page. Its status follows the link (410 expired, 404 ended) while the page
-  // itself always renders, so a person sees what happened.
+  // The viewer page. Its status follows the link (410 expired or used, 404 ended or not valid)
+  // while the page itself always renders, so a person sees what happened. Only a check: a
+  // page load, HEAD or a chat app's preview does not open the link.
   http.route(
     'GET',
     '/live/:token',
     async (ctx, res) => {
       let status = 200;
       try {
-        open(ctx, 'screencast');
+        check(ctx, 'screencast');
       } catch (e) {
         if (!(e instanceof HandoffError)) throw e;
         if (e.code === 'network_not_allowed') throw e;
@@ -44,7 +54,7 @@ export function liveRoutes(http: HttpServer, s: Services): void {
     'GET',
     '/live/:token/info',
     (ctx, res) => {
-      const { session, kind } = open(ctx, 'screencast');
+      const { session, kind } = check(ctx, 'screencast');
       const st = session.viewerState();
       const agentHolds = session.lease.agentConnected && !session.lease.handoffActive;
       sendJson(res, 200, {
@@ -67,7 +77,7 @@ export function liveRoutes(http: HttpServer, s: Services): void {
     'GET',
     '/live/:token/downloads',
     async (ctx, res) => {
-      const { session } = open(ctx, 'download');
+      const { session } = check(ctx, 'download');
       sendJson(res, 200, { files: await listDownloads(session.downloadDir) });
     },
     true,
@@ -77,7 +87,7 @@ export function liveRoutes(http: HttpServer, s: Services): void {
     'GET',
     '/live/:token/downloads/:name',
     async (ctx, res) => {
-      const { session } = open(ctx, 'download');
+      const { session } = check(ctx, 'download');
       const name = checkDownloadName(ctx.params.name!);
       await sendFile(res, join(session.downloadDir, name), name);
     },
@@ -85,11 +95,14 @@ export function liveRoutes(http: HttpServer, s: Services): void {
   );
 
   // The viewer's Done / Can't do it buttons for transports without a message channel of ours.
+  // Only a control link may end a handoff (API.md 3.4, 7): a view link watches.
   http.route(
     'POST',
     '/live/:token/handoff',
     async (ctx, res) => {
-      await completeHandoff(open(ctx, 'screencast').session, ctx, res, 'viewer');
+      const { session, kind } = check(ctx, 'screencast');
+      if (kind !== 'control') throw new HandoffError('forbidden', 'a view link cannot end the handoff');
+      await completeHandoff(session, ctx, res, 'viewer');
     },
     true,
   );
@@ -97,11 +110,12 @@ export function liveRoutes(http: HttpServer, s: Services): void {
   http.upgrade(
     '/live/:token/screencast',
     async (ctx, up) => {
-      const { session, kind } = open(ctx, 'screencast');
+      const { session, kind, connected } = claim(ctx, 'screencast');
       const hub = session.screencast;
       const ws = await up.accept();
       // Like WebRTC: the hub takes a place (at most 10, else close 4029) before the viewer joins.
-      hub.addViewer(ws, () => session.join({ transport: 'screencast', sourceIp: ctx.sourceIp, controlLink: kind === 'control' }));
+      hub.addViewer(ws, () => session.join({ transport: 'screencast', sourceIp: ctx.sourceIp, link: kind }));
+      connected(ws);
     },
     true,
   );
@@ -110,10 +124,12 @@ export function liveRoutes(http: HttpServer, s: Services): void {
   http.upgrade(
     '/live/:token/webrtc',
     async (ctx, up) => {
-      const { session, kind } = open(ctx, 'webrtc');
-      const hub = session.webrtc;
+      // 404 without enable_rtc before a single-use link is taken.
+      const hub = check(ctx, 'webrtc').session.webrtc;
+      const { session, kind, connected } = s.liveLinks.claim(ctx.params.token!);
       const ws = await up.accept();
-      hub.addViewer(ws, ctx.sourceIp, () => session.join({ transport: 'webrtc', sourceIp: ctx.sourceIp, controlLink: kind === 'control' }));
+      hub.addViewer(ws, ctx.sourceIp, () => session.join({ transport: 'webrtc', sourceIp: ctx.sourceIp, link: kind }));
+      connected(ws);
     },
     true,
   );
@@ -122,9 +138,11 @@ export function liveRoutes(http: HttpServer, s: Services): void {
   http.upgrade(
     '/live/:token/vnc',
     async (ctx, up) => {
-      const { session } = open(ctx, 'vnc');
+      const { session } = check(ctx, 'vnc');
       if (!session.params.enableVnc) throw new HandoffError('not_found', 'this session was not started with enable_vnc=true');
+      const { connected } = s.liveLinks.claim(ctx.params.token!);
       const ws = await up.accept();
+      connected(ws);
       const stream = createWebSocketStream(ws);
       // The stream only ends its readable side when the socket closes; the RFB connection
       // waits for 'close', so end it whole (else the viewer would stay attached).
@@ -135,11 +153,21 @@ export function liveRoutes(http: HttpServer, s: Services): void {
     true,
   );
 
-  // A view link for the dashboard's Connect (kind=view) or a control link (the default).
+  // A view link for the dashboard's Connect (kind=view) or a control link (the default);
+  // single_use=true: it serves one viewer socket only.
   http.route('GET', '/session/:id/live', (ctx, res) => {
     const session = sessionById(s, ctx.params.id!, { live: true });
-    const kind = ctx.url.searchParams.get('kind') ?? 'control';
+    const q = ctx.url.searchParams;
+    const kind = q.get('kind') ?? 'control';
     if (kind !== 'control' && kind !== 'view') throw new HandoffError('bad_request', 'kind must be control or view');
-    sendJson(res, 200, s.liveLinks.issue(session, ctx.publicHost, kind, ctx.sourceIp));
+    const singleUse = bool(q, 'single_use', false);
+    sendJson(res, 200, s.liveLinks.issue(session, ctx.publicHost, kind, ctx.sourceIp, { singleUse }));
+  });
+
+  // Every link issued so far for the session stops working; its viewers are closed.
+  http.route('DELETE', '/session/:id/live', (ctx, res) => {
+    const session = sessionById(s, ctx.params.id!, { live: true });
+    s.liveLinks.revoke(session, ctx.sourceIp);
+    sendJson(res, 200, { revoked: true });
   });
 }

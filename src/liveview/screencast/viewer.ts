@@ -196,7 +196,7 @@ export class ScreencastViewer {
       case 'paste':
         return this.input.paste(m.text);
       case 'handoff':
-        this.host.session.completeHandoff(m.outcome, 'screencast');
+        if (!this.handle.completeHandoff(m.outcome)) this.sendJson({ type: 'error', code: 'forbidden', message: 'a view link cannot end the handoff' });
         return;
     }
   }

@@ -1,6 +1,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { launchProcess, type LaunchedProcess } from '../../util/process.js';
 import type { Logger } from '../../util/logger.js';
+import { displayClientPaths, localeEnv, SANDBOX_PATH, sandboxed } from '../../util/sandbox.js';
 import type { Codec } from './protocol.js';
 import { keyframeStart, parseRtp, type RtpInfo } from './rtp.js';
 
@@ -262,10 +263,19 @@ export class FfmpegEncoder {
     this.sourcePort = undefined;
     this.runStartedAt = performance.now();
     this.lastPacketAt = 0;
-    const proc = launchProcess(this.opts.ffmpegPath ?? 'ffmpeg', args, {
-      env: { ...process.env, DISPLAY: this.opts.display.name, XAUTHORITY: this.opts.display.authFile },
-      logger: this.log,
-    });
+    const { display } = this.opts;
+    let cmd: { cmd: string; args: string[] };
+    try {
+      // Sandboxed: it sees the display and nothing of the host's files; RTP goes out over loopback.
+      cmd = sandboxed(this.opts.ffmpegPath ?? 'ffmpeg', args, {
+        readable: displayClientPaths(display),
+        env: { PATH: SANDBOX_PATH, HOME: '/tmp', DISPLAY: display.name, XAUTHORITY: display.authFile, ...localeEnv() },
+      });
+    } catch (e) {
+      this.log.error('webrtc encoder cannot start', { err: (e as Error).message });
+      return;
+    }
+    const proc = launchProcess(cmd.cmd, cmd.args, { env: {}, logger: this.log });
     this.proc = proc;
     this.log.debug('webrtc encoder started', { pid: proc.pid, generation: this.generation });
     this.opts.onProcess?.(proc.pid);

@@ -206,7 +206,7 @@ export class WebRtcViewer {
         }
         return;
       case 'handoff':
-        this.host.session.completeHandoff(m.outcome, 'webrtc');
+        if (!this.handle?.completeHandoff(m.outcome)) this.sendJson({ type: 'error', code: 'forbidden', message: 'a view link cannot end the handoff' });
         return;
     }
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseAutoClose, parseSessionParams, validSessionId, int } from '../../../src/sessions/params.js';
+import { parseAutoClose, parseSessionParams, sessionDir, validSessionId, int } from '../../../src/sessions/params.js';
 import { HandoffError } from '../../../src/util/errors.js';
 
 const q = (s: string) => new URLSearchParams(s);
@@ -88,10 +88,21 @@ describe('parseAutoClose', () => {
 
 describe('validSessionId', () => {
   it('accepts [A-Za-z0-9._-]{1,128}', () => {
-    for (const id of ['a', 'A.b_c-9', 'x'.repeat(128), '...', '0']) expect(validSessionId(id)).toBe(id);
+    for (const id of ['a', 'A.b_c-9', 'x'.repeat(128), '.a', 'a..', '..a.', '0']) expect(validSessionId(id)).toBe(id);
   });
   it('refuses anything else', () => {
     for (const id of ['', 'x'.repeat(129), 'a/b', 'a\\b', 'a b', 'é', 'a%2Fb', 'a\0', 'a\nb', 'a?b']) badRequest(() => validSessionId(id));
+  });
+  it('refuses ids that are only dots: no id names the current or a parent directory', () => {
+    for (const id of ['.', '..', '...', '.'.repeat(128)]) badRequest(() => validSessionId(id));
+  });
+});
+
+describe('sessionDir', () => {
+  it('is a child of the root for every valid id and refuses the rest', () => {
+    expect(sessionDir('/state/downloads', 'abc')).toBe('/state/downloads/abc');
+    expect(sessionDir('/state/downloads', '.a')).toBe('/state/downloads/.a');
+    for (const id of ['.', '..', '../x', 'a/../..', '', '/etc']) badRequest(() => sessionDir('/state/downloads', id));
   });
 });
 

@@ -112,7 +112,13 @@ export class FakeHandle implements ViewerHandle {
   leaves = 0;
   private ends: Array<(reason: string) => void> = [];
   private changes: Array<(c: boolean) => void> = [];
-  constructor(public canControl: boolean) {}
+  constructor(
+    public canControl: boolean,
+    private readonly onHandoff: (outcome: 'done' | 'failed') => boolean = () => true,
+  ) {}
+  completeHandoff(outcome: 'done' | 'failed'): boolean {
+    return this.onHandoff(outcome);
+  }
   onControlChange(listener: (c: boolean) => void): void {
     this.changes.push(listener);
   }
@@ -145,7 +151,7 @@ export class FakeSession implements ViewerSession {
   constructor(readonly framebuffer: FakeFrameSource) {}
 
   join(): ViewerHandle {
-    const h = new FakeHandle(this.canControl);
+    const h = new FakeHandle(this.canControl, (outcome) => (this.completeHandoff(outcome, 'screencast'), true));
     this.handles.push(h);
     return h;
   }

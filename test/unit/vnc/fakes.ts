@@ -113,8 +113,6 @@ export class FakeSession implements ViewerSession {
   onViewerStateChange(): () => void {
     return () => {};
   }
-
-  completeHandoff(): void {}
 }
 
 export class FakeHandle implements ViewerHandle {
@@ -130,6 +128,9 @@ export class FakeHandle implements ViewerHandle {
   }
   onEnd(listener: (reason: string) => void): void {
     this.ends.push(listener);
+  }
+  completeHandoff(): boolean {
+    return true;
   }
   leave(): void {
     this.left = true;

@@ -47,7 +47,6 @@ const session: ViewerSession = {
   join: () => { throw new Error('use the join callback'); },
   viewerState: (): ViewerState => ({ attachment: 'none', handoff: null, viewers: { screencast: 0, webrtc: 0, vnc: 0 }, downloads: 0 }),
   onViewerStateChange: () => () => {},
-  completeHandoff: () => {},
 };
 
 function hub(extra: Partial<WebRtcOptions> = {}) {

@@ -1,0 +1,113 @@
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { displayClientPaths, hostLayout, sandboxCommand, type HostLayout } from '../../../src/util/sandbox.js';
+
+const layout: HostLayout = {
+  system: ['/usr', '/etc', '/var/cache/fontconfig'],
+  symlinks: [{ path: '/bin', target: 'usr/bin' }],
+  hiddenDirs: ['/etc/handoff'],
+  hiddenFiles: ['/etc/shadow'],
+};
+
+/** The bwrap options between `bwrap` and `--`, as [option, ...operands] groups for readable checks. */
+function bwrapOptions(args: string[]): string[] {
+  const start = args.indexOf('/usr/bin/bwrap') + 1;
+  return args.slice(start, args.indexOf('--', start));
+}
+
+/** Index of the first occurrence of this exact option sequence, -1 when absent. */
+function at(opts: string[], ...seq: string[]): number {
+  for (let i = 0; i + seq.length <= opts.length; i++) if (seq.every((s, j) => opts[i + j] === s)) return i;
+  return -1;
+}
+
+describe('sandboxCommand', () => {
+  const policy = {
+    writable: ['/tmp/handoff-profile-x', '/state/downloads/s1'],
+    readable: ['/dev/shm/handoff-x-1/Xauthority'],
+    env: { PATH: '/usr/bin', HOME: '/tmp/handoff-profile-x', DISPLAY: ':5' },
+  };
+  const { cmd, args } = sandboxCommand('/usr/lib/chromium/chromium', ['--kiosk', 'about:blank'], policy, layout, '/usr/bin/bwrap');
+  const opts = bwrapOptions(args);
+
+  it('runs bwrap with SIGTERM ignored and the program with it reset, the program and its args last and untouched', () => {
+    expect(cmd).toBe('/usr/bin/env');
+    expect(args.slice(0, 2)).toEqual(['--ignore-signal=TERM', '/usr/bin/bwrap']);
+    expect(args.slice(args.lastIndexOf('--'))).toEqual(['--', '/usr/bin/env', '--default-signal=TERM', '/usr/lib/chromium/chromium', '--kiosk', 'about:blank']);
+  });
+
+  it('binds the system read-only, re-creates merged-/usr links and hides secrets inside it', () => {
+    for (const dir of layout.system) expect(at(opts, '--ro-bind', dir, dir)).toBeGreaterThanOrEqual(0);
+    expect(at(opts, '--symlink', 'usr/bin', '/bin')).toBeGreaterThanOrEqual(0);
+    // The mask comes after the bind it hides part of.
+    expect(at(opts, '--tmpfs', '/etc/handoff')).toBeGreaterThan(at(opts, '--ro-bind', '/etc', '/etc'));
+    expect(at(opts, '--ro-bind', '/dev/null', '/etc/shadow')).toBeGreaterThan(at(opts, '--ro-bind', '/etc', '/etc'));
+    expect(opts).not.toContain('--bind-try');
+  });
+
+  it('gives a fresh /dev, /proc, a private /tmp and /dev/shm, then the policy paths on top at the same paths', () => {
+    const tmp = at(opts, '--tmpfs', '/tmp');
+    const shm = at(opts, '--tmpfs', '/dev/shm');
+    expect(at(opts, '--dev', '/dev')).toBeGreaterThanOrEqual(0);
+    expect(shm).toBeGreaterThan(at(opts, '--dev', '/dev'));
+    expect(at(opts, '--proc', '/proc')).toBeGreaterThanOrEqual(0);
+    expect(tmp).toBeGreaterThanOrEqual(0);
+    for (const p of policy.writable) expect(at(opts, '--bind', p, p)).toBeGreaterThan(tmp);
+    for (const p of policy.readable) expect(at(opts, '--ro-bind', p, p)).toBeGreaterThan(shm);
+    // Nothing else of the host is bound: every bind source is a system dir, /dev/null or a policy path.
+    const sources = opts.flatMap((o, i) => (o === '--bind' || o === '--ro-bind' || o === '--dev-bind' ? [opts[i + 1]!] : []));
+    expect(new Set(sources)).toEqual(new Set([...layout.system, '/dev/null', ...policy.writable, ...policy.readable]));
+  });
+
+  it('replaces the environment with the policy one', () => {
+    const clear = opts.indexOf('--clearenv');
+    expect(clear).toBeGreaterThanOrEqual(0);
+    for (const [k, v] of Object.entries(policy.env)) expect(at(opts, '--setenv', k, v)).toBeGreaterThan(clear);
+    expect(opts.filter((o) => o === '--setenv')).toHaveLength(Object.keys(policy.env).length);
+  });
+
+  it('unshares the pid namespace, dies with its parent, drops every capability, keeps the network and the process group', () => {
+    expect(opts).toContain('--unshare-pid');
+    expect(opts).toContain('--die-with-parent');
+    expect(at(opts, '--cap-drop', 'ALL')).toBeGreaterThanOrEqual(0);
+    for (const o of ['--unshare-net', '--unshare-all', '--new-session', '--as-pid-1']) expect(opts).not.toContain(o);
+  });
+
+  it('pidNamespace: false has neither a pid namespace nor a /proc', () => {
+    const o = bwrapOptions(sandboxCommand('Xvfb', [], { ...policy, pidNamespace: false }, layout, '/usr/bin/bwrap').args);
+    expect(o).not.toContain('--unshare-pid');
+    expect(o).not.toContain('--proc');
+    expect(o).toContain('--die-with-parent');
+  });
+
+  it('paths with spaces or leading dashes stay single operands', () => {
+    const odd = '/state dir/--downloads/s 1';
+    const o = bwrapOptions(sandboxCommand('ffmpeg', ['-y', '/out file.mp4'], { writable: [odd], env: {} }, layout, '/usr/bin/bwrap').args);
+    expect(at(o, '--bind', odd, odd)).toBeGreaterThanOrEqual(0);
+  });
+});
+
+describe('displayClientPaths', () => {
+  it('is the cookie file and the display socket, those that exist', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'handoff-sandbox-unit-'));
+    try {
+      const authFile = join(dir, 'Xauthority');
+      expect(displayClientPaths({ name: ':98765', authFile })).toEqual([]);
+      writeFileSync(authFile, '');
+      expect(displayClientPaths({ name: ':98765', authFile })).toEqual([authFile]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('hostLayout on this (Debian) host', () => {
+  it('binds /usr and /etc, hides /etc/shadow, and binds nothing of the state, home or /tmp', () => {
+    const l = hostLayout();
+    expect(l.system).toEqual(expect.arrayContaining(['/usr', '/etc']));
+    expect(l.hiddenFiles).toContain('/etc/shadow');
+    for (const dir of l.system) expect(dir === '/' || dir === '/tmp' || dir === '/var' || dir === '/home' || dir === '/root' || dir.startsWith('/var/lib')).toBe(false);
+  });
+});
