@@ -121,7 +121,9 @@ export class SessionRegistry {
   /** Refuses new sessions, then stops every live one. */
   async close(): Promise<void> {
     this.closing = true;
-    // Sessions are independent of each other: stop them side by side.
-    await Promise.all([...this.sessions.values()].filter((s) => s.live).map((s) => s.stop('daemon stopped').catch(() => {})));
+    // Sessions are independent of each other: stop them side by side. Not only the live ones:
+    // stop() of a session already ending returns its teardown, which must finish too before
+    // the daemon exits (or its Xvfb dir is left behind).
+    await Promise.all([...this.sessions.values()].map((s) => s.stop('daemon stopped').catch(() => {})));
   }
 }

@@ -129,7 +129,11 @@ interface Fault {
  */
 async function scenario(d: RunningDaemon, vncPort: number, fault: Fault, opts: { during?: () => Promise<string[]> } = {}): Promise<void> {
   const leaks = new LeakTracker();
-  cleanups.push(() => expect(leaks.leftovers()).toEqual([]));
+  cleanups.push(() => {
+    const left = leaks.leftovers();
+    if (left.length) console.error(`daemon log (end):\n${d.logs().slice(-6000)}`);
+    expect(left).toEqual([]);
+  });
   const s1 = await connect(d, 'session=s1&auto_close=false');
   cleanups.push(() => s1.disconnect().catch(() => {}));
   const s2 = await connect(d, `session=s2&auto_close=false&enable_vnc=true&vnc_password=${VNC_PASSWORD}`);
