@@ -37,6 +37,7 @@ if [ "$want_test" = 1 ]; then
   need x11vnc x11vnc            # benchmark reference VNC server
   need vncsnapshot vncsnapshot  # a real VNC client that decodes Tight and ZRLE
   need systemd-analyze systemd  # checks systemd/handoff.service
+  need chromedriver chromium-driver  # selenium-webdriver attaches through a session's debug port
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   cmd="apt-get install -y --no-install-recommends ${missing[*]}"

@@ -12,7 +12,7 @@ const ROOT = resolve(import.meta.dirname, '../..');
 const SOURCE_DIRS = ['src', 'test', 'bench', 'scripts'];
 
 /** Present on every Debian 12 system (Essential/required packages) or shipped with Node itself. */
-const BASE_SYSTEM = new Set(['node', 'npm', 'npx', 'bash', 'sh', 'env', 'kill', 'setpriv']);
+const BASE_SYSTEM = new Set(['node', 'npm', 'npx', 'bash', 'sh', 'env', 'kill', 'setpriv', 'true']);
 
 /** Programs a package in setup's list installs besides the one file setup checks for. */
 const ALSO_IN_PACKAGE: Record<string, string> = { ffprobe: 'ffmpeg' };
@@ -27,6 +27,9 @@ const DYNAMIC: Record<string, Record<string, string[] | { argOf: string; index: 
   // The launcher runs setpriv, which execs `cmd`; every launchProcess call site is checked.
   'src/util/process.ts': { file: ['SETPRIV'] },
   'src/browser/chromium.ts': { 'o.binary': ['config.chromiumPath'] },
+  'src/display/xvfb.ts': { 'opts.binary': ['config.xvfbPath'] },
+  'src/display/recorder.ts': { 'o.ffmpegPath': ["'ffmpeg'"] },
+  'src/liveview/webrtc/encoder.ts': { 'this.opts.ffmpegPath': ["'ffmpeg'"] },
   'src/main.ts': { binary: ['config.chromiumPath'] },
   // doctor's version(name, bin, ...): whatever each call passes as `bin`.
   'src/cli/doctor.ts': { bin: { argOf: 'version', index: 1 } },
@@ -92,6 +95,8 @@ function processCallees(text: string): string[] {
   }
   for (const m of text.matchAll(/import\s+(?:\*\s+as\s+)?(\w+)\s+from\s+['"]node-pty['"]/g)) callees.push(`${m[1]}.spawn`);
   if (/\blaunchProcess\b/.test(text)) callees.push('launchProcess');
+  // sandboxed(program, ...) starts `program` inside bubblewrap (src/util/sandbox.ts).
+  if (/\bsandboxed\(/.test(text)) callees.push('sandboxed');
   // `const run = promisify(execFile)` and `promisify(execFile)(...)`.
   for (const m of text.matchAll(/(?:const|let)\s+(\w+)\s*=\s*promisify\((\w+)\)/g)) if (callees.includes(m[2]!)) callees.push(m[1]!);
   for (const f of [...callees]) callees.push(`promisify(${f})`);
@@ -112,6 +117,8 @@ function resolveProgram(expr: string, file: string, text: string, where: string,
   // A shell command line (exec, execSync): its first word.
   if (lit) return [lit[2]!.trim().split(/\s+/)[0]!];
   if (expr === 'process.execPath') return ['node'];
+  // The command sandboxed() built: bubblewrap, run through coreutils env (its program is found at the sandboxed( call).
+  if (expr === 'cmd.cmd' && /\bsandbox(?:ed|Command)\(/.test(text)) return ['/usr/bin/bwrap', '/usr/bin/env'];
   const cfg = /^(?:this\.)?(?:config|cfg|opts\.config)\.(\w+)$/.exec(expr);
   if (cfg && typeof config[cfg[1]!] === 'string') return [config[cfg[1]!] as string];
   // `override ?? 'default'`: the default is the program; an override comes from config.
@@ -184,7 +191,7 @@ describe('every program the code, tests and benches start is installed by script
     }
     const programs = new Set(all.map((f) => basename(f.program)));
     // The collector sees the known spawns (a broken collector would find nothing and pass).
-    for (const p of ['chromium', 'Xvfb', 'ffmpeg', 'setpriv', 'node', 'vncsnapshot', 'ffprobe', 'x11vnc', 'npm', 'fc-list', 'systemd-analyze']) expect(programs).toContain(p);
+    for (const p of ['chromium', 'Xvfb', 'ffmpeg', 'setpriv', 'node', 'vncsnapshot', 'ffprobe', 'x11vnc', 'npm', 'fc-list', 'systemd-analyze', 'bwrap']) expect(programs).toContain(p);
     const missing = all.filter((f) => !providedBy(f.program, needs)).map((f) => `${f.program} (${f.where})`);
     expect(missing).toEqual([]);
   });
