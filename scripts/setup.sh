@@ -37,6 +37,9 @@ if [ "$want_test" = 1 ]; then
   need x11vnc x11vnc            # benchmark reference VNC server
   need vncsnapshot vncsnapshot  # a real VNC client that decodes Tight and ZRLE
   need systemd-analyze systemd  # checks systemd/handoff.service
+  need chattr e2fsprogs         # fault tests: the audit database made immutable
+  need mount mount              # fault tests: the state dir on a small tmpfs
+  need umount mount
   need chromedriver chromium-driver  # selenium-webdriver attaches through a session's debug port
 fi
 if [ ${#missing[@]} -gt 0 ]; then
