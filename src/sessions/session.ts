@@ -357,6 +357,9 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
   /** API.md 3.4 for human viewers; see ViewerSession. */
   join(opts: { transport: Transport; sourceIp: string; link?: LinkKind }): ViewerHandle {
     this.checkNetwork(opts.sourceIp, opts.transport);
+    // No attach without its audit row (README "Fault policy").
+    const { audit } = this.deps;
+    if (!audit.writable) throw new HandoffError('audit_unavailable', 'the audit trail cannot be written; no new attach until it can', {}, audit.degraded ?? undefined);
     // A control link opened while the agent holds the session starts a handoff (API.md 3.4).
     if (opts.link === 'control' && this.lease.agentConnected && !this.handoff) this.startHandoff('live link opened', opts.transport, { linkStarted: true });
     return new Viewer(this, opts.transport, opts.sourceIp, this.viewerCounts, opts.link);

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import puppeteer, { type Browser } from 'puppeteer-core';
 import { BIN, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
-import { api, waitFor } from '../helpers/client.js';
+import { api, tryWs, waitFor } from '../helpers/client.js';
 import { LeakTracker } from '../helpers/leaks.js';
 import { RfbViewer, freePort } from '../helpers/vnc.js';
 
@@ -166,6 +166,11 @@ async function scenario(d: RunningDaemon, vncPort: number, fault: Fault, opts: {
   expect(refused.status).toBe(503);
   expect(refused.body.error.code).toBe('audit_unavailable');
   expect((await api(d.url, '/session/refused')).status).toBe(404);
+  // Nor a human: a viewer socket on a fresh link is refused the same way (the link's row is queued).
+  const link = await api(d.url, '/session/s1/live?kind=view');
+  caused.push(['live_url_issued', 's1']);
+  const viewer = await tryWs(`${link.body.url.replace(/^http/, 'ws')}/screencast`);
+  expect(viewer).toMatchObject({ kind: 'refused', status: 503, body: { error: { code: 'audit_unavailable' } } });
   // A second wrong password while degraded: queued behind the others.
   await expect(RfbViewer.connect(vncPort, 'wrongpw8')).rejects.toBeDefined();
   caused.push(['auth_failed', null]);
