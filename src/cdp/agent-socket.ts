@@ -57,6 +57,7 @@ export class AgentSocket {
   private finished = false;
   private queued = 0;
   private backedUp = false;
+  private readingPaused = false;
   private lastHeard = Date.now();
   private readonly keepalive: NodeJS.Timeout;
 
@@ -95,6 +96,16 @@ export class AgentSocket {
       }
       if (this.opts.onCommand?.(cmd)) return;
       this.channel.send(cmd);
+      // Chromium reads its commands slower than they come: stop reading the agent until the
+      // pipe drains, so its commands wait in its own socket, not in our memory.
+      if (this.channel.congested && !this.readingPaused) {
+        this.readingPaused = true;
+        this.ws.pause();
+        this.channel.whenDrained(() => {
+          this.readingPaused = false;
+          this.ws.resume();
+        });
+      }
     } catch {
       // Nothing an agent sends may end the daemon: a command we cannot handle is dropped.
       this.ws.terminate();

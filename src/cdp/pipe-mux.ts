@@ -66,6 +66,7 @@ export class CdpPipeMux extends EventEmitter<{ event: [method: string, params: a
   private readonly owners = new Map<string, MuxClient>();
   private readonly root: RootClient;
   private readonly blocked = new Set<AgentChannel>();
+  private drainWaiters: (() => void)[] = [];
   private ended = false;
   /** Resolves once the pipe from Chromium has ended (every message on it was routed). */
   readonly closed: Promise<void>;
@@ -92,6 +93,22 @@ export class CdpPipeMux extends EventEmitter<{ event: [method: string, params: a
       fromBrowser.once('error', done);
     });
     toBrowser.on('error', () => {}); // Chromium gone: the read side reports it
+    toBrowser.on('drain', () => this.drained());
+  }
+
+  /** Chromium is not reading its commands as fast as they come: writers should wait. */
+  get congested(): boolean {
+    return !this.ended && this.toBrowser.writableNeedDrain;
+  }
+
+  /** Calls `cb` once the pipe to Chromium has drained (at once when it is not congested). */
+  whenDrained(cb: () => void): void {
+    if (this.congested) this.drainWaiters.push(cb);
+    else cb();
+  }
+
+  private drained(): void {
+    for (const cb of this.drainWaiters.splice(0)) cb();
   }
 
   get isClosed(): boolean {
@@ -213,6 +230,7 @@ export class CdpPipeMux extends EventEmitter<{ event: [method: string, params: a
     for (const p of this.pending.values()) p.internal?.(null);
     this.pending.clear();
     this.root.failAll();
+    this.drained();
     for (const c of clients) if (c instanceof AgentChannel) c.lost();
     this.emit('closed');
   }
@@ -310,6 +328,15 @@ export class AgentChannel extends MuxClient {
 
   fail(clientId: number, error: CdpError): void {
     this.onMessage(JSON.stringify({ id: clientId, error }));
+  }
+
+  /** The pipe toward the browser is backed up: the agent's socket should stop being read. */
+  get congested(): boolean {
+    return this.mux.congested;
+  }
+
+  whenDrained(cb: () => void): void {
+    this.mux.whenDrained(cb);
   }
 
   /** The socket toward the agent is backed up (true) or drained (false). */
