@@ -24,6 +24,7 @@ interface Viewer {
 const mock = {
   info: 200 as 200 | 404 | 410,
   canControl: true,
+  link: 'control' as 'control' | 'view',
   handoff: null as null | { id: string; reason: string; requested_at: string },
   files: [] as { name: string; size: number; completed_at: string }[],
   viewers: [] as Viewer[],
@@ -32,7 +33,7 @@ const mock = {
 };
 
 function infoBody() {
-  return { sessionId: 'sess-1', width: W, height: H, state: 'ready', transports: { screencast: true, webrtc: true, vnc: true }, attachment: 'human', handoff: mock.handoff, viewOnly: !mock.canControl };
+  return { sessionId: 'sess-1', width: W, height: H, state: 'ready', transports: { screencast: true, webrtc: true, vnc: true }, attachment: 'human', handoff: mock.handoff, viewOnly: !mock.canControl, link: mock.link };
 }
 
 function stateMsg(downloads = mock.files.length) {
@@ -114,7 +115,7 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  Object.assign(mock, { info: 200, canControl: true, handoff: null, files: [], viewers: [], handoffPosts: [], stopped: [] });
+  Object.assign(mock, { info: 200, canControl: true, link: 'control', handoff: null, files: [], viewers: [], handoffPosts: [], stopped: [] });
   await page?.close();
   page = await browser.newPage();
   await page.setViewport({ width: 1000, height: 700 });
@@ -281,6 +282,15 @@ describe('viewer kit: screencast', () => {
     await page.click('.hk-banner .hk-primary');
     await until(() => sent(v, 'handoff').length === 1, 'handoff answer');
     expect(sent(v, 'handoff')[0]).toEqual({ type: 'handoff', outcome: 'done' });
+  });
+
+  it('on a view link shows the handoff reason but no Done / Can\'t do it (only control links answer)', async () => {
+    mock.link = 'view';
+    mock.handoff = { id: 'h1', reason: 'please log in', requested_at: new Date().toISOString() };
+    await liveViewer();
+    await until(async () => (await page.$eval('.hk-reason', (b) => b.textContent)) === 'The agent asks for help: please log in', 'the reason');
+    expect(await page.$eval('.hk-banner', (b) => (b as HTMLElement).hidden)).toBe(false);
+    expect(await page.$$eval('.hk-banner .hk-btn', (bs) => bs.map((b) => (b as HTMLElement).hidden))).toEqual([true, true]);
   });
 
   it('ends without reconnecting on close 4000, and reconnects with backoff after a drop', async () => {

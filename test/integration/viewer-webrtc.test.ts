@@ -62,9 +62,9 @@ async function agentShowsPage(id: string, query: string): Promise<void> {
   await waitFor('attachment none', async () => (await session(id)).attachment === 'none');
 }
 
-/** A fresh view link of session `id`, opened in the viewer with `?transport=webrtc`. */
-async function openWebRtcTab(id = ID): Promise<Page> {
-  const live = await api(daemon.url, `/session/${id}/live?kind=view`);
+/** A fresh link of session `id` (a view link unless said), opened in the viewer with `?transport=webrtc`. */
+async function openWebRtcTab(id = ID, kind: 'view' | 'control' = 'view'): Promise<Page> {
+  const live = await api(daemon.url, `/session/${id}/live?kind=${kind}`);
   expect(live.status).toBe(200);
   const page = await viewer.newPage();
   await page.setViewport({ width: 1000, height: 700 });
@@ -158,7 +158,8 @@ describe('viewer kit: WebRTC tab', () => {
   });
 
   it('shows the page as video with fps and latency, sends a click, typed text and Done', async () => {
-    const page = await openWebRtcTab();
+    // A control link: only those may answer a handoff (a view link's viewer sees no Done).
+    const page = await openWebRtcTab(ID, 'control');
     await enterPassword(page, PASSWORD);
     expect(await waitState(page, ['live'], 30_000)).toBe('live');
     expect(await transportOf(page)).toBe('webrtc');

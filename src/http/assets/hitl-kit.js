@@ -257,6 +257,8 @@
       banner.hidden = !ho || !viewing;
       if (ho) reasonEl.textContent = 'The agent asks for help: ' + ho.reason;
       doneBtn.disabled = failBtn.disabled = status.state !== 'live' || !ho || ho.id === answered;
+      // A view link may watch a handoff but not answer it (the daemon refuses it too).
+      doneBtn.hidden = failBtn.hidden = !!status.viewLink;
       tabs.hidden = over;
       for (const b of tabs.children) b.setAttribute('aria-pressed', String(b.dataset.transport === status.transport));
     }
@@ -328,7 +330,7 @@
     }
 
     function applyInfo(i) {
-      update({ sessionId: i.sessionId, attachment: i.attachment, handoff: i.handoff || null });
+      update({ sessionId: i.sessionId, attachment: i.attachment, handoff: i.handoff || null, viewLink: i.link === 'view' });
       // Without a count in info (the lead may add one), every info read refreshes the list.
       if (typeof i.downloads !== 'number' || i.downloads !== downloadsSeen) refreshDownloads(i.downloads);
     }

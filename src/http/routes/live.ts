@@ -68,6 +68,8 @@ export function liveRoutes(http: HttpServer, s: Services): void {
         downloads: st.downloads,
         // A control link opened now would start a handoff; any other viewer watches.
         viewOnly: agentHolds && kind !== 'control',
+        // Only control links may answer a handoff (Done / Can't do it).
+        link: kind,
       });
     },
     true,
