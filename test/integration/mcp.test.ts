@@ -147,11 +147,21 @@ describe('MCP: session_create, a browser tool, request_human answered by a human
     const read = await call('browser_evaluate', { function: "() => [document.getElementById('robot').checked, document.getElementById('name').value].join('|')" });
     expect(read).toContain('true|Ada Lovelace');
 
+    // The agent cancels a request_human through `handoff mcp`: the handoff ends as cancelled.
+    const abort = new AbortController();
+    const cancelled = handoff.callTool({ name: 'request_human', arguments: { session_id: 'mcp-flow', reason: 'never mind' } }, undefined, { signal: abort.signal });
+    cancelled.catch(() => {});
+    const current = async () => json(await handoff.callTool({ name: 'session_status', arguments: { session_id: 'mcp-flow' } }));
+    await waitFor('handoff active', async () => (await current()).handoff);
+    abort.abort();
+    await waitFor('handoff cancelled', async () => (await current()).handoff === null);
+
     expect(json(await handoff.callTool({ name: 'session_stop', arguments: { session_id: 'mcp-flow' } }))).toEqual({ stopped: true });
     const stopped = json(await handoff.callTool({ name: 'session_status', arguments: { session_id: 'mcp-flow' } }));
     expect(stopped.state).toBe('stopped');
     const audit = (await api(daemon.url, '/audit?session_id=mcp-flow', { headers: { authorization: `Bearer ${KEY}` } })).body.events;
     expect(audit.find((e: any) => e.type === 'handoff_requested')).toMatchObject({ transport: 'mcp', detail: { reason: 'tick the robot box' } });
+    expect(audit.filter((e: any) => e.type === 'handoff_completed').map((e: any) => e.detail.outcome)).toEqual(['done', 'cancelled']);
   });
 
   it('streamable HTTP: live_url, a request_human timeout and a cancel, errors with API.md codes', async () => {
