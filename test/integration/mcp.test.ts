@@ -9,7 +9,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { BIN, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
-import { api, waitFor } from '../helpers/client.js';
+import { alive, api, waitFor } from '../helpers/client.js';
+import { LeakTracker } from '../helpers/leaks.js';
 import { canvasPixel, clickSurface, openViewer } from '../helpers/viewer.js';
 
 /*
@@ -38,10 +39,17 @@ describe('MCP: session_create, a browser tool, request_human answered by a human
   let viewers: Browser;
   let workDir: string;
   const clients: Client[] = [];
+  const children: StdioClientTransport[] = [];
+  const leaks = new LeakTracker();
+  const stdio = (opts: ConstructorParameters<typeof StdioClientTransport>[0]) => {
+    const t = new StdioClientTransport({ ...opts, stderr: 'pipe' });
+    children.push(t);
+    return t;
+  };
 
   const stdioClient = async () => {
     const client = new Client({ name: 'test-agent', version: '1.0.0' });
-    await client.connect(new StdioClientTransport({ command: process.execPath, args: [BIN, 'mcp', '--url', daemon.url, '--api-key', KEY], stderr: 'pipe' }));
+    await client.connect(stdio({ command: process.execPath, args: [BIN, 'mcp', '--url', daemon.url, '--api-key', KEY] }));
     clients.push(client);
     return client;
   };
@@ -70,6 +78,10 @@ describe('MCP: session_create, a browser tool, request_human answered by a human
     await daemon?.cleanup();
     await new Promise((r) => page?.close(r));
     if (workDir) rmSync(workDir, { recursive: true, force: true });
+    // `handoff mcp` and Playwright MCP exit with their clients; the sessions' processes are gone.
+    const pids = children.map((t) => t.pid).filter((pid): pid is number => pid !== null);
+    await waitFor('MCP server processes exit', () => pids.every((pid) => !alive(pid)), 10_000);
+    expect(leaks.leftovers()).toEqual([]);
   });
 
   it('/mcp is behind the API key and the Origin guard', async () => {
@@ -92,11 +104,12 @@ describe('MCP: session_create, a browser tool, request_human answered by a human
     const created = json(await handoff.callTool({ name: 'session_create', arguments: { session_id: 'mcp-flow', width: 1280, height: 720 } }));
     expect(created).toMatchObject({ session_id: 'mcp-flow', created: true, session: { state: 'ready', attachment: 'none', auto_close: false } });
     expect(created.cdp_url).toBe(`${daemon.wsUrl}/devtools/browser/mcp-flow?api_key=${KEY}`);
+    leaks.note(daemon.stateDir, 'mcp-flow');
 
     // The browser tool, as a user would run it: a separate process given the CDP URL.
     const browserTool = new Client({ name: 'test-agent-browser', version: '1.0.0' });
     await browserTool.connect(
-      new StdioClientTransport({ command: process.execPath, args: [PLAYWRIGHT_MCP, '--cdp-endpoint', created.cdp_url, '--output-dir', workDir], cwd: workDir, stderr: 'pipe' }),
+      stdio({ command: process.execPath, args: [PLAYWRIGHT_MCP, '--cdp-endpoint', created.cdp_url, '--output-dir', workDir], cwd: workDir }),
     );
     clients.push(browserTool);
     const call = async (name: string, args: Record<string, unknown>) => {
@@ -168,6 +181,7 @@ describe('MCP: session_create, a browser tool, request_human answered by a human
     const agent = await httpClient();
     const created = json(await agent.callTool({ name: 'session_create', arguments: { session_id: 'mcp-http' } }));
     expect(created.cdp_url).toBe(`${daemon.wsUrl}/devtools/browser/mcp-http?api_key=${KEY}`);
+    leaks.note(daemon.stateDir, 'mcp-http');
     // Again with the same id: the live session, not a second one.
     expect(json(await agent.callTool({ name: 'session_create', arguments: { session_id: 'mcp-http', width: 800 } }))).toMatchObject({ created: false, session: { width: 1280 } });
 
