@@ -91,8 +91,8 @@ export function createMcpServer(s: Services, caller: McpCaller, version = '0.1.0
       description:
         'Hands the session to a human (a login, an MFA code, a captcha, an approval) and waits until they press Done or ' +
         '"Can\'t do it", or timeout_s passes. Send the human the live URL: it is in the first progress notification\'s ' +
-        'message (pass a progressToken), or call live_url. The browser tool stays connected meanwhile; its input and ' +
-        'navigations wait until the handoff ends. Returns {outcome: done|failed|timeout|cancelled, by, duration_ms, changes: {urls, downloads}}.',
+        'message (pass a progressToken), or call live_url. The browser tool may stay connected; leave the page to the ' +
+        'human until this returns. Returns {outcome: done|failed|timeout|cancelled, by, duration_ms, changes: {urls, downloads}}.',
       inputSchema: {
         session_id: sessionId,
         reason: z.string().min(1).max(1000).describe('what the human should do, shown to them'),
