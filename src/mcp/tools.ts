@@ -29,7 +29,8 @@ const sessionId = z.string().max(128).describe('the session id');
  * only implementation.
  */
 export function createMcpServer(s: Services, caller: McpCaller, version = '0.1.0'): McpServer {
-  const server = new McpServer({ name: 'handoff', version });
+  // Our tools take a dozen flat arguments at most: anything much larger is refused before zod sees it.
+  const server = new McpServer({ name: 'handoff', version }, { maxToolInputElements: 64 });
   const tool = toolResult(s.logger);
 
   server.registerTool(

@@ -211,6 +211,9 @@ describe('MCP: session_create, a browser tool, request_human answered by a human
     expect(json(bad).error.code).toBe('bad_request');
     const badSize: any = await agent.callTool({ name: 'session_create', arguments: { width: 5 } });
     expect(json(badSize).error.code).toBe('bad_request');
+    const bloated: any = await agent.callTool({ name: 'session_status', arguments: { session_id: 'x', junk: Array.from({ length: 100 }, (_, i) => i) } });
+    expect(bloated.isError).toBe(true);
+    expect(bloated.content[0].text).toMatch(/maximum of 64 elements/);
 
     expect(json(await agent.callTool({ name: 'session_stop', arguments: { session_id: 'mcp-http' } }))).toEqual({ stopped: true });
   });
