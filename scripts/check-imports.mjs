@@ -15,6 +15,8 @@ const ALLOWED = {
   liveview: ['display', 'util', 'config'],
   sessions: ['util', 'config', 'display', 'browser', 'cdp', 'audit', 'liveview'],
   http: ['sessions', 'audit', 'util', 'config'],
+  // MCP is another front door beside http: its /mcp route and helpers come from there.
+  mcp: ['http', 'sessions', 'util', 'config'],
   cli: ['*'],
   'main.ts': ['*'],
 };

@@ -10,6 +10,7 @@ import { AuditLog, verifyChain, type AuditHead } from '../audit/log.js';
 import { CHECKPOINT_MSG, checkpointFromLogLine, checkpointProblem, parseCheckpoint } from '../audit/checkpoint.js';
 import { runDoctor } from './doctor.js';
 import { sessionsCommand } from './sessions.js';
+import { runStdioMcp } from '../mcp/stdio.js';
 
 const HELP = `handoff: a self-hosted browser host (Chromium under Xvfb, CDP proxy, live view, VNC, audit)
 
@@ -17,6 +18,7 @@ Usage:
   handoff serve [options]            run the daemon
   handoff sessions [list]            list sessions of a running daemon
   handoff sessions stop ID           stop one
+  handoff mcp                        MCP server on stdio (session_create, request_human...) for a running daemon
   handoff audit tail [-n N] [-f]     last audit events (-f keeps following)
   handoff audit export               every event as JSON lines on stdout
   handoff audit verify               check the hash chain; exit 1 and name the row if broken
@@ -27,7 +29,7 @@ Usage:
 Options (flag, environment, or a JSON file given with --config):
 ${OPTIONS.map((o) => `  --${o.flag.padEnd(16)} ${o.env.padEnd(22)} ${o.help}`).join('\n')}
 
-'sessions' talks to a running daemon: --url (default http://127.0.0.1:$HANDOFF_PORT or :9222)
+'sessions' and 'mcp' talk to a running daemon: --url (default http://127.0.0.1:$HANDOFF_PORT or :9222)
 and --api-key. 'audit' reads the database in --state-dir directly, so it works while the
 daemon is down too.`;
 
@@ -43,6 +45,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
         return await serve(rest, env);
       case 'sessions':
         return await sessionsCommand(rest, env);
+      case 'mcp':
+        return await mcp(rest, env);
       case 'audit':
         return await audit(rest, env);
       case 'doctor':
@@ -91,6 +95,21 @@ async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  return 0;
+}
+
+/** `handoff mcp [--url URL] [--api-key KEY]`: stdout carries MCP only, so errors go to stderr. */
+async function mcp(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let url = `http://127.0.0.1:${env.HANDOFF_PORT ?? 9222}`;
+  let apiKey = env.HANDOFF_API_KEY ?? '';
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--url' && argv[i + 1]) url = argv[++i]!;
+    else if (a === '--api-key' && argv[i + 1] !== undefined) apiKey = argv[++i]!;
+    else throw new ConfigError(`mcp: unexpected argument "${a.slice(0, 100)}" (--url URL, --api-key KEY)`);
+  }
+  if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) throw new ConfigError(`mcp: --url must be an http(s) URL, got "${url.slice(0, 100)}"`);
+  await runStdioMcp({ url, apiKey, version: '0.1.0' });
   return 0;
 }
 
