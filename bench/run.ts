@@ -6,6 +6,7 @@ import { benchVnc } from './vnc.js';
 import { benchScreencast } from './screencast.js';
 import { benchInputLatency } from './input-latency.js';
 import { benchWebRtc } from './webrtc.js';
+import { benchMcp } from './mcp.js';
 import { benchSecurity } from './security.js';
 
 const log = (s: string) => process.stdout.write(`bench: ${s}\n`);
@@ -46,6 +47,12 @@ const SUITES: { name: string; title: string; note: string; run: (log: (s: string
     title: 'Security (issue 8)',
     note: 'Reference: GET /health on a fresh connection to the same daemon, same run.',
     run: benchSecurity,
+  },
+  {
+    name: 'mcp',
+    title: 'MCP (issue 15)',
+    note: 'Reference: the REST long poll GET /session/ID/wait for the same handoff outcome, same run. Each sample is a call ending on the daemon\'s 1 s handoff timeout, minus that second.',
+    run: (log) => benchMcp(log),
   },
 ];
 
