@@ -68,14 +68,9 @@ export function cdpRoutes(http: HttpServer, s: Services): void {
   });
 
   // 3.3: Chrome's discovery shape; connecting to webSocketDebuggerUrl creates a session.
-  const version = (ctx: RequestContext, res: ServerResponse) => {
-    sendJson(res, 200, {
-      Browser: s.browserVersion,
-      'Protocol-Version': '1.3',
-      'User-Agent': `Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) ${s.browserVersion.replace('Chrome/', 'Chrome/')} Safari/537.36`,
-      // The request's own query (session=, auto_close=, api_key=) carries over to the socket.
-      webSocketDebuggerUrl: `${ctx.wsOrigin}/${ctx.url.search}`,
-    });
+  const version = async (ctx: RequestContext, res: ServerResponse) => {
+    // The request's own query (session=, auto_close=, api_key=) carries over to the socket.
+    sendJson(res, 200, { ...(await chromeVersion(s)), webSocketDebuggerUrl: `${ctx.wsOrigin}/${ctx.url.search}` });
   };
   http.route('GET', '/json/version', version);
   http.route('GET', '/json/version/', version);
@@ -115,4 +110,58 @@ function targets(session: Session, ctx: RequestContext, s: Services) {
     webSocketDebuggerUrl: `${ctx.wsOrigin}/devtools/page/${t.targetId}${keyQuery(ctx)}`,
     devtoolsFrontendUrl: s.liveLinks.issue(session, ctx.publicHost, 'control', ctx.sourceIp).url,
   }));
+}
+
+/** Chrome's /json/version fields other than webSocketDebuggerUrl. */
+export interface ChromeVersion {
+  Browser: string;
+  /** Chrome 13x+: how the browser spells file paths (its host's). */
+  'File-Path-Style': 'posix';
+  'Protocol-Version': string;
+  'User-Agent': string;
+  'V8-Version': string;
+  'WebKit-Version': string;
+}
+
+let knownVersion: ChromeVersion | undefined;
+
+/**
+ * What Chrome's own /json/version says, from `Browser.getVersion` of a running session's
+ * browser (every session runs the same binary, so it is asked once). Before any session ran,
+ * the fields are built from `chromium --version` as Chrome builds them (chromedriver needs
+ * them all and parses only `Browser` and the `WebKit-Version` shape).
+ */
+export async function chromeVersion(s: Services, from?: Session): Promise<ChromeVersion> {
+  if (knownVersion) return knownVersion;
+  const session = from ?? s.registry.list().find((x) => x.state === 'ready');
+  if (from) await from.ready.catch(() => {});
+  if (session?.live && session.chromium) {
+    try {
+      const v = await session.chromium.cdp.send('Browser.getVersion');
+      // Chrome: "WebKit-Version": "537.36 (@<blink revision>)"; getVersion's revision is "@<hash>".
+      const webkit = /AppleWebKit\/([\d.]+)/.exec(v.userAgent)?.[1] ?? '537.36';
+      knownVersion = {
+        Browser: v.product,
+        'File-Path-Style': 'posix',
+        'Protocol-Version': v.protocolVersion,
+        'User-Agent': v.userAgent,
+        'V8-Version': v.jsVersion,
+        'WebKit-Version': `${webkit} (${v.revision})`,
+      };
+      return knownVersion;
+    } catch {
+      // the browser went away meanwhile: answer from the binary's version
+    }
+  }
+  const chrome = s.browserVersion.replace(/^Chrome\//, '');
+  const major = chrome.split('.')[0] ?? '0';
+  return {
+    Browser: s.browserVersion,
+    'File-Path-Style': 'posix',
+    'Protocol-Version': '1.3',
+    'User-Agent': `Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/${major}.0.0.0 Safari/537.36`,
+    // V8's version follows Chrome's milestone (Chrome 156 ships V8 15.6); its build is unknown here.
+    'V8-Version': `${Math.floor(Number(major) / 10)}.${Number(major) % 10}.0.0`,
+    'WebKit-Version': '537.36 (@unknown)',
+  };
 }
