@@ -137,8 +137,9 @@ export function handoffRoutes(http: HttpServer, s: Services): void {
     if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs >= 1000 && timeoutMs <= 86_400_000)) {
       throw new HandoffError('bad_request', 'timeout_ms must be a whole number from 1000 to 86400000');
     }
+    if (body.hold_agent_input !== undefined && typeof body.hold_agent_input !== 'boolean') throw new HandoffError('bad_request', 'hold_agent_input must be true or false');
     const link = s.liveLinks.issue(session, ctx.publicHost, 'control', ctx.sourceIp);
-    const h = session.startHandoff(reason, 'rest', { liveUrl: link.url, timeoutMs });
+    const h = session.startHandoff(reason, 'rest', { liveUrl: link.url, timeoutMs, holdAgentInput: body.hold_agent_input !== false });
     sendJson(res, 200, { handoffId: h.id, liveUrl: link.url, expiresAt: link.expires_at });
   });
 
