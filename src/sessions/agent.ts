@@ -18,6 +18,8 @@ export interface AgentUpgrade {
   keepaliveMs: number;
   /** Mints a control link for this session as the agent would reach it (Handoff domain). */
   liveLink: (opts?: { singleUse?: boolean }) => IssuedLink;
+  /** Where the agent came in, when not the main port (`{debug_port: N}`), for the attach row. */
+  via?: Record<string, unknown>;
 }
 
 /**
@@ -77,7 +79,7 @@ export async function runAgent(session: Session, up: AgentUpgrade, targetId?: st
   if (!targetId) handoff = new CdpHandoffDomain(session, (m) => agent.sendToClient(m), up.liveLink);
   // After the domain: Handoff.completed reaches the agent before the answers to what was held.
   hold = new AgentInputHold(session, (cmd) => agent.forward(cmd), (m) => agent.sendToClient(m));
-  session.audit({ type: 'cloud_browser_agent_attach', transport: 'cdp', source_ip: up.sourceIp, actor: 'agent', detail: targetId ? { target: `/devtools/page/${targetId}` } : {} });
+  session.audit({ type: 'cloud_browser_agent_attach', transport: 'cdp', source_ip: up.sourceIp, actor: 'agent', detail: { ...(targetId ? { target: `/devtools/page/${targetId}` } : {}), ...up.via } });
   const detachFromSession = session.attach(agent);
 
   function onClose(who: 'client' | 'browser'): void {

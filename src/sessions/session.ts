@@ -59,6 +59,7 @@ export interface SessionInfo {
   vnc_url: string | null;
   debug: boolean;
   handoff: null | { id: string; reason: string; requested_at: string };
+  debug_port: number | null;
 }
 
 /** API.md 3.5: sockets of a session that ends close with this code and the reason. */
@@ -89,6 +90,8 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
   lastActivityAt = Date.now();
   endReason: string | null = null;
   handoff: SessionInfo['handoff'] = null;
+  /** API.md 3.1 `debug_port`: this session's own loopback port while it is open (http/debug-port.ts). */
+  debugPort: number | null = null;
 
   // The parts, in start order; teardown() closes them in reverse.
   xvfb?: XvfbDisplay;
@@ -473,6 +476,7 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
       vnc_url: vnc ? `vnc://${this.runId}@${hostForUrl(publicHost)}:${vncPort}` : null,
       debug: this.params.debug,
       handoff: this.handoff,
+      debug_port: this.live ? this.debugPort : null,
     };
   }
 }

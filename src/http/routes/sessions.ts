@@ -6,13 +6,14 @@ import { int, validSessionId } from '../../sessions/params.js';
 import type { Session, SessionInfo } from '../../sessions/session.js';
 import { readJson, sendJson, type HttpServer, type RequestContext } from '../server.js';
 import { sessionById, type Services } from './context.js';
+import type { DebugPorts } from '../debug-port.js';
 
 // Chromium writes a download as GUID.crdownload, then GUID until we rename it on completion;
 // neither is listed.
 const IN_PROGRESS = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(\.crdownload)?$/;
 
 /** API.md 4. */
-export function sessionRoutes(http: HttpServer, s: Services): void {
+export function sessionRoutes(http: HttpServer, s: Services, debugPorts: DebugPorts): void {
   const info = (session: Session, ctx: RequestContext): SessionInfo => session.info(hostOnly(ctx.publicHost));
 
   http.route('GET', '/sessions', (ctx, res) => {
@@ -32,6 +33,12 @@ export function sessionRoutes(http: HttpServer, s: Services): void {
     const session = sessionById(s, ctx.params.id!);
     await session.stop('session stopped');
     sendJson(res, 200, { stopped: true });
+  });
+
+  // API.md 3.1 debug_port, for a session created without it: opens (or reports) its own port.
+  http.route('POST', '/session/:id/port', async (ctx, res) => {
+    const session = sessionById(s, ctx.params.id!, { live: true });
+    sendJson(res, 200, { debug_port: await debugPorts.forSession(session) });
   });
 
   // Long poll: answers as soon as every given condition holds.
