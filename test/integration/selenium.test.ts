@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Builder, By, type WebDriver } from 'selenium-webdriver';
+import { Builder, By } from 'selenium-webdriver';
 import chrome from 'selenium-webdriver/chrome.js';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { startPageServer, type PageServer } from '../helpers/pages.js';
@@ -39,7 +39,7 @@ describe('Selenium through a debug port', () => {
 
     const options = new chrome.Options();
     options.debuggerAddress(`127.0.0.1:${port}`);
-    let driver: WebDriver | undefined;
+    let driver: any;
     try {
       driver = await new Builder().forBrowser('chrome').setChromeOptions(options).setChromeService(new chrome.ServiceBuilder('/usr/bin/chromedriver')).build();
       await driver.get(`${pages.url}/form`);

@@ -108,8 +108,12 @@ export function debugPortRoutes(http: HttpServer, s: Services, session: Session)
     if (ctx.req.method !== 'PUT' && (ctx.req.headers.origin !== undefined || (fetchSite !== undefined && fetchSite !== 'none'))) {
       throw new HandoffError('forbidden_origin', 'web pages may not open tabs; use PUT /json/new');
     }
-    const raw = decodeURIComponent(ctx.url.search.slice(1));
-    const url = raw || 'about:blank';
+    let url = 'about:blank';
+    try {
+      url = decodeURIComponent(ctx.url.search.slice(1)) || url;
+    } catch {
+      url = '';
+    }
     if (url.length > 8192 || !URL.canParse(url)) throw new HandoffError('bad_request', 'give the URL to open: /json/new?URL');
     await live().ready;
     const { targetId } = await live().chromium!.cdp.send('Target.createTarget', { url });
