@@ -174,3 +174,32 @@ describe('a session\'s debug port', () => {
     await waitFor('auto_close stopped it', async () => (await api(d.url, '/session/dp31')).body.state === 'stopped');
   });
 });
+
+describe('a debug port on a daemon with an API key', () => {
+  const KEY = 'debug-port-test-key-0123456789';
+  let keyed: RunningDaemon;
+  beforeAll(async () => {
+    keyed = await startDaemon({ args: ['--api-key', KEY] });
+  });
+  afterAll(async () => {
+    await keyed?.cleanup();
+  });
+
+  it('is opened only with the key, and then serves key-less loopback clients (chromedriver cannot send one)', async () => {
+    const auth = { authorization: `Bearer ${KEY}` };
+    const created = await api(keyed.url, '/devtools/browser', { method: 'POST', headers: auth });
+    expect(created.status).toBe(200);
+    const id = created.body.sessionId;
+    expect((await api(keyed.url, `/session/${id}/port`, { method: 'POST' })).status).toBe(401);
+    expect((await api(keyed.url, `/session/${id}`, { headers: auth })).body.debug_port).toBeNull();
+    const port: number = (await api(keyed.url, `/session/${id}/port`, { method: 'POST', headers: auth })).body.debug_port;
+    expect(port).toBeGreaterThan(0);
+    const list = await api(`http://127.0.0.1:${port}`, '/json/list');
+    expect(list.status).toBe(200);
+    expect(list.body.length).toBeGreaterThan(0);
+    // The main port still wants the key for the same session.
+    expect((await api(keyed.url, `/json/list?session=${id}`)).status).toBe(401);
+    await api(keyed.url, `/devtools/browser/${id}`, { method: 'DELETE', headers: auth });
+    await waitFor('the port is closed', async () => !(await listening(port)));
+  });
+});
