@@ -13,6 +13,7 @@ import { SessionRegistry } from './sessions/registry.js';
 import { LiveLinks } from './sessions/live-links.js';
 import { loadLinkKey } from './liveview/tokens.js';
 import { HttpServer } from './http/server.js';
+import { DebugPorts } from './http/debug-port.js';
 import { cdpRoutes } from './http/routes/cdp.js';
 import { handoffRoutes, sessionRoutes } from './http/routes/sessions.js';
 import { systemRoutes } from './http/routes/system.js';
@@ -39,6 +40,7 @@ export class Daemon {
     private readonly audit: AuditLog,
     private readonly checkpoints: AuditCheckpoints,
     private readonly http: HttpServer,
+    private readonly debugPorts: DebugPorts,
     private readonly vnc: VncServer,
     readonly registry: SessionRegistry,
     private readonly webhook: WebhookSender | null,
@@ -108,9 +110,13 @@ export class Daemon {
       vncBridge: (stream, ip, sessionId) => vnc.handleSocket(stream, ip, sessionId),
       browserVersion: await browserVersion(config.chromiumPath, logger),
     };
+    const debugPorts = new DebugPorts(services, logger.child({ component: 'debug-port' }));
+    registry.onCreated((session) => {
+      if (session.params.debugPort) debugPorts.forSession(session).catch((e: Error) => logger.error('cannot open a debug port', { session_id: session.id, error: e.message }));
+    });
     systemRoutes(http, services, { webhook, checkpoints, uncaughtErrors: uncaughtErrorCount });
     cdpRoutes(http, services);
-    sessionRoutes(http, services);
+    sessionRoutes(http, services, debugPorts);
     handoffRoutes(http, services);
     liveRoutes(http, services);
     assetRoutes(http);
@@ -132,7 +138,7 @@ export class Daemon {
     const host = addr.address.includes(':') ? `[${addr.address}]` : addr.address;
     const url = `http://${host}:${addr.port}`;
     checkpoints.start();
-    const daemon = new Daemon(config, url, addr.port, vncPort, db, audit, checkpoints, http, vnc, registry, webhook, pidFile, logger);
+    const daemon = new Daemon(config, url, addr.port, vncPort, db, audit, checkpoints, http, debugPorts, vnc, registry, webhook, pidFile, logger);
     logger.info(`handoff listening on ${url}`, { url, port: addr.port, vnc_port: vncPort || 'off', state_dir: config.stateDir, api_key: config.apiKey ? 'required' : 'off (loopback)' });
     return daemon;
   }
@@ -144,6 +150,7 @@ export class Daemon {
       this.http.refuseNewWork();
       await this.vnc.close();
       await this.registry.close();
+      await this.debugPorts.close();
       // After the sessions: their last handoff_completed events get a short grace to go out.
       await this.webhook?.close();
       await this.http.close();

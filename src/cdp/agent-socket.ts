@@ -130,6 +130,11 @@ export class AgentSocket {
     }
   }
 
+  /** A command the agent sent earlier, sent on to the browser now (held input, API.md 7). */
+  forward(cmd: unknown): void {
+    if (!this.finished) this.channel.send(cmd);
+  }
+
   /** A CDP message of the daemon's own (Handoff domain answers and events). */
   sendToClient(message: object): void {
     this.send(JSON.stringify(message));

@@ -6,6 +6,7 @@ import type { AgentChannel } from '../cdp/pipe-mux.js';
 import { HandoffError } from '../util/errors.js';
 import { SESSION_ENDED_CLOSE_CODE, type Session } from './session.js';
 import { CdpHandoffDomain } from './handoff-cdp.js';
+import { AgentInputHold } from './input-hold.js';
 import type { IssuedLink } from './live-links.js';
 
 export interface AgentUpgrade {
@@ -17,6 +18,8 @@ export interface AgentUpgrade {
   keepaliveMs: number;
   /** Mints a control link for this session as the agent would reach it (Handoff domain). */
   liveLink: (opts?: { singleUse?: boolean }) => IssuedLink;
+  /** Where the agent came in, when not the main port (`{debug_port: N}`), for the attach row. */
+  via?: Record<string, unknown>;
 }
 
 /**
@@ -60,6 +63,7 @@ export async function runAgent(session: Session, up: AgentUpgrade, targetId?: st
   settled = true;
 
   let handoff: CdpHandoffDomain | undefined;
+  let hold: AgentInputHold | undefined;
   const since = Date.now();
   const agent: AgentSocket = new AgentSocket(ws, channel, {
     keepaliveMs: up.keepaliveMs,
@@ -67,17 +71,20 @@ export async function runAgent(session: Session, up: AgentUpgrade, targetId?: st
     onCommand: (cmd) => {
       // Marked before Chromium sees it: the exit that follows is a stop, not a crash.
       if (cmd?.method === 'Browser.close') session.browserCloseRequested();
-      return handoff?.handle(cmd) ?? false;
+      return (handoff?.handle(cmd) ?? false) || (hold?.take(cmd) ?? false);
     },
     onClose: (who) => onClose(who),
   });
   // The Handoff domain lives on the browser connection only (API.md 7).
   if (!targetId) handoff = new CdpHandoffDomain(session, (m) => agent.sendToClient(m), up.liveLink);
-  session.audit({ type: 'cloud_browser_agent_attach', transport: 'cdp', source_ip: up.sourceIp, actor: 'agent', detail: targetId ? { target: `/devtools/page/${targetId}` } : {} });
+  // After the domain: Handoff.completed reaches the agent before the answers to what was held.
+  hold = new AgentInputHold(session, (cmd) => agent.forward(cmd), (m) => agent.sendToClient(m));
+  session.audit({ type: 'cloud_browser_agent_attach', transport: 'cdp', source_ip: up.sourceIp, actor: 'agent', detail: { ...(targetId ? { target: `/devtools/page/${targetId}` } : {}), ...up.via } });
   const detachFromSession = session.attach(agent);
 
   function onClose(who: 'client' | 'browser'): void {
     handoff?.close();
+    hold?.close();
     detachFromSession();
     session.lease.detachAgent();
     session.audit({ type: 'cloud_browser_agent_detach', transport: 'cdp', source_ip: up.sourceIp, actor: 'agent', detail: { duration_ms: Date.now() - since } });

@@ -48,8 +48,9 @@ export class CdpHandoffDomain {
           return fail(INVALID_PARAMS, 'timeoutMs: a whole number of milliseconds >= 1000 expected');
         }
         if (p.singleUse !== undefined && typeof p.singleUse !== 'boolean') return fail(INVALID_PARAMS, 'singleUse: boolean expected');
+        if (p.holdAgentInput !== undefined && typeof p.holdAgentInput !== 'boolean') return fail(INVALID_PARAMS, 'holdAgentInput: boolean expected');
         const link = this.liveLink({ singleUse: p.singleUse === true });
-        const h = s.startHandoff(p.reason.slice(0, 1000), 'cdp', { liveUrl: link.url, timeoutMs });
+        const h = s.startHandoff(p.reason.slice(0, 1000), 'cdp', { liveUrl: link.url, timeoutMs, holdAgentInput: p.holdAgentInput !== false });
         return reply({ handoffId: h.id, liveUrl: link.url, expiresAt: link.expires_at });
       }
       case 'Handoff.getState': {

@@ -17,6 +17,8 @@ export interface SessionParams {
   rtcPassword: string | null;
   debug: boolean;
   hitlAllowedNetworks: Cidr[] | null;
+  /** API.md 3.1 `debug_port`: open a Chrome-compatible loopback port for this session. */
+  debugPort: boolean;
 }
 
 /** Creation parameters of API.md 3.1, validated; unknown parameters are ignored. */
@@ -49,6 +51,7 @@ export function parseSessionParams(q: URLSearchParams, overrides: { timeoutS?: n
     rtcPassword: enableRtc ? rtcPassword : null,
     debug: bool(q, 'debug', false),
     hitlAllowedNetworks,
+    debugPort: bool(q, 'debug_port', false),
   };
 }
 

@@ -59,6 +59,7 @@ export interface SessionInfo {
   vnc_url: string | null;
   debug: boolean;
   handoff: null | { id: string; reason: string; requested_at: string };
+  debug_port: number | null;
 }
 
 /** API.md 3.5: sockets of a session that ends close with this code and the reason. */
@@ -89,6 +90,8 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
   lastActivityAt = Date.now();
   endReason: string | null = null;
   handoff: SessionInfo['handoff'] = null;
+  /** API.md 3.1 `debug_port`: this session's own loopback port while it is open (http/debug-port.ts). */
+  debugPort: number | null = null;
 
   // The parts, in start order; teardown() closes them in reverse.
   xvfb?: XvfbDisplay;
@@ -106,6 +109,9 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
   private readonly owned: number[] = [];
   private downloadCount = 0;
   private linkStartedHandoff = false;
+  /** Handoff.request {holdAgentInput} of the current handoff, and how much was held (input-hold.ts). */
+  private handoffHoldsInput = true;
+  private handoffHeldCommands = 0;
   private handoffTimer?: NodeJS.Timeout;
   /** What happened while the current handoff was active, for Handoff.completed `changes`. */
   private handoffChanges: HandoffCompleted['changes'] = { urls: [], downloads: [] };
@@ -378,10 +384,12 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
    * Gives control to humans while the agent stays connected (API.md 7). `liveUrl` is the
    * link sent to the human (webhook); `timeoutMs` ends the handoff with outcome timeout.
    */
-  startHandoff(reason: string, by: string, opts: { linkStarted?: boolean; liveUrl?: string; timeoutMs?: number } = {}): NonNullable<SessionInfo['handoff']> {
+  startHandoff(reason: string, by: string, opts: { linkStarted?: boolean; liveUrl?: string; timeoutMs?: number; holdAgentInput?: boolean } = {}): NonNullable<SessionInfo['handoff']> {
     if (this.handoff) return this.handoff;
     const handoff = (this.handoff = { id: randomUUID(), reason, requested_at: new Date().toISOString() });
     this.linkStartedHandoff = opts.linkStarted ?? false;
+    this.handoffHoldsInput = opts.holdAgentInput ?? true;
+    this.handoffHeldCommands = 0;
     this.handoffChanges = { urls: [], downloads: [] };
     this.audit({ type: 'handoff_requested', transport: by, detail: { handoff_id: handoff.id, reason } });
     if (opts.timeoutMs) {
@@ -392,6 +400,15 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
     this.lease.setHandoff(true);
     this.changed();
     return handoff;
+  }
+
+  /** Whether the agent's input and navigation wait now: a human has control in a handoff that holds it. */
+  get holdsAgentInput(): boolean {
+    return !!this.handoff && this.handoffHoldsInput && this.lease.humanControllers > 0;
+  }
+
+  countHeldCommand(): void {
+    this.handoffHeldCommands++;
   }
 
   /** A human left: a handoff their link started ends when nobody controls any more. */
@@ -414,7 +431,7 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
     this.handoff = null;
     clearTimeout(this.handoffTimer);
     const durationMs = Date.now() - Date.parse(requested_at);
-    this.audit({ type: 'handoff_completed', transport: by, detail: { handoff_id: id, outcome, duration_ms: durationMs } });
+    this.audit({ type: 'handoff_completed', transport: by, detail: { handoff_id: id, outcome, duration_ms: durationMs, held_commands: this.handoffHeldCommands } });
     this.deps.notify?.({ type: 'handoff_completed', session_id: this.id, handoff_id: id, outcome, by, duration_ms: durationMs });
     this.emit('handoffCompleted', { handoffId: id, outcome, by, durationMs, changes: this.handoffChanges });
     // Control goes back to the agent: viewers in control become view-only (see Viewer).
@@ -462,6 +479,7 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
       vnc_url: vnc ? `vnc://${this.runId}@${hostForUrl(publicHost)}:${vncPort}` : null,
       debug: this.params.debug,
       handoff: this.handoff,
+      debug_port: this.live ? this.debugPort : null,
     };
   }
 }

@@ -36,11 +36,7 @@ export function cdpRoutes(http: HttpServer, s: Services): void {
     const target = ctx.params.target!;
     const session = registry.list().find((x) => x.live && x.control?.hasTarget(target));
     if (!session) throw new HandoffError('not_found', `no page ${target.slice(0, 64)} in any live session`);
-    registry.requireAudit();
-    if (!session.lease.tryAttachAgent()) {
-      throw new HandoffError('session_attached', `session ${session.id} is already attached`, { attachment: session.lease.attachment });
-    }
-    await runAgent(session, agentUpgrade(ctx, up, s, session), target);
+    await attachExisting(ctx, up, s, session, target);
   });
 
   // 3.2: POST /devtools/browser creates a session nobody is attached to yet.
@@ -54,12 +50,13 @@ export function cdpRoutes(http: HttpServer, s: Services): void {
       sessionId: session.id,
       webSocketDebuggerUrl: `${ctx.wsOrigin}/devtools/browser/${session.id}${keyQuery(ctx)}`,
     };
-    if (q.get('targets') === 'true') body.targets = targets(session, ctx, s);
+    if (q.get('targets') === 'true') body.targets = targets(session, ctx, liveViewFrontend(session, ctx, s));
     sendJson(res, 200, body);
   });
 
   http.route('GET', '/devtools/browser/:id/json/list', (ctx, res) => {
-    sendJson(res, 200, targets(sessionById(s, ctx.params.id!, { live: true }), ctx, s));
+    const session = sessionById(s, ctx.params.id!, { live: true });
+    sendJson(res, 200, targets(session, ctx, liveViewFrontend(session, ctx, s)));
   });
 
   http.route('DELETE', '/devtools/browser/:id', async (ctx, res) => {
@@ -69,14 +66,9 @@ export function cdpRoutes(http: HttpServer, s: Services): void {
   });
 
   // 3.3: Chrome's discovery shape; connecting to webSocketDebuggerUrl creates a session.
-  const version = (ctx: RequestContext, res: ServerResponse) => {
-    sendJson(res, 200, {
-      Browser: s.browserVersion,
-      'Protocol-Version': '1.3',
-      'User-Agent': `Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) ${s.browserVersion.replace('Chrome/', 'Chrome/')} Safari/537.36`,
-      // The request's own query (session=, auto_close=, api_key=) carries over to the socket.
-      webSocketDebuggerUrl: `${ctx.wsOrigin}/${ctx.url.search}`,
-    });
+  const version = async (ctx: RequestContext, res: ServerResponse) => {
+    // The request's own query (session=, auto_close=, api_key=) carries over to the socket.
+    sendJson(res, 200, { ...(await chromeVersion(s)), webSocketDebuggerUrl: `${ctx.wsOrigin}/${ctx.url.search}` });
   };
   http.route('GET', '/json/version', version);
   http.route('GET', '/json/version/', version);
@@ -84,9 +76,78 @@ export function cdpRoutes(http: HttpServer, s: Services): void {
   const list = (ctx: RequestContext, res: ServerResponse) => {
     const id = ctx.url.searchParams.get('session');
     if (!id) throw new HandoffError('bad_request', 'give ?session=ID: each session is its own browser');
-    sendJson(res, 200, targets(sessionById(s, id, { live: true }), ctx, s));
+    const session = sessionById(s, id, { live: true });
+    sendJson(res, 200, targets(session, ctx, liveViewFrontend(session, ctx, s)));
   };
   for (const p of ['/json', '/json/', '/json/list', '/json/list/']) http.route('GET', p, list);
+}
+
+/**
+ * API.md 3.1 `debug_port`: the routes of a session's own loopback port, Chrome's discovery for
+ * that one session (Selenium's debuggerAddress, chrome://inspect). The port is the credential
+ * (see debug-port.ts); lease, Origin/Host guard and audit are the main port's.
+ */
+export function debugPortRoutes(http: HttpServer, s: Services, session: Session): void {
+  const live = () => {
+    if (!session.live) throw new HandoffError('session_not_found', 'the session has ended');
+    return session;
+  };
+  const version = async (ctx: RequestContext, res: ServerResponse) => {
+    live();
+    sendJson(res, 200, { ...(await chromeVersion(s, session)), webSocketDebuggerUrl: `${ctx.wsOrigin}/devtools/browser/${session.id}` });
+  };
+  http.route('GET', '/json/version', version);
+  http.route('GET', '/json/version/', version);
+  const list = (ctx: RequestContext, res: ServerResponse) => sendJson(res, 200, targets(live(), ctx, chromeFrontend()));
+  for (const p of ['/json', '/json/', '/json/list', '/json/list/']) http.route('GET', p, list);
+
+  // Chrome's /json/new?URL opens a tab. Chrome takes PUT only; GET is kept for older clients,
+  // but not from a web page (a cross-site <img> could open tabs at will).
+  const open = async (ctx: RequestContext, res: ServerResponse) => {
+    const fetchSite = ctx.req.headers['sec-fetch-site'];
+    if (ctx.req.method !== 'PUT' && (ctx.req.headers.origin !== undefined || (fetchSite !== undefined && fetchSite !== 'none'))) {
+      throw new HandoffError('forbidden_origin', 'web pages may not open tabs; use PUT /json/new');
+    }
+    let url = 'about:blank';
+    try {
+      url = decodeURIComponent(ctx.url.search.slice(1)) || url;
+    } catch {
+      url = '';
+    }
+    if (url.length > 8192 || !URL.canParse(url)) throw new HandoffError('bad_request', 'give the URL to open: /json/new?URL');
+    await live().ready;
+    const { targetId } = await live().chromium!.cdp.send('Target.createTarget', { url });
+    const entry = { targetId, type: 'page', title: url, url };
+    sendJson(res, 200, target(entry, ctx, chromeFrontend()));
+  };
+  http.route('PUT', '/json/new', open);
+  http.route('GET', '/json/new', open);
+
+  const browser = async (ctx: RequestContext, up: Upgrade) => {
+    if (ctx.params.id !== undefined && ctx.params.id !== session.id) throw new HandoffError('not_found', 'this port serves one session only');
+    const q = ctx.url.searchParams;
+    if (q.has('auto_close')) session.autoClose = parseAutoClose(q, session.autoClose);
+    await attachExisting(ctx, up, s, live());
+  };
+  http.upgrade('/devtools/browser', browser);
+  http.upgrade('/devtools/browser/:id', browser);
+  http.upgrade('/devtools/page/:target', async (ctx, up) => {
+    const id = ctx.params.target!;
+    if (!live().control?.hasTarget(id)) throw new HandoffError('not_found', `no page ${id.slice(0, 64)} in this session`);
+    await attachExisting(ctx, up, s, session, id);
+  });
+}
+
+/** Attaches an agent to a session that must already exist (API.md 3.4: 409 when attached). */
+async function attachExisting(ctx: RequestContext, up: Upgrade, s: Services, session: Session, targetId?: string): Promise<void> {
+  s.registry.requireAudit(); // no attach without its audit row
+  if (!session.lease.tryAttachAgent()) {
+    throw new HandoffError('session_attached', `session ${session.id} is already attached`, { attachment: session.lease.attachment });
+  }
+  // On a debug port (the only caller on another port), the attach row names it.
+  const port = ctx.req.socket.localPort;
+  const via = session.debugPort !== null && port === session.debugPort ? { debug_port: port } : undefined;
+  await runAgent(session, { ...agentUpgrade(ctx, up, s, session), via }, targetId);
 }
 
 function agentUpgrade(ctx: RequestContext, up: Upgrade, s: Services, session: Session) {
@@ -105,15 +166,84 @@ function keyQuery(ctx: RequestContext): string {
   return key ? `?api_key=${encodeURIComponent(key)}` : '';
 }
 
-/** Chrome's /json/list entries, pointing at our proxy; devtoolsFrontendUrl is a live view link. */
-function targets(session: Session, ctx: RequestContext, s: Services) {
-  const pages = session.control?.pages() ?? [];
-  return pages.map((t) => ({
-    id: t.targetId,
-    type: t.type,
-    title: t.title,
-    url: t.url,
-    webSocketDebuggerUrl: `${ctx.wsOrigin}/devtools/page/${t.targetId}${keyQuery(ctx)}`,
-    devtoolsFrontendUrl: s.liveLinks.issue(session, ctx.publicHost, 'control', ctx.sourceIp).url,
-  }));
+interface TargetEntry {
+  targetId: string;
+  type: string;
+  title: string;
+  url: string;
+}
+type Frontend = (wsUrl: string) => string;
+
+/** The main port's devtoolsFrontendUrl: a live view control link (API.md 3.2). */
+function liveViewFrontend(session: Session, ctx: RequestContext, s: Services): Frontend {
+  return () => s.liveLinks.issue(session, ctx.publicHost, 'control', ctx.sourceIp).url;
+}
+
+/** A debug port's: Chrome's own DevTools on that page (what chrome://inspect opens). */
+function chromeFrontend(): Frontend {
+  return (wsUrl) => `devtools://devtools/bundled/inspector.html?ws=${wsUrl.replace(/^wss?:\/\//, '')}`;
+}
+
+/** Chrome's /json/list entries, pointing at our proxy. */
+function targets(session: Session, ctx: RequestContext, frontend: Frontend) {
+  return (session.control?.pages() ?? []).map((t) => target(t, ctx, frontend));
+}
+
+function target(t: TargetEntry, ctx: RequestContext, frontend: Frontend) {
+  const wsUrl = `${ctx.wsOrigin}/devtools/page/${t.targetId}${keyQuery(ctx)}`;
+  return { id: t.targetId, type: t.type, title: t.title, url: t.url, webSocketDebuggerUrl: wsUrl, devtoolsFrontendUrl: frontend(wsUrl) };
+}
+
+/** Chrome's /json/version fields other than webSocketDebuggerUrl. */
+export interface ChromeVersion {
+  Browser: string;
+  /** Chrome 13x+: how the browser spells file paths (its host's). */
+  'File-Path-Style': 'posix';
+  'Protocol-Version': string;
+  'User-Agent': string;
+  'V8-Version': string;
+  'WebKit-Version': string;
+}
+
+let knownVersion: ChromeVersion | undefined;
+
+/**
+ * What Chrome's own /json/version says, from `Browser.getVersion` of a running session's
+ * browser (every session runs the same binary, so it is asked once). Before any session ran,
+ * the fields are built from `chromium --version` as Chrome builds them (chromedriver needs
+ * them all and parses only `Browser` and the `WebKit-Version` shape).
+ */
+export async function chromeVersion(s: Services, from?: Session): Promise<ChromeVersion> {
+  if (knownVersion) return knownVersion;
+  const session = from ?? s.registry.list().find((x) => x.state === 'ready');
+  if (from) await from.ready.catch(() => {});
+  if (session?.live && session.chromium) {
+    try {
+      const v = await session.chromium.cdp.send('Browser.getVersion');
+      // Chrome: "WebKit-Version": "537.36 (@<blink revision>)"; getVersion's revision is "@<hash>".
+      const webkit = /AppleWebKit\/([\d.]+)/.exec(v.userAgent)?.[1] ?? '537.36';
+      knownVersion = {
+        Browser: v.product,
+        'File-Path-Style': 'posix',
+        'Protocol-Version': v.protocolVersion,
+        'User-Agent': v.userAgent,
+        'V8-Version': v.jsVersion,
+        'WebKit-Version': `${webkit} (${v.revision})`,
+      };
+      return knownVersion;
+    } catch {
+      // the browser went away meanwhile: answer from the binary's version
+    }
+  }
+  const chrome = s.browserVersion.replace(/^Chrome\//, '');
+  const major = chrome.split('.')[0] ?? '0';
+  return {
+    Browser: s.browserVersion,
+    'File-Path-Style': 'posix',
+    'Protocol-Version': '1.3',
+    'User-Agent': `Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/${major}.0.0.0 Safari/537.36`,
+    // V8's version follows Chrome's milestone (Chrome 156 ships V8 15.6); its build is unknown here.
+    'V8-Version': `${Math.floor(Number(major) / 10)}.${Number(major) % 10}.0.0`,
+    'WebKit-Version': '537.36 (@unknown)',
+  };
 }

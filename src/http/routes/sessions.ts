@@ -6,13 +6,14 @@ import { int, validSessionId } from '../../sessions/params.js';
 import type { Session, SessionInfo } from '../../sessions/session.js';
 import { readJson, sendJson, type HttpServer, type RequestContext } from '../server.js';
 import { sessionById, type Services } from './context.js';
+import type { DebugPorts } from '../debug-port.js';
 
 // Chromium writes a download as GUID.crdownload, then GUID until we rename it on completion;
 // neither is listed.
 const IN_PROGRESS = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(\.crdownload)?$/;
 
 /** API.md 4. */
-export function sessionRoutes(http: HttpServer, s: Services): void {
+export function sessionRoutes(http: HttpServer, s: Services, debugPorts: DebugPorts): void {
   const info = (session: Session, ctx: RequestContext): SessionInfo => session.info(hostOnly(ctx.publicHost));
 
   http.route('GET', '/sessions', (ctx, res) => {
@@ -32,6 +33,12 @@ export function sessionRoutes(http: HttpServer, s: Services): void {
     const session = sessionById(s, ctx.params.id!);
     await session.stop('session stopped');
     sendJson(res, 200, { stopped: true });
+  });
+
+  // API.md 3.1 debug_port, for a session created without it: opens (or reports) its own port.
+  http.route('POST', '/session/:id/port', async (ctx, res) => {
+    const session = sessionById(s, ctx.params.id!, { live: true });
+    sendJson(res, 200, { debug_port: await debugPorts.forSession(session) });
   });
 
   // Long poll: answers as soon as every given condition holds.
@@ -137,8 +144,9 @@ export function handoffRoutes(http: HttpServer, s: Services): void {
     if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs >= 1000 && timeoutMs <= 86_400_000)) {
       throw new HandoffError('bad_request', 'timeout_ms must be a whole number from 1000 to 86400000');
     }
+    if (body.hold_agent_input !== undefined && typeof body.hold_agent_input !== 'boolean') throw new HandoffError('bad_request', 'hold_agent_input must be true or false');
     const link = s.liveLinks.issue(session, ctx.publicHost, 'control', ctx.sourceIp);
-    const h = session.startHandoff(reason, 'rest', { liveUrl: link.url, timeoutMs });
+    const h = session.startHandoff(reason, 'rest', { liveUrl: link.url, timeoutMs, holdAgentInput: body.hold_agent_input !== false });
     sendJson(res, 200, { handoffId: h.id, liveUrl: link.url, expiresAt: link.expires_at });
   });
 

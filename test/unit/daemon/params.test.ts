@@ -28,6 +28,7 @@ describe('parseSessionParams', () => {
       rtcPassword: null,
       debug: false,
       hitlAllowedNetworks: null,
+      debugPort: false,
     });
   });
 
