@@ -44,8 +44,9 @@ export class CdpHandoffDomain {
       case 'Handoff.request': {
         if (typeof p.reason !== 'string' || !p.reason) return fail(INVALID_PARAMS, 'reason: string expected');
         const timeoutMs = p.timeoutMs;
-        if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && Number.isInteger(timeoutMs) && timeoutMs >= 1000)) {
-          return fail(INVALID_PARAMS, 'timeoutMs: a whole number of milliseconds >= 1000 expected');
+        // The same bounds as REST timeout_ms (a timer past 2^31 ms would fire at once).
+        if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && Number.isInteger(timeoutMs) && timeoutMs >= 1000 && timeoutMs <= 86_400_000)) {
+          return fail(INVALID_PARAMS, 'timeoutMs: a whole number of milliseconds from 1000 to 86400000 expected');
         }
         if (p.singleUse !== undefined && typeof p.singleUse !== 'boolean') return fail(INVALID_PARAMS, 'singleUse: boolean expected');
         if (p.holdAgentInput !== undefined && typeof p.holdAgentInput !== 'boolean') return fail(INVALID_PARAMS, 'holdAgentInput: boolean expected');

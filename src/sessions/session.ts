@@ -276,6 +276,9 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
       this.endReason = reason;
       clearTimeout(this.idleTimer);
       this.idleDeadline = null;
+      // A handoff still open ends with its session, before the session's row (its timer and
+      // webhook must not fire after session_stopped).
+      this.completeHandoff('cancelled', 'daemon');
       // Recorded before anyone is told, so a client that sees 4000 finds the row.
       this.audit({ type: state === 'crashed' ? 'session_crashed' : 'session_stopped', detail: { reason } });
       this.persist();

@@ -77,8 +77,25 @@ describe('structured handoff', () => {
 
     await expect(cdp.send('Handoff.nonsense' as any)).rejects.toThrow(/wasn't found/);
     await expect(cdp.send('Handoff.request' as any, {})).rejects.toThrow(/reason/);
+    // A timer past 2^31 ms would fire at once: refused like REST's timeout_ms.
+    await expect(cdp.send('Handoff.request' as any, { reason: 'forever', timeoutMs: 2 ** 31 })).rejects.toThrow(/timeoutMs/);
+    expect((await api(daemon.url, '/session/ho')).body.handoff).toBeNull();
     const live: any = await cdp.send('Handoff.liveUrl' as any);
     expect(live.liveUrl).toContain('/live/');
+  });
+
+  it('a handoff still open when its session stops ends with it, before session_stopped; its timer never fires after', async () => {
+    expect((await api(daemon.url, '/devtools/browser?session=ho-end', { method: 'POST' })).status).toBe(200);
+    expect((await api(daemon.url, '/session/ho-end/handoff', { method: 'POST', body: JSON.stringify({ reason: 'log in', timeout_ms: 1500 }) })).status).toBe(200);
+    expect((await api(daemon.url, '/session/ho-end/stop', { method: 'POST' })).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 2500)); // past the handoff's own timeout
+    const types = (await api(daemon.url, '/audit?session_id=ho-end&limit=100')).body.events.map((e: any) => `${e.type}${e.detail?.outcome ? ':' + e.detail.outcome : ''}`);
+    const stopped = types.indexOf('session_stopped');
+    expect(stopped).toBeGreaterThan(-1);
+    expect(types.filter((t: string) => t.startsWith('handoff_completed'))).toEqual(['handoff_completed:cancelled']);
+    expect(types.indexOf('handoff_completed:cancelled')).toBeLessThan(stopped);
+    await waitFor('the webhook', () => hooks.some((h) => h.session_id === 'ho-end' && h.type === 'handoff_completed'));
+    expect(hooks.filter((h) => h.session_id === 'ho-end' && h.type === 'handoff_completed').map((h) => h.outcome)).toEqual(['cancelled']);
   });
 
   it('REST: POST /session/ID/handoff, DELETE cancels, bad bodies are 400', async () => {
