@@ -70,9 +70,14 @@ async function liveUrlsIssuedForB(): Promise<number> {
   return (await api(d.url, `/audit?session_id=${B}&type=live_url_issued`)).body.events.length;
 }
 
-/** The text a frame shows, or '' when it cannot be read at all. */
+/** The text a frame shows once it shows any (an error page renders a little after the load fails), or ''. */
 async function textOf(f: { evaluate: Page['evaluate'] }): Promise<string> {
-  return f.evaluate(() => document.documentElement?.innerText ?? '').catch(() => '');
+  for (let i = 0; i < 50; i++) {
+    const text = await f.evaluate(() => document.documentElement?.innerText ?? '').catch(() => '');
+    if (text.trim()) return text;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return '';
 }
 
 /** Lets the page's own script run and whatever it started finish. */
@@ -130,5 +135,32 @@ describe("session A's browser cannot reach the daemon", () => {
   it('pages on the same address but another port still load (the test pages)', async () => {
     await page.goto(`${pages.url}/other`);
     expect(await page.$eval('#p', (e) => e.textContent)).toBe('other page');
+  });
+});
+
+describe('with --public-url', () => {
+  it("its host is blocked on every port (the proxy in front reaches the daemon), other hosts are not", async () => {
+    // The "public" host is another loopback address with a page server on it standing in for the proxy.
+    const proxy = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<p id="p">daemon behind a proxy</p>'));
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.3', r));
+    const port = (proxy.address() as AddressInfo).port;
+    const pd = await startDaemon({ args: ['--public-url', `http://127.0.0.3:${port}`] });
+    let agent: Browser | undefined;
+    try {
+      agent = await puppeteer.connect({ browserWSEndpoint: `${pd.wsUrl}/?session=pub&auto_close=false`, defaultViewport: null });
+      leaks.note(pd.stateDir, 'pub');
+      const p = (await agent.pages())[0]!;
+      const err = await p.goto(`http://127.0.0.3:${port}/`).then(() => '', (e: Error) => e.message);
+      expect(err).toMatch(/ERR_BLOCKED_BY_ADMINISTRATOR/);
+      const text = await textOf(p);
+      expect(text).not.toContain('daemon behind a proxy');
+      expect(text).toMatch(BLOCKED);
+      await p.goto(`${evilUrl}/blank`);
+      expect(await textOf(p)).toContain('attacker');
+    } finally {
+      await agent?.disconnect();
+      await pd.cleanup();
+      await new Promise<void>((r) => (proxy.closeAllConnections(), proxy.close(() => r())));
+    }
   });
 });
