@@ -23,6 +23,7 @@ import { mcpRoutes } from './mcp/http.js';
 import type { Services } from './http/routes/context.js';
 import { VncServer } from './liveview/vnc/server.js';
 import { WebhookSender } from './util/webhook.js';
+import { writeChromiumPolicy } from './browser/policy.js';
 
 /**
  * The composition root: builds the parts in dependency order, starts them, and closes them
@@ -134,6 +135,8 @@ export class Daemon {
     undo.push({ what: 'vnc', run: () => vnc.close() });
 
     const addr = await http.listen(config.port, config.host);
+    // Before any session can start: its browser is barred from this port (README "What a session can see").
+    writeChromiumPolicy(config.stateDir, addr.port, config.publicUrl);
     const vncPort = config.vncPort ? await vnc.listen(config.vncPort, config.host) : 0;
     const host = addr.address.includes(':') ? `[${addr.address}]` : addr.address;
     const url = `http://${host}:${addr.port}`;

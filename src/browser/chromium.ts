@@ -5,6 +5,7 @@ import { launchProcess, type LaunchedProcess } from '../util/process.js';
 import type { Logger } from '../util/logger.js';
 import { HandoffError } from '../util/errors.js';
 import type { Readable, Writable } from 'node:stream';
+import { MANAGED_POLICY_FILE } from './policy.js';
 import { displayClientPaths, localeEnv, SANDBOX_PATH, sandboxed } from '../util/sandbox.js';
 
 /**
@@ -26,6 +27,8 @@ export interface ChromiumOptions<C extends DevToolsPipeClient> {
   displayEnv: Record<string, string>;
   /** The session's own dirs (downloads, uploads): the only host dirs it may write besides its profile. */
   sessionDirs?: string[];
+  /** A managed policy file (policy.ts) bound as Chromium's only one; none: no policy at all. */
+  policyFile?: string;
   logger?: Logger;
   startTimeoutMs?: number;
   /** Makes the pipe's client: `toBrowser` is Chromium's fd 3, `fromBrowser` its fd 4. */
@@ -112,6 +115,8 @@ export class ChromiumBrowser<C extends DevToolsPipeClient = DevToolsPipeClient> 
       const cmd = sandboxed(o.binary, chromiumArgs({ ...o, profileDir, asRoot: process.getuid?.() === 0 }), {
         writable: [profileDir, ...(o.sessionDirs ?? [])],
         readable: displayClientPaths({ name: o.displayEnv.DISPLAY ?? '', authFile: o.displayEnv.XAUTHORITY ?? '' }),
+        // The host's /etc/chromium is not in the sandbox: this file is the only policy.
+        readableAt: o.policyFile ? [{ source: o.policyFile, dest: MANAGED_POLICY_FILE }] : [],
         env: { PATH: SANDBOX_PATH, HOME: profileDir, ...o.displayEnv, TMPDIR: tmp, ...localeEnv() },
       });
       // fd 3: commands to Chromium, fd 4: its answers and events (--remote-debugging-pipe).

@@ -24,6 +24,7 @@ import type { SessionJournal } from './journal.js';
 import { Viewer } from './viewer.js';
 import { Screencast } from '../liveview/screencast/screencast.js';
 import { WebRtcHub } from '../liveview/webrtc/hub.js';
+import { chromiumPolicyPath } from '../browser/policy.js';
 
 export type SessionState = 'starting' | 'ready' | 'stopped' | 'crashed';
 
@@ -178,7 +179,7 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
         WindowFitter.start(xvfb, this.log).then((f) => (this.windowFitter = f)),
         Framebuffer.open({ fbPath: xvfb.fbPath, display: xvfb, logger: this.log }).then((f) => (this.fb = f)),
         XInput.open({ display: xvfb, logger: this.log }).then((i) => (this.xinput = i)),
-        ChromiumBrowser.launch({ binary: config.chromiumPath, width, height, displayEnv: xvfb.env(), sessionDirs: [this.downloadDir, this.uploadDir], logger: this.log, connect: connectPipe }).then((c) => {
+        ChromiumBrowser.launch({ binary: config.chromiumPath, width, height, displayEnv: xvfb.env(), sessionDirs: [this.downloadDir, this.uploadDir], policyFile: chromiumPolicyPath(config.stateDir), logger: this.log, connect: connectPipe }).then((c) => {
           this.chromium = c;
           this.own('chromium', c.pid, c.profileDir);
           c.exited.then(() => this.onProcessExit('browser crashed'));

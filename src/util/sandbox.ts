@@ -20,6 +20,8 @@ export interface SandboxPolicy {
   writable?: string[];
   /** Host paths (files or dirs) bound read-only at the same path (they must exist). */
   readable?: string[];
+  /** Host files bound read-only at another path inside (Chromium's managed policy file). */
+  readableAt?: Array<{ source: string; dest: string }>;
   /** The whole environment inside: nothing of the daemon's passes (it may hold the API key). */
   env: Record<string, string>;
   /**
@@ -32,11 +34,11 @@ export interface SandboxPolicy {
 
 /** What of the host system a sandbox sees; hostLayout() reads it from this machine. */
 export interface HostLayout {
-  /** Dirs bound read-only at the same path (/usr, /etc, fontconfig's cache...). */
+  /** Dirs and files bound read-only at the same path (/usr, the allowed /etc entries, fontconfig's cache...). */
   system: string[];
-  /** Top-level symlinks re-created inside (merged /usr: /bin -> usr/bin). */
+  /** Symlinks re-created inside (merged /usr: /bin -> usr/bin; /etc/localtime, whose target names the time zone). */
   symlinks: Array<{ path: string; target: string }>;
-  /** Dirs inside the system dirs hidden behind an empty tmpfs (/etc/handoff). */
+  /** Dirs inside the system dirs hidden behind an empty tmpfs (/etc/ssl/private, /etc/handoff). */
   hiddenDirs: string[];
   /** Files inside the system dirs hidden behind /dev/null (/etc/shadow for a root daemon). */
   hiddenFiles: string[];
@@ -69,6 +71,7 @@ export function sandboxCommand(program: string, args: string[], policy: SandboxP
   a.push('--dev', '/dev', '--tmpfs', '/dev/shm', ...(pidNs ? ['--proc', '/proc'] : []), '--tmpfs', '/tmp');
   // After the tmpfs mounts, so paths under /tmp and /dev/shm are bound over them.
   for (const p of policy.readable ?? []) a.push('--ro-bind', p, p);
+  for (const { source, dest } of policy.readableAt ?? []) a.push('--ro-bind', source, dest);
   for (const p of policy.writable ?? []) a.push('--bind', p, p);
   a.push('--clearenv');
   for (const [k, v] of Object.entries(policy.env)) a.push('--setenv', k, v);
@@ -80,14 +83,35 @@ export function sandboxCommand(program: string, args: string[], policy: SandboxP
 }
 
 /** Read-only system dirs; the `/lib*`, `/bin`, `/sbin` that are symlinks (merged /usr) are re-created as such. */
-const SYSTEM_DIRS = ['/usr', '/etc', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/var/cache/fontconfig'];
+const SYSTEM_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32', '/var/cache/fontconfig'];
 /** Read-only too: the CPU count Chromium and ffmpeg size their threads by. */
 const SYSTEM_EXTRA = ['/sys/devices/system/cpu'];
 /**
- * Secrets inside /etc: the daemon's configuration and environment file (API key), and what a
- * daemon running as root could otherwise read (password hashes, host keys, private keys).
+ * What of /etc a session sees: an allow-list, not /etc minus a deny-list, since a root
+ * daemon's browser runs as uid 0 and would read every root-only file a deny-list forgot
+ * (/etc/default/cacerts). These are what Chromium, Xvfb and ffmpeg read: the dynamic linker,
+ * fonts (and the alternatives their links go through), TLS trust, name resolution, users
+ * and groups (getpwuid), the time zone, MIME types, X, GTK and XDG defaults, GL/Vulkan
+ * loaders and audio client config. Entries missing on a host are skipped.
  */
-const HIDDEN = ['/etc/handoff', '/etc/shadow', '/etc/shadow-', '/etc/gshadow', '/etc/gshadow-', '/etc/ssh', '/etc/ssl/private', '/etc/sudoers', '/etc/sudoers.d', '/etc/credstore', '/etc/credstore.encrypted'];
+const ETC_ALLOWED = [
+  'ld.so.cache', 'ld.so.conf', 'ld.so.conf.d',
+  'fonts', 'alternatives',
+  'ssl', 'ca-certificates', 'ca-certificates.conf', 'pki', 'crypto-policies',
+  'resolv.conf', 'hosts', 'nsswitch.conf', 'host.conf', 'gai.conf', 'services', 'protocols', 'networks',
+  'passwd', 'group',
+  'localtime', 'timezone', 'locale.alias', 'locale.conf',
+  'mime.types', 'magic', 'magic.mime',
+  'X11', 'gtk-2.0', 'gtk-3.0', 'xdg', 'dconf',
+  'glvnd', 'vulkan', 'drirc', 'OpenCL',
+  'pulse', 'alsa', 'asound.conf', 'openal',
+  'os-release', 'lsb-release', 'debian_version',
+].map((e) => `/etc/${e}`);
+/**
+ * Secrets inside the allowed /etc entries (private keys), and the daemon's configuration and
+ * environment file (API key): not bound anyway, masked too so it stays hidden if it ever is.
+ */
+const HIDDEN = ['/etc/handoff', '/etc/ssl/private', '/etc/pki/tls/private'];
 
 /**
  * The system part of the sandbox as this host lays it out now: read at every launch (a few
@@ -102,12 +126,16 @@ export function hostLayout(): HostLayout {
     else if (st.isDirectory()) layout.system.push(p);
   }
   for (const p of SYSTEM_EXTRA) if (existsSync(p)) layout.system.push(p);
-  // /etc/resolv.conf is often a link into /run (systemd-resolved): DNS needs its target too.
-  try {
-    const resolv = realpathSync('/etc/resolv.conf');
-    if (!layout.system.some((d) => inside(resolv, d))) layout.system.push(dirname(resolv));
-  } catch {
-    // No resolv.conf: Chromium falls back to its defaults.
+  for (const p of ETC_ALLOWED) {
+    const st = lstatSafe(p);
+    if (!st) continue;
+    // A link stays a link (ICU reads the zone name from /etc/localtime's target); its target
+    // is bound when it is outside the dirs already there (resolv.conf into /run, say).
+    if (st.isSymbolicLink()) {
+      layout.symlinks.push({ path: p, target: readlinkSync(p) });
+      const real = realpathSafe(p);
+      if (real && !layout.system.some((d) => inside(real, d))) layout.system.push(real);
+    } else if (st.isDirectory() || st.isFile()) layout.system.push(p);
   }
   for (const p of HIDDEN) {
     const st = lstatSafe(p);
@@ -116,6 +144,14 @@ export function hostLayout(): HostLayout {
     else layout.hiddenFiles.push(p);
   }
   return layout;
+}
+
+function realpathSafe(p: string): string | null {
+  try {
+    return realpathSync(p);
+  } catch {
+    return null;
+  }
 }
 
 function lstatSafe(p: string) {

@@ -8,6 +8,7 @@ import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { api, tryWs } from '../helpers/client.js';
 import { LeakTracker } from '../helpers/leaks.js';
+import { startPageServer } from '../helpers/pages.js';
 import { hostLayout, SANDBOX_PATH, sandboxCommand } from '../../src/util/sandbox.js';
 
 /**
@@ -135,6 +136,40 @@ describe('what a page needs still works inside', () => {
       return { webgl: !!gl, pixel, liberation: width('"Liberation Serif", monospace') !== width('monospace'), dejavu: width('"DejaVu Sans", monospace') !== width('monospace') };
     });
     expect(r).toEqual({ webgl: true, pixel: [0, 255, 0, 255], liberation: true, dejavu: true });
+  });
+});
+
+describe('/etc is an allow-list (a root browser reads no root-only file in it)', () => {
+  it('a root-only dir made under /etc, and /etc/default, /etc/shadow, /etc/ssh, are not there', async () => {
+    // Only root can make one (the daemon under test runs as root here, as in the review).
+    const root = process.getuid?.() === 0;
+    const name = `handoff-test-secret-${process.pid}-${Date.now()}`;
+    const dir = join('/etc', name);
+    if (root) mkdirSync(dir, { mode: 0o700 });
+    try {
+      if (root) writeFileSync(join(dir, 'key'), SECRET, { mode: 0o600 });
+      const listing = await readAsAgent('/etc/');
+      expect(listing.text ?? '', JSON.stringify(listing)).toContain('passwd');
+      for (const hidden of [name, 'default', 'shadow', 'ssh', 'sudoers']) expect(listing.text).not.toContain(hidden);
+      expect((await readAsAgent(join(dir, 'key'))).error).toMatch(/ERR_FILE_NOT_FOUND/);
+      expect((await readAsAgent('/etc/default/')).text ?? '').not.toContain('cacerts');
+      expect((await readAsAgent('/etc/shadow')).error).toMatch(/ERR_FILE_NOT_FOUND/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('what the browser needs is there: TLS trust, DNS config, name resolution', async () => {
+    expect((await readAsAgent('/etc/ssl/certs/')).text).toMatch(/ca-certificates\.crt/);
+    expect((await readAsAgent('/etc/resolv.conf')).text?.trim()).toBe(readFileSync('/etc/resolv.conf', 'utf8').trim());
+    // "localhost" resolves through nsswitch.conf and /etc/hosts.
+    const pages = await startPageServer();
+    try {
+      await page.goto(`${pages.url.replace('127.0.0.1', 'localhost')}/other`);
+      expect(await page.$eval('#p', (e) => e.textContent)).toBe('other page');
+    } finally {
+      await pages.close();
+    }
   });
 });
 

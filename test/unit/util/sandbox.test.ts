@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import { displayClientPaths, hostLayout, sandboxCommand, type HostLayout } from '../../../src/util/sandbox.js';
 
 const layout: HostLayout = {
-  system: ['/usr', '/etc', '/var/cache/fontconfig'],
-  symlinks: [{ path: '/bin', target: 'usr/bin' }],
-  hiddenDirs: ['/etc/handoff'],
-  hiddenFiles: ['/etc/shadow'],
+  system: ['/usr', '/etc/fonts', '/etc/ssl', '/etc/passwd', '/var/cache/fontconfig'],
+  symlinks: [{ path: '/bin', target: 'usr/bin' }, { path: '/etc/localtime', target: '/usr/share/zoneinfo/Etc/UTC' }],
+  hiddenDirs: ['/etc/ssl/private'],
+  hiddenFiles: ['/etc/ssl/secret.pem'],
 };
 
 /** The bwrap options between `bwrap` and `--`, as [option, ...operands] groups for readable checks. */
@@ -27,6 +27,7 @@ describe('sandboxCommand', () => {
   const policy = {
     writable: ['/tmp/handoff-profile-x', '/state/downloads/s1'],
     readable: ['/dev/shm/handoff-x-1/Xauthority'],
+    readableAt: [{ source: '/state/chromium-policy.json', dest: '/etc/chromium/policies/managed/handoff.json' }],
     env: { PATH: '/usr/bin', HOME: '/tmp/handoff-profile-x', DISPLAY: ':5' },
   };
   const { cmd, args } = sandboxCommand('/usr/lib/chromium/chromium', ['--kiosk', 'about:blank'], policy, layout, '/usr/bin/bwrap');
@@ -42,8 +43,9 @@ describe('sandboxCommand', () => {
     for (const dir of layout.system) expect(at(opts, '--ro-bind', dir, dir)).toBeGreaterThanOrEqual(0);
     expect(at(opts, '--symlink', 'usr/bin', '/bin')).toBeGreaterThanOrEqual(0);
     // The mask comes after the bind it hides part of.
-    expect(at(opts, '--tmpfs', '/etc/handoff')).toBeGreaterThan(at(opts, '--ro-bind', '/etc', '/etc'));
-    expect(at(opts, '--ro-bind', '/dev/null', '/etc/shadow')).toBeGreaterThan(at(opts, '--ro-bind', '/etc', '/etc'));
+    expect(at(opts, '--symlink', '/usr/share/zoneinfo/Etc/UTC', '/etc/localtime')).toBeGreaterThanOrEqual(0);
+    expect(at(opts, '--tmpfs', '/etc/ssl/private')).toBeGreaterThan(at(opts, '--ro-bind', '/etc/ssl', '/etc/ssl'));
+    expect(at(opts, '--ro-bind', '/dev/null', '/etc/ssl/secret.pem')).toBeGreaterThan(at(opts, '--ro-bind', '/etc/ssl', '/etc/ssl'));
     expect(opts).not.toContain('--bind-try');
   });
 
@@ -56,9 +58,10 @@ describe('sandboxCommand', () => {
     expect(tmp).toBeGreaterThanOrEqual(0);
     for (const p of policy.writable) expect(at(opts, '--bind', p, p)).toBeGreaterThan(tmp);
     for (const p of policy.readable) expect(at(opts, '--ro-bind', p, p)).toBeGreaterThan(shm);
+    expect(at(opts, '--ro-bind', '/state/chromium-policy.json', '/etc/chromium/policies/managed/handoff.json')).toBeGreaterThan(tmp);
     // Nothing else of the host is bound: every bind source is a system dir, /dev/null or a policy path.
     const sources = opts.flatMap((o, i) => (o === '--bind' || o === '--ro-bind' || o === '--dev-bind' ? [opts[i + 1]!] : []));
-    expect(new Set(sources)).toEqual(new Set([...layout.system, '/dev/null', ...policy.writable, ...policy.readable]));
+    expect(new Set(sources)).toEqual(new Set([...layout.system, '/dev/null', ...policy.writable, ...policy.readable, '/state/chromium-policy.json']));
   });
 
   it('replaces the environment with the policy one', () => {
@@ -104,10 +107,12 @@ describe('displayClientPaths', () => {
 });
 
 describe('hostLayout on this (Debian) host', () => {
-  it('binds /usr and /etc, hides /etc/shadow, and binds nothing of the state, home or /tmp', () => {
+  it('binds /usr and an allow-list of /etc (not /etc itself), hides /etc/ssl/private, and binds nothing of the state, home or /tmp', () => {
     const l = hostLayout();
-    expect(l.system).toEqual(expect.arrayContaining(['/usr', '/etc']));
-    expect(l.hiddenFiles).toContain('/etc/shadow');
+    expect(l.system).toEqual(expect.arrayContaining(['/usr', '/etc/fonts', '/etc/ssl', '/etc/passwd', '/etc/ld.so.cache']));
+    for (const secret of ['/etc', '/etc/default', '/etc/shadow', '/etc/gshadow', '/etc/ssh', '/etc/handoff', '/etc/sudoers', '/etc/chromium']) expect(l.system).not.toContain(secret);
+    expect(l.system.filter((p) => p.startsWith('/etc/')).every((p) => p.split('/').length === 3)).toBe(true);
+    expect(l.hiddenDirs).toContain('/etc/ssl/private');
     for (const dir of l.system) expect(dir === '/' || dir === '/tmp' || dir === '/var' || dir === '/home' || dir === '/root' || dir.startsWith('/var/lib')).toBe(false);
   });
 });

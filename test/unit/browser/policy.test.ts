@@ -1,0 +1,23 @@
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromiumPolicy, chromiumPolicyPath, writeChromiumPolicy } from '../../../src/browser/policy.js';
+
+describe('the Chromium policy barring the daemon', () => {
+  it("blocks the daemon's port on every host, and the public URL's host when set", () => {
+    expect(chromiumPolicy(8765, null)).toEqual({ URLBlocklist: ['*:8765'] });
+    expect(chromiumPolicy(8765, new URL('https://handoff.example.com'))).toEqual({ URLBlocklist: ['*:8765', '.handoff.example.com'] });
+  });
+
+  it('is written to STATE_DIR/chromium-policy.json, replacing the previous port', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'handoff-policy-unit-'));
+    try {
+      writeChromiumPolicy(dir, 1111, null);
+      expect(writeChromiumPolicy(dir, 2222, null)).toBe(chromiumPolicyPath(dir));
+      expect(JSON.parse(readFileSync(join(dir, 'chromium-policy.json'), 'utf8'))).toEqual({ URLBlocklist: ['*:2222'] });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
