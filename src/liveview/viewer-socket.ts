@@ -1,4 +1,5 @@
 import type { WebSocket } from 'ws';
+import type { LinkKind } from './tokens.js';
 
 /**
  * What the JSON viewer sockets (screencast, WebRTC signalling) share: the close codes, the
@@ -11,6 +12,33 @@ export const CLOSE_POLICY = 1008;
 export const CLOSE_TOO_BIG = 1009;
 /** API.md 3.5: the session stopped. */
 export const CLOSE_SESSION_ENDED = 4000;
+/** 4000 + 429: no place for this viewer (too_many_viewers). */
+export const CLOSE_TOO_MANY_VIEWERS = 4029;
+
+/**
+ * Places of a session's transport (10) that a view link cannot take (M4): whoever holds only
+ * view links leaves room for the control link of the person asked to take over.
+ */
+export const CONTROL_RESERVED_PLACES = 2;
+
+/** How many places of `maxViewers` a viewer that came with a `link` of this kind may fill. */
+export function placesFor(link: LinkKind, maxViewers: number): number {
+  return link === 'view' ? Math.max(0, maxViewers - CONTROL_RESERVED_PLACES) : maxViewers;
+}
+
+/** The refusal for a full session, for the viewer's error message. */
+export function noPlaceMessage(link: LinkKind, maxViewers: number, what: string): string {
+  return link === 'view'
+    ? `this session already has ${placesFor(link, maxViewers)} ${what} viewers (the last ${CONTROL_RESERVED_PLACES} of ${maxViewers} places are kept for control links)`
+    : `this session already has ${maxViewers} ${what} viewers`;
+}
+
+/** A JSON error message, then the close (docs/screencast-protocol.md, the WebRTC protocol). */
+export function refuseSocket(ws: WebSocket, closeCode: number, code: string, message: string): void {
+  ws.send(JSON.stringify({ type: 'error', code, message }), () => {});
+  closeSocket(ws, closeCode, code);
+}
+
 
 /** A viewer broke the protocol (or was refused): the socket closes with `closeCode` after an error message. */
 export class ProtocolError<Code extends string = string> extends Error {

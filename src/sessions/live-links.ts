@@ -18,6 +18,7 @@ export interface CheckedLink {
 
 /** A viewer's WebSocket, as far as links are concerned (closed on revocation). */
 export interface LinkSocket {
+  send(data: string, cb?: (err?: Error) => void): void;
   close(code: number, reason: string): void;
   terminate(): void;
   once(event: 'close', listener: () => void): unknown;
@@ -26,6 +27,14 @@ export interface LinkSocket {
 /** Viewer sockets of a revoked link close with 4000 + 404: the link now answers like an invalid one. */
 export const CLOSE_LINK_REVOKED = 4404;
 const REVOKE_GRACE_MS = 2000;
+/**
+ * Viewer sockets one link may hold at once, all transports together (M4): a page uses one or
+ * two (WebRTC falling back to screencast), a second tab or a reconnect one more. More would
+ * let one view link fill a session's places.
+ */
+export const MAX_SOCKETS_PER_LINK = 3;
+/** 4000 + 429, like a full session: too_many_viewers. */
+const CLOSE_TOO_MANY_VIEWERS = 4029;
 
 /** Per run of a session: what its links have done. Dropped when the run ends. */
 interface RunLinks {
@@ -92,9 +101,13 @@ export class LiveLinks {
   /**
    * For a viewer socket about to be accepted: checks the link and takes a single-use one for
    * good (a second socket gets 410, even one racing this). Call `connected` with the socket
-   * once it is open: only then does the link count as opened.
+   * once it is open: only then does the link count as opened. `connected` is false when the
+   * socket must not be served: the link was revoked meanwhile, or it already holds
+   * MAX_SOCKETS_PER_LINK sockets (counted here, once open, so racing upgrades cannot pass it);
+   * the socket is then being closed (4404, or 4029 too_many_viewers after an error message
+   * when `json`).
    */
-  claim(token: string): CheckedLink & { connected(ws: LinkSocket): void } {
+  claim(token: string): CheckedLink & { connected(ws: LinkSocket, json?: boolean): boolean } {
     const checked = this.check(token);
     const { session, link } = checked;
     const run = this.run(session);
@@ -104,20 +117,28 @@ export class LiveLinks {
     }
     return {
       ...checked,
-      connected: (ws) => {
+      connected: (ws, json = true) => {
         // Revoked, or the session ended, while the socket was being accepted.
         if (this.runs.get(session.runId) !== run || run.generation !== link.generation) {
           ws.close(CLOSE_LINK_REVOKED, 'live link revoked');
-          return;
+          return false;
+        }
+        let set = run.sockets.get(link.id);
+        if ((set?.size ?? 0) >= MAX_SOCKETS_PER_LINK) {
+          const message = `this live link already has ${MAX_SOCKETS_PER_LINK} viewers open; close one or ask for another link`;
+          if (json) ws.send(JSON.stringify({ type: 'error', code: 'too_many_viewers', message }), () => {});
+          ws.close(CLOSE_TOO_MANY_VIEWERS, 'too_many_viewers');
+          setTimeout(() => ws.terminate(), REVOKE_GRACE_MS).unref();
+          return false;
         }
         run.opened.add(link.id);
-        let set = run.sockets.get(link.id);
         if (!set) run.sockets.set(link.id, (set = new Set()));
         set.add(ws);
         ws.once('close', () => {
           set.delete(ws);
           if (!set.size && run.sockets.get(link.id) === set) run.sockets.delete(link.id);
         });
+        return true;
       },
     };
   }

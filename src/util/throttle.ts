@@ -223,14 +223,22 @@ function busy(message: string): Refusal {
   return { reason: 'too_many_attempts', retryAfterMs: 1000, message: `${message}; try again shortly` };
 }
 
+/** The one source every loopback address counts as. */
+export const LOOPBACK_SOURCE = 'loopback';
+
 /**
  * What counts as one source: an IPv4 address (also when IPv4-mapped), or an IPv6 /64 (one
  * subscriber usually holds a whole /64, so single IPv6 addresses would be free to rotate).
+ * All of loopback (127.0.0.0/8, ::1, IPv4-mapped 127/8) is one source: any local process may
+ * bind any 127.x address, so single addresses would be free to rotate there too. The price:
+ * a local guesser can delay local clients for at most the max lockout.
  */
 export function sourceKey(ip: string): string {
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  if (mapped) return mapped[1]!;
+  const v4 = mapped ? mapped[1]! : ip;
+  if (net.isIPv4(v4)) return v4.startsWith('127.') ? LOOPBACK_SOURCE : v4;
   if (!net.isIPv6(ip)) return ip;
+  if (isIpv6Loopback(ip)) return LOOPBACK_SOURCE;
   // Only the first four groups matter, and a trailing dotted quad can only be in the last two.
   const addr = ip.split('%')[0]!;
   const [head = '', tail = ''] = addr.split('::') as [string, string?];
@@ -241,4 +249,14 @@ export function sourceKey(ip: string): string {
     .slice(0, 4)
     .map((g) => parseInt(g, 16).toString(16))
     .join(':')}::/64`;
+}
+
+/** ::1 in any spelling (0:0:0:0:0:0:0:1, ::0:1, ...). */
+function isIpv6Loopback(ip: string): boolean {
+  const addr = ip.split('%')[0]!;
+  if (addr.includes('.')) return false;
+  const [head = '', tail] = addr.split('::') as [string, string?];
+  const groups = [...(head ? head.split(':') : []), ...(tail ? tail.split(':') : [])].map((g) => parseInt(g, 16));
+  if (tail === undefined && groups.length !== 8) return false;
+  return groups.length > 0 && groups.at(-1) === 1 && groups.slice(0, -1).every((g) => g === 0);
 }

@@ -8,8 +8,10 @@ import { LeakTracker } from '../helpers/leaks.js';
 /**
  * Issue 8 items 6 and 9, against a real daemon with real WebSocket viewers: a session has at
  * most 10 screencast viewers (the 11th is told too_many_viewers and closed with 4029, like
- * WebRTC, and never joins the session), a view-only viewer's quality request changes its own
- * pictures only, and WebRTC credentials are throttled per source like VNC passwords.
+ * WebRTC, and never joins the session), of which view links fill at most 8 and one link at
+ * most 3 (M4: a view link cannot lock the control link out), a view-only viewer's quality
+ * request changes its own pictures only, and WebRTC credentials are throttled per source like
+ * VNC passwords.
  */
 let d: RunningDaemon;
 let browser: Browser;
@@ -119,28 +121,83 @@ describe('screencast caps (issue 8 item 9)', () => {
     await waitFor('no viewers', async () => (await viewerCount()) === 0);
   });
 
-  it('at most 10 viewers: the 11th gets too_many_viewers and close 4029 and never joins; a place frees when one leaves', async () => {
-    const attachRows = async () =>
-      ((await api(d.url, '/audit?session_id=caps&type=cloud_browser_agent_attach&limit=1000')).body.events as Array<{ transport: string }>).filter(
-        (e) => e.transport === 'screencast',
-      ).length;
+  /** Link's screencast socket URL (kind view or control). */
+  const newLink = async (kind: 'view' | 'control') => `${(await api(d.url, `/session/caps/live?kind=${kind}`)).body.url.replace(/^http/, 'ws')}/screencast`;
+  /** Connects and waits until the viewer is served (hello) or refused (closed): true when served. */
+  const served = async (v: Viewer) => {
+    const closed = v.closed.then(() => false);
+    const hello = waitFor('hello or close', () => v.texts.some((m) => m.type === 'hello') || null, 20_000).then(
+      () => true,
+      () => false,
+    );
+    return Promise.race([hello, closed]);
+  };
+  const attachRows = async () =>
+    ((await api(d.url, '/audit?session_id=caps&type=cloud_browser_agent_attach&limit=1000')).body.events as Array<{ transport: string }>).filter(
+      (e) => e.transport === 'screencast',
+    ).length;
+
+  it('M4: one view link holds at most 3 viewer sockets (screencast and WebRTC together), so 10 sockets on it cannot lock the control link out', async () => {
+    const view = await newLink('view');
+    const ten = [];
+    for (let i = 0; i < 10; i++) {
+      const v = await connectViewer(view);
+      ten.push({ v, ok: await served(v) });
+    }
+    expect(ten.map((t) => t.ok)).toEqual([true, true, true, false, false, false, false, false, false, false]);
+    const refused = ten[3]!.v;
+    expect(await refused.closed).toEqual({ code: 4029, reason: 'too_many_viewers' });
+    expect(refused.texts).toEqual([{ type: 'error', code: 'too_many_viewers', message: expect.stringMatching(/this live link already has 3 viewers open/) }]);
+    await waitFor('3 viewers', async () => (await viewerCount()) === 3);
+    // The count is per link across transports: a WebRTC socket of the same link is refused too.
+    const rtc = await connectViewer(view.replace(/\/screencast$/, '/webrtc'));
+    expect(await rtc.closed).toEqual({ code: 4029, reason: 'too_many_viewers' });
+
+    // The control link gets in (and, the agent holding the session, starts a handoff).
+    const control = await connectViewer(await newLink('control'));
+    expect(await served(control)).toBe(true);
+    await waitFor('control viewer in control', () => control.texts.find((m) => m.type === 'state' && m.canControl));
+    for (const t of [...ten, { v: control }]) t.v.ws.close();
+    await waitFor('no viewers', async () => (await viewerCount()) === 0);
+    await waitFor('the link-started handoff ended', async () => (await api(d.url, '/session/caps')).body.handoff === null || null);
+  });
+
+  it('M4: view links fill at most 8 of the 10 places; control links get the last 2; the 11th gets too_many_viewers and never joins; a place frees when one leaves', async () => {
     const attachedBefore = await attachRows();
-    const ten = await Promise.all(Array.from({ length: 10 }, () => connectViewer(screencastUrl)));
+    const views = [await newLink('view'), await newLink('view'), await newLink('view')];
+    const viewViewers: Viewer[] = [];
+    for (let i = 0; i < 8; i++) {
+      const v = await connectViewer(views[i % 3]!);
+      expect(await served(v)).toBe(true);
+      viewViewers.push(v);
+    }
+    // A ninth view-link viewer (its link has room) finds only places kept for control links.
+    const ninth = await connectViewer(views[2]!);
+    expect(await served(ninth)).toBe(false);
+    expect(await ninth.closed).toEqual({ code: 4029, reason: 'too_many_viewers' });
+    expect(ninth.texts).toEqual([
+      { type: 'error', code: 'too_many_viewers', message: 'this session already has 8 screencast viewers (the last 2 of 10 places are kept for control links)' },
+    ]);
+    const control = await newLink('control');
+    const c1 = await connectViewer(control);
+    const c2 = await connectViewer(control);
+    expect([await served(c1), await served(c2)]).toEqual([true, true]);
     await waitFor('10 viewers', async () => (await viewerCount()) === 10);
 
-    const eleventh = await connectViewer(screencastUrl);
+    const eleventh = await connectViewer(await newLink('control'));
     expect(await eleventh.closed).toEqual({ code: 4029, reason: 'too_many_viewers' });
     expect(eleventh.texts).toEqual([{ type: 'error', code: 'too_many_viewers', message: 'this session already has 10 screencast viewers' }]);
     expect(await viewerCount()).toBe(10);
     expect((await attachRows()) - attachedBefore).toBe(10);
 
-    ten[0]!.ws.close();
+    c1.ws.close();
     await waitFor('9 viewers', async () => (await viewerCount()) === 9);
-    const again = await connectViewer(screencastUrl);
+    const again = await connectViewer(control);
     await waitFor('the new viewer gets a picture', () => again.dcQuant.length > 0);
     expect(await viewerCount()).toBe(10);
-    for (const v of [...ten, again]) v.ws.close();
+    for (const v of [...viewViewers, c2, again]) v.ws.close();
     await waitFor('no viewers', async () => (await viewerCount()) === 0);
+    await waitFor('the link-started handoff ended', async () => (await api(d.url, '/session/caps')).body.handoff === null || null);
   });
 });
 

@@ -1,12 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createWebSocketStream } from 'ws';
+import { createWebSocketStream, type WebSocket } from 'ws';
 import { HandoffError } from '../../util/errors.js';
 import { sendJson, type HttpServer, type RequestContext } from '../server.js';
 import { hostOnly, listDownloads, sendFile, checkDownloadName, completeHandoff } from './sessions.js';
 import { sessionById, type Services } from './context.js';
 import { bool } from '../../sessions/params.js';
 import { ASSETS_DIR } from './assets.js';
+import { keepAlive } from '../../util/ws-keepalive.js';
 
 /**
  * API.md 5: the live view. The token in the path is the credential (signed, see
@@ -26,6 +27,15 @@ export function liveRoutes(http: HttpServer, s: Services): void {
   const claim = (ctx: RequestContext, transport: string) => {
     check(ctx, transport);
     return s.liveLinks.claim(ctx.params.token!);
+  };
+  /**
+   * Every live viewer socket, once accepted: the keepalive of agent sockets (--agent-keepalive),
+   * so a vanished viewer frees its place and ends the handoff its link started (L4); then the
+   * link counts it (at most MAX_SOCKETS_PER_LINK per link, M4). False: not to be served.
+   */
+  const accepted = (ws: WebSocket, connected: (ws: WebSocket, json?: boolean) => boolean, json = true) => {
+    keepAlive(ws, s.config.agentKeepaliveMs);
+    return connected(ws, json);
   };
 
   // The viewer page. Its status follows the link (410 expired or used, 404 ended or not valid)
@@ -115,9 +125,10 @@ export function liveRoutes(http: HttpServer, s: Services): void {
       const { session, kind, connected } = claim(ctx, 'screencast');
       const hub = session.screencast;
       const ws = await up.accept();
-      // Like WebRTC: the hub takes a place (at most 10, else close 4029) before the viewer joins.
-      hub.addViewer(ws, () => session.join({ transport: 'screencast', sourceIp: ctx.sourceIp, link: kind }));
-      connected(ws);
+      if (!accepted(ws, connected)) return;
+      // Like WebRTC: the hub takes a place (at most 10, the last 2 not for a view link, else
+      // close 4029) before the viewer joins.
+      hub.addViewer(ws, () => session.join({ transport: 'screencast', sourceIp: ctx.sourceIp, link: kind }), kind);
     },
     true,
   );
@@ -130,8 +141,8 @@ export function liveRoutes(http: HttpServer, s: Services): void {
       const hub = check(ctx, 'webrtc').session.webrtc;
       const { session, kind, connected } = s.liveLinks.claim(ctx.params.token!);
       const ws = await up.accept();
-      hub.addViewer(ws, ctx.sourceIp, () => session.join({ transport: 'webrtc', sourceIp: ctx.sourceIp, link: kind }));
-      connected(ws);
+      if (!accepted(ws, connected)) return;
+      hub.addViewer(ws, ctx.sourceIp, () => session.join({ transport: 'webrtc', sourceIp: ctx.sourceIp, link: kind }), kind);
     },
     true,
   );
@@ -144,7 +155,7 @@ export function liveRoutes(http: HttpServer, s: Services): void {
       if (!session.params.enableVnc) throw new HandoffError('not_found', 'this session was not started with enable_vnc=true');
       const { connected } = s.liveLinks.claim(ctx.params.token!);
       const ws = await up.accept();
-      connected(ws);
+      if (!accepted(ws, connected, false)) return;
       const stream = createWebSocketStream(ws);
       // The stream only ends its readable side when the socket closes; the RFB connection
       // waits for 'close', so end it whole (else the viewer would stay attached).

@@ -26,7 +26,7 @@ const MAX_SEQ = 0xffffffff;
 /** WebSocket close codes (RFC 6455 7.4.1) and ours (API.md 3.5: 4000 + the status), as WebRTC's. */
 export const CLOSE_INTERNAL = 1011;
 export const CLOSE_NETWORK_NOT_ALLOWED = 4003;
-export const CLOSE_TOO_MANY_VIEWERS = 4029;
+export { CLOSE_TOO_MANY_VIEWERS } from '../viewer-socket.js';
 
 /** Writes the 14-byte big-endian header in front of a JPEG: kind, seq, x, y, width, height, 0. */
 export function pictureMessage(kind: number, seq: number, x: number, y: number, width: number, height: number, jpeg: Buffer): Buffer {

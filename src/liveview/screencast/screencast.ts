@@ -3,7 +3,8 @@ import type { FrameSubscriber, Rect } from '../../display/types.js';
 import type { ViewerHandle, ViewerSession } from '../types.js';
 import type { Logger } from '../../util/logger.js';
 import { isHandoffError } from '../../util/errors.js';
-import { closeSocket } from '../viewer-socket.js';
+import { noPlaceMessage, placesFor, refuseSocket } from '../viewer-socket.js';
+import type { LinkKind } from '../tokens.js';
 import { bgrxToRgb, sharpJpeg, type JpegEncoder, type RgbPixels } from './jpeg.js';
 import { CLOSE_INTERNAL, CLOSE_NETWORK_NOT_ALLOWED, CLOSE_SESSION_ENDED, CLOSE_TOO_MANY_VIEWERS } from './protocol.js';
 import { ScreencastViewer, type EncodedTile, type ViewerHost } from './viewer.js';
@@ -89,7 +90,7 @@ export class Screencast implements ViewerHost {
    * before `join` (session.join) registers the viewer, so a refused viewer (close 4029
    * too_many_viewers) leaves no trace in the session: no attach, no handoff started.
    */
-  addViewer(ws: WebSocket, join: () => ViewerHandle): void {
+  addViewer(ws: WebSocket, join: () => ViewerHandle, link: LinkKind = 'control'): void {
     if (this.closing || ws.readyState !== ws.OPEN) {
       if (ws.readyState === ws.OPEN) {
         ws.send(JSON.stringify({ type: 'ended', reason: 'session stopped' }));
@@ -97,8 +98,9 @@ export class Screencast implements ViewerHost {
       }
       return;
     }
-    if (this.viewers.size >= this.maxViewers) {
-      return refuse(ws, CLOSE_TOO_MANY_VIEWERS, 'too_many_viewers', `this session already has ${this.maxViewers} screencast viewers`);
+    // A view link cannot take the places kept for control links (viewer-socket.ts).
+    if (this.viewers.size >= placesFor(link, this.maxViewers)) {
+      return refuse(ws, CLOSE_TOO_MANY_VIEWERS, 'too_many_viewers', noPlaceMessage(link, this.maxViewers, 'screencast'));
     }
     let handle: ViewerHandle;
     try {
@@ -320,8 +322,4 @@ export class Screencast implements ViewerHost {
   }
 }
 
-/** The error message, then the close (docs/screencast-protocol.md). */
-function refuse(ws: WebSocket, closeCode: number, code: string, message: string): void {
-  ws.send(JSON.stringify({ type: 'error', code, message }), () => {});
-  closeSocket(ws, closeCode, code);
-}
+const refuse = refuseSocket;

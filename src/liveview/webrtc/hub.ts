@@ -8,6 +8,8 @@ import { codecParameters, peerConfig, resolveHost } from './peer-config.js';
 import { CLOSE_SESSION_ENDED, CLOSE_UNAUTHORIZED, ProtocolError, type Codec } from './protocol.js';
 import { credentialsMatch, type RtcCredentials } from './credentials.js';
 import { WebRtcViewer, type ViewerHost } from './viewer.js';
+import { noPlaceMessage, placesFor } from '../viewer-socket.js';
+import type { LinkKind } from '../tokens.js';
 
 export interface WebRtcOptions {
   /** For ffmpeg x11grab (DISPLAY / XAUTHORITY). */
@@ -62,6 +64,8 @@ export class WebRtcHub implements ViewerHost {
   private readonly viewers = new Set<WebRtcViewer>();
   /** Viewers that passed the hello and hold a place. */
   private readonly placed = new Set<WebRtcViewer>();
+  /** The kind of link each open socket came with (a view link leaves the last places free). */
+  private readonly links = new Map<WebRtcViewer, LinkKind>();
   private readonly encoders = new Map<Codec, FfmpegEncoder>();
   /** Encoders whose last viewer left, still being reaped. */
   private readonly stopping = new Set<Promise<void>>();
@@ -97,7 +101,7 @@ export class WebRtcHub implements ViewerHost {
    * hello passed the credential check; `join` registers the viewer with the session (it
    * throws HandoffError for network_not_allowed).
    */
-  addViewer(ws: WebSocket, sourceIp: string, join: () => ViewerHandle): void {
+  addViewer(ws: WebSocket, sourceIp: string, join: () => ViewerHandle, link: LinkKind = 'control'): void {
     if (this.closing || ws.readyState !== ws.OPEN) {
       if (ws.readyState === ws.OPEN) {
         ws.send(JSON.stringify({ type: 'ended', reason: 'session stopped' }));
@@ -108,23 +112,26 @@ export class WebRtcHub implements ViewerHost {
     const id = this.nextViewerId++;
     const v = new WebRtcViewer(ws, sourceIp, join, this, this.opts.logger.child({ viewer: id }));
     this.viewers.add(v);
+    this.links.set(v, link);
   }
 
   /** @internal ViewerHost */
-  reserve(v: WebRtcViewer): boolean {
-    if (this.closing || this.placed.size >= this.maxViewers) return false;
+  reserve(v: WebRtcViewer): string | null {
+    const link = this.links.get(v) ?? 'view';
+    if (this.closing || this.placed.size >= placesFor(link, this.maxViewers)) return noPlaceMessage(link, this.maxViewers, 'WebRTC');
     this.placed.add(v);
     if (this.placed.size === 1) {
       this.stopStateListener = this.session.onViewerStateChange(() => {
         for (const p of this.placed) p.sendState();
       });
     }
-    return true;
+    return null;
   }
 
   /** @internal ViewerHost */
   viewerClosed(v: WebRtcViewer): void {
     this.viewers.delete(v);
+    this.links.delete(v);
     if (this.placed.delete(v) && this.placed.size === 0) {
       this.stopStateListener?.();
       this.stopStateListener = undefined;

@@ -53,8 +53,8 @@ export interface ViewerHost {
   readonly session: ViewerSession;
   readonly credentials: RtcCredentials;
   readonly maxViewers: number;
-  /** Takes one of the maxViewers places; false when they are all taken. */
-  reserve(v: WebRtcViewer): boolean;
+  /** Takes one of the maxViewers places: null, else why there is none (too_many_viewers). */
+  reserve(v: WebRtcViewer): string | null;
   /** werift settings for a connection sending `codec`. */
   peerConfig(codec: Codec): Promise<RTCPeerConnectionConfig>;
   /** Runs candidate gathering one connection at a time (werift picks a port, closes it, binds it later). */
@@ -217,9 +217,8 @@ export class WebRtcViewer {
     if (refused) throw refused;
     const codec = chooseCodec(m.codecs);
     if (!codec) throw new ProtocolError(CLOSE_POLICY, 'bad_request', `no common video codec: the server sends ${CODECS.join(' or ')}`);
-    if (!this.host.reserve(this)) {
-      throw new ProtocolError(CLOSE_TOO_MANY_VIEWERS, 'too_many_viewers', `this session already has ${this.host.maxViewers} WebRTC viewers`);
-    }
+    const full = this.host.reserve(this);
+    if (full !== null) throw new ProtocolError(CLOSE_TOO_MANY_VIEWERS, 'too_many_viewers', full);
     this.phase = 'negotiating';
     this.codec = codec;
     try {

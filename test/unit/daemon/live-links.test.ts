@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { LiveLinks, CLOSE_LINK_REVOKED, type LinkSocket } from '../../../src/sessions/live-links.js';
+import { LiveLinks, CLOSE_LINK_REVOKED, MAX_SOCKETS_PER_LINK, type LinkSocket } from '../../../src/sessions/live-links.js';
 import type { Session } from '../../../src/sessions/session.js';
 import type { SessionRegistry } from '../../../src/sessions/registry.js';
 import { HandoffError } from '../../../src/util/errors.js';
@@ -27,6 +27,10 @@ class FakeSession extends EventEmitter {
 
 class FakeSocket extends EventEmitter implements LinkSocket {
   closedWith?: number;
+  readonly sent: string[] = [];
+  send(data: string): void {
+    this.sent.push(data);
+  }
   close(code: number): void {
     if (this.closedWith !== undefined) return;
     this.closedWith = code;
@@ -132,5 +136,25 @@ describe('LiveLinks', () => {
     expect((links as any).runs.size).toBe(1);
     s.end();
     expect((links as any).runs.size).toBe(0);
+  });
+
+  it('a link holds at most MAX_SOCKETS_PER_LINK sockets across transports (M4); a place frees when one closes', () => {
+    const { links, add, mint } = setup();
+    const s = add('a');
+    const tok = mint(s, 'view');
+    const open = Array.from({ length: MAX_SOCKETS_PER_LINK }, () => new FakeSocket());
+    for (const ws of open) expect(links.claim(tok).connected(ws)).toBe(true);
+    const over = new FakeSocket();
+    expect(links.claim(tok).connected(over)).toBe(false);
+    expect(over.closedWith).toBe(4029);
+    expect(JSON.parse(over.sent[0]!)).toMatchObject({ type: 'error', code: 'too_many_viewers' });
+    // Binary sockets (noVNC) get the close only.
+    const vnc = new FakeSocket();
+    expect(links.claim(tok).connected(vnc, false)).toBe(false);
+    expect([vnc.closedWith, vnc.sent]).toEqual([4029, []]);
+    // Another link of the same session is not affected.
+    expect(links.claim(mint(s, 'control')).connected(new FakeSocket())).toBe(true);
+    open[0]!.close(1000);
+    expect(links.claim(tok).connected(new FakeSocket())).toBe(true);
   });
 });

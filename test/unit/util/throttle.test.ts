@@ -118,16 +118,26 @@ describe('CredentialThrottle', () => {
   });
 
   it('groups IPv6 sources by /64 and unwraps IPv4-mapped addresses', () => {
-    expect(sourceKey('::ffff:127.0.0.1')).toBe('127.0.0.1');
+    expect(sourceKey('::ffff:192.0.2.7')).toBe('192.0.2.7');
     expect(sourceKey('192.0.2.7')).toBe('192.0.2.7');
     expect(sourceKey('2001:db8:1:2::1')).toBe('2001:db8:1:2::/64');
     expect(sourceKey('2001:db8:1:2:aaaa:bbbb:cccc:dddd')).toBe('2001:db8:1:2::/64');
     expect(sourceKey('2001:0db8:0001:0002:0:0:0:9')).toBe('2001:db8:1:2::/64');
-    expect(sourceKey('::1')).toBe('0:0:0:0::/64');
+    expect(sourceKey('::2')).toBe('0:0:0:0::/64');
     expect(sourceKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
     const th = new CredentialThrottle({}, clock().now);
     for (let i = 0; i < 4; i++) fail(th, `2001:db8:1:2::${i + 1}`);
     expect(th.begin('2001:db8:1:2:ffff::9').ok).toBe(false);
     expect(th.begin('2001:db8:1:3::1').ok).toBe(true);
+  });
+
+  it('counts all of loopback as one source (127/8, ::1, IPv4-mapped): rotating 127.x addresses buys no guesses', () => {
+    for (const ip of ['127.0.0.1', '127.0.0.20', '127.255.255.254', '::1', '0:0:0:0:0:0:0:1', '::0:1', '::ffff:127.0.0.1', '::FFFF:127.9.9.9']) expect(sourceKey(ip)).toBe('loopback');
+    for (const ip of ['128.0.0.1', '10.127.0.1', '::ffff:10.0.0.1']) expect(sourceKey(ip)).not.toBe('loopback');
+    expect(sourceKey('1::1')).not.toBe('loopback');
+    const th = new CredentialThrottle({}, clock().now);
+    for (let i = 0; i < 4; i++) fail(th, `127.0.${i}.${i + 2}`);
+    for (const ip of ['127.0.0.1', '127.1.2.3', '::1', '::ffff:127.0.0.5']) expect(th.begin(ip)).toMatchObject({ ok: false, reason: 'locked_out' });
+    expect(th.begin('192.0.2.7').ok).toBe(true);
   });
 });

@@ -157,6 +157,20 @@ describe('before any media', () => {
     await h.close();
   });
 
+  it('a view link cannot take the last 2 places, kept for control links (M4): too_many_viewers before join', async () => {
+    const { h } = hub({ maxViewers: 2 });
+    const ws = new FakeSocket();
+    h.addViewer(ws as unknown as WebSocket, '192.0.2.9', noJoin, 'view');
+    ws.say({ type: 'hello', username: 'alice', password: 'pw-1234', codecs: ['H264'] });
+    await flush();
+    expect(ws.messages()).toEqual([
+      { type: 'error', code: 'too_many_viewers', message: 'this session already has 0 WebRTC viewers (the last 2 of 2 places are kept for control links)' },
+    ]);
+    expect(ws.closeCode).toBe(4029);
+    expect(h.viewerCount).toBe(0);
+    await h.close();
+  });
+
   it('join refusing the network: network_not_allowed, close 4003, the place given back', async () => {
     const { h, processes } = hub({ maxViewers: 1 });
     const ws = connect(h, () => {
