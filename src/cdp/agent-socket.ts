@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { HandoffError } from '../util/errors.js';
 import type { AgentChannel } from './pipe-mux.js';
+import { keepAlive } from '../util/ws-keepalive.js';
 
 /**
  * Largest message an agent may send (ws buffers a whole message before it is seen). CDP
@@ -58,8 +59,6 @@ export class AgentSocket {
   private queued = 0;
   private backedUp = false;
   private readingPaused = false;
-  private lastHeard = Date.now();
-  private readonly keepalive: NodeJS.Timeout;
 
   constructor(
     private readonly ws: WebSocket,
@@ -69,22 +68,16 @@ export class AgentSocket {
     channel.onMessage = (data) => this.send(data);
     channel.onLost = () => this.finish('browser');
     ws.on('message', (data: Buffer) => this.onMessage(data));
-    ws.on('pong', () => (this.lastHeard = Date.now()));
     ws.on('error', () => ws.terminate());
     ws.on('close', () => {
       this.channel.close();
       this.finish('client');
     });
     // A peer that vanished without a FIN (host gone, process stopped) answers no ping.
-    this.keepalive = setInterval(() => {
-      if (Date.now() - this.lastHeard > opts.keepaliveMs) return ws.terminate();
-      ws.ping();
-    }, Math.max(100, Math.floor(opts.keepaliveMs / 2)));
-    this.keepalive.unref();
+    keepAlive(ws, opts.keepaliveMs);
   }
 
   private onMessage(data: Buffer): void {
-    this.lastHeard = Date.now();
     if (this.finished) return;
     try {
       this.opts.onActivity?.();
@@ -156,7 +149,6 @@ export class AgentSocket {
   private finish(who: 'client' | 'browser'): void {
     if (this.finished) return;
     this.finished = true;
-    clearInterval(this.keepalive);
     this.opts.onClose?.(who);
   }
 }
