@@ -125,6 +125,12 @@ export function loadConfig(
   if (!isLoopback(host) && !apiKey) {
     throw new ConfigError(`listening on ${host} (not loopback) requires an API key: set --api-key or HANDOFF_API_KEY`);
   }
+  const pub = publicUrl(pick('public-url'));
+  // Behind a reverse proxy every request comes from loopback with the public Host, so the Host
+  // check passes them all: only the API key protects a public URL.
+  if (pub && !isLoopback(pub.hostname.replace(/^\[|\]$/g, '')) && !apiKey) {
+    throw new ConfigError(`--public-url ${pub.origin} (not loopback) requires an API key: behind a reverse proxy every request looks local; set --api-key or HANDOFF_API_KEY`);
+  }
   const stateDir =
     pick('state-dir') ??
     (env.STATE_DIRECTORY // systemd's StateDirectory=
@@ -149,7 +155,7 @@ export function loadConfig(
     liveLinkTtlMs: ttl * 1000,
     stoppedRetentionS: DEFAULTS.stoppedRetentionS,
     allowedOrigins: origins(pick('allowed-origins')),
-    publicUrl: publicUrl(pick('public-url')),
+    publicUrl: pub,
     webhookSecret: pick('webhook-secret') || null,
     agentKeepaliveMs: (intIn('agent-keepalive', pick('agent-keepalive'), 2, 600) ?? DEFAULTS.agentKeepaliveS) * 1000,
   });

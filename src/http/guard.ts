@@ -82,11 +82,18 @@ export function isCorsPath(path: string): boolean {
   return path.startsWith('/live/') || path === '/hitl-kit.js' || path.startsWith('/assets/');
 }
 
-/** The checks in order: Host (except /health), then Origin for upgrades and state changes outside /live/. */
+/**
+ * The checks in order: Host (except /health), then Origin. Outside /live/ a foreign Origin is
+ * refused whatever the method, so a page cannot read API answers either (a CORS-mode GET);
+ * only reads of the kit's files and /health, which any page may load, skip it. Same-origin GETs
+ * of the dashboard carry no Origin, nor do Node clients.
+ */
 export function verdict(policy: GuardPolicy, r: RequestFacts): Verdict {
   if (r.path !== '/health' && !hostAllowed(policy, r.host)) return 'forbidden_host';
   if (r.path.startsWith('/live/')) return 'ok';
-  if ((r.upgrade || STATE_CHANGING.has(r.method)) && !originAllowed(policy, r.origin, r.host, r.localAddress)) return 'forbidden_origin';
+  const read = !r.upgrade && !STATE_CHANGING.has(r.method);
+  if (read && (r.path === '/health' || isCorsPath(r.path))) return 'ok';
+  if (!originAllowed(policy, r.origin, r.host, r.localAddress)) return 'forbidden_origin';
   return 'ok';
 }
 

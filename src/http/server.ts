@@ -8,7 +8,7 @@ import type { Logger } from '../util/logger.js';
 import { rejectUpgrade, sendError, toPublicError } from './errors.js';
 import { CORS_HEADERS, describeOrigin, isCorsPath, isSimpleBodyType, preflightHeaders, verdict, type GuardPolicy } from './guard.js';
 import { CredentialThrottle } from '../util/throttle.js';
-import { ConnectionCaps, DEFAULT_CONNECTION_CAPS, type ConnectionCapsOptions } from './caps.js';
+import { ConnectionCaps, DEFAULT_CONNECTION_CAPS, type ConnectionCapsOptions, type ConnectionSlot } from './caps.js';
 
 export interface RequestContext {
   req: IncomingMessage;
@@ -49,6 +49,8 @@ export const HEADERS_TIMEOUT_MS = 10_000;
 /** The whole request, body included, must arrive within this; answers may take longer (long polls, downloads). */
 export const REQUEST_TIMEOUT_MS = 30_000;
 const STATE_CHANGING = new Set(['POST', 'PUT', 'DELETE', 'PATCH']);
+/** On every HTTP answer: the dashboard, the live page, REST and errors. */
+const NO_FRAMING_HEADERS: Readonly<Record<string, string>> = { 'content-security-policy': "frame-ancestors 'none'", 'x-frame-options': 'DENY' };
 
 export interface HttpServerOptions {
   apiKey: string | null;
@@ -91,6 +93,8 @@ export class HttpServer {
   private readonly caps: ConnectionCaps;
   /** Connections over a cap: answered 429 at once; whatever they send is ignored. */
   private readonly overCap = new WeakSet<Socket>();
+  /** Each admitted connection's slot: told when its request headers are complete. */
+  private readonly slots = new WeakMap<Socket, ConnectionSlot>();
 
   constructor(private readonly opts: HttpServerOptions) {
     this.apiKeyDigest = opts.apiKey ? digest(opts.apiKey) : null;
@@ -115,16 +119,17 @@ export class HttpServer {
 
   /** Counts the connection against the caps, or answers 429 and closes it. */
   private admit(s: Socket): void {
-    const source = normalizeIp(s.remoteAddress);
-    if (!this.caps.admit(source)) {
+    const slot = this.caps.admit(normalizeIp(s.remoteAddress), () => s.destroy());
+    if (!slot) {
       this.overCap.add(s);
       rejectUpgrade(s, new HandoffError('too_many_requests', 'too many open connections; close some and retry'));
       return;
     }
     this.sockets.add(s);
+    this.slots.set(s, slot);
     s.once('close', () => {
       this.sockets.delete(s);
-      this.caps.release(source);
+      slot.release();
     });
   }
 
@@ -250,8 +255,11 @@ export class HttpServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (this.overCap.has(req.socket)) return;
+    this.slots.get(req.socket)?.requestSeen();
     let ctx: RequestContext | undefined;
     try {
+      // No page of ours is meant to be framed (the kit mounts without iframes): no clickjacking.
+      for (const [k, v] of Object.entries(NO_FRAMING_HEADERS)) res.setHeader(k, v);
       const cors = isCorsPath((req.url ?? '/').split('?')[0]!);
       if (cors) for (const [k, v] of Object.entries(CORS_HEADERS)) res.setHeader(k, v);
       if (this.refusing) throw new HandoffError('shutting_down', 'the daemon is shutting down');
@@ -284,6 +292,7 @@ export class HttpServer {
   private async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', () => socket.destroy());
     if (this.overCap.has(req.socket)) return;
+    this.slots.get(req.socket)?.requestSeen();
     try {
       if (this.refusing) throw new HandoffError('shutting_down', 'the daemon is shutting down');
       const url = this.parse(req);

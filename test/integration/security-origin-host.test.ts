@@ -9,6 +9,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { chromium } from 'playwright-core';
@@ -171,6 +174,21 @@ describe('a web page on another origin', () => {
     expect(r.status).toBe(403);
     expect(await tryWs(`${d.wsUrl}/?session=evil`, { Origin: 'null' })).toMatchObject({ kind: 'refused', status: 403 });
     expect(await sessionState('victim')).toBe('ready');
+  });
+
+  it('cannot read the API either: any request with a foreign Origin is 403, whatever its method', async () => {
+    for (const method of ['GET', 'HEAD']) {
+      const r = await rawExchange(d.port, `${method} /sessions HTTP/1.1\r\nHost: 127.0.0.1:${d.port}\r\nOrigin: https://evil.example\r\nConnection: close\r\n\r\n`);
+      expect(r.status).toBe(403);
+      if (method === 'GET') expect(r.body.error.code).toBe('forbidden_origin');
+    }
+    // What stays open to any page: /health, the kit's files, and the live view.
+    for (const path of ['/health', '/hitl-kit.js']) {
+      const r = await rawExchange(d.port, `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${d.port}\r\nOrigin: https://evil.example\r\nConnection: close\r\n\r\n`);
+      expect(r.status).toBe(200);
+    }
+    // No Origin (Node clients, the dashboard's same-origin GETs): answered.
+    expect((await rawExchange(d.port, `GET /sessions HTTP/1.1\r\nHost: 127.0.0.1:${d.port}\r\nConnection: close\r\n\r\n`)).status).toBe(200);
   });
 
   it('a body a page can post without a preflight (text/plain, form) is refused on every route', async () => {
@@ -353,21 +371,36 @@ describe('the HITL kit mounted on another site', () => {
 
 describe('--public-url (behind a reverse proxy)', () => {
   it('its host passes the Host check and links are built on it', async () => {
-    const p = await startDaemon({ args: ['--public-url', 'https://handoff.example.com'] });
+    // Behind a proxy every request comes from loopback with the public Host: no key, no start.
+    const refusedDir = mkdtempSync(join(tmpdir(), 'handoff-test-state-'));
     try {
-      const r = await rawRequest(p.port, 'GET', '/json/version', { host: 'handoff.example.com' });
+      // Should it start anyway (the bug), it is stopped before its dir goes: the failing test leaks nothing.
+      const outcome = await startDaemon({ args: ['--public-url', 'https://handoff.example.com'], stateDir: refusedDir }).then(
+        async (started) => (await started.stop(), 'it started'),
+        (e: Error) => e.message,
+      );
+      expect(outcome).toMatch(/--public-url.*requires an API key/);
+    } finally {
+      rmSync(refusedDir, { recursive: true, force: true });
+    }
+    const p = await startDaemon({ args: ['--public-url', 'https://handoff.example.com', '--api-key', 'pubkey'] });
+    const auth = { authorization: 'Bearer pubkey' };
+    try {
+      // Without the key the proxied request (loopback source, public Host) is refused.
+      expect((await rawRequest(p.port, 'GET', '/sessions', { host: 'handoff.example.com' })).status).toBe(401);
+      const r = await rawRequest(p.port, 'GET', '/json/version', { host: 'handoff.example.com', ...auth });
       expect(r.status).toBe(200);
       expect(new URL(r.body.webSocketDebuggerUrl).host).toBe('handoff.example.com');
-      expect((await rawRequest(p.port, 'GET', '/json/version', { host: 'other.example.com' })).status).toBe(421);
+      expect((await rawRequest(p.port, 'GET', '/json/version', { host: 'other.example.com', ...auth })).status).toBe(421);
       // The public origin is the daemon's own: a page there (the dashboard behind the proxy) may POST.
-      const stop = await rawRequest(p.port, 'POST', '/session/nothing/stop', { host: 'handoff.example.com', origin: 'https://handoff.example.com' });
+      const stop = await rawRequest(p.port, 'POST', '/session/nothing/stop', { host: 'handoff.example.com', origin: 'https://handoff.example.com', ...auth });
       expect(stop.status).toBe(404);
       // Live links carry the public URL's scheme and host (https behind a TLS proxy).
-      const created = await rawRequest(p.port, 'POST', '/devtools/browser?session=pub&targets=true', { host: 'handoff.example.com' });
+      const created = await rawRequest(p.port, 'POST', '/devtools/browser?session=pub&targets=true', { host: 'handoff.example.com', ...auth });
       expect(created.status).toBe(200);
       leaks.note(p.stateDir, 'pub');
       expect(created.body.targets[0].devtoolsFrontendUrl).toMatch(/^https:\/\/handoff\.example\.com\/live\/[^/]+$/);
-      expect((await rawRequest(p.port, 'DELETE', '/devtools/browser/pub')).status).toBe(200);
+      expect((await rawRequest(p.port, 'DELETE', '/devtools/browser/pub', auth)).status).toBe(200);
     } finally {
       await p.cleanup();
     }

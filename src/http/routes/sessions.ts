@@ -1,5 +1,6 @@
-import { createReadStream } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { lstat, open, readdir, type FileHandle } from 'node:fs/promises';
+import { pipeline } from 'node:stream';
 import { join } from 'node:path';
 import { HandoffError } from '../../util/errors.js';
 import { int, validSessionId } from '../../sessions/params.js';
@@ -111,26 +112,51 @@ export function checkDownloadName(name: string): string {
   return name;
 }
 
+/**
+ * The completed downloads. A session's downloads dir is writable from inside its sandbox, so
+ * only regular files count: a symlink (to the daemon's keys, say) or a FIFO is not listed.
+ */
 export async function listDownloads(dir: string): Promise<{ name: string; size: number; completed_at: string }[]> {
   const names = await readdir(dir).catch(() => [] as string[]);
   const files = [];
   for (const name of names) {
     if (IN_PROGRESS.test(name)) continue;
-    const st = await stat(join(dir, name)).catch(() => null);
+    const st = await lstat(join(dir, name)).catch(() => null);
     if (st?.isFile()) files.push({ name, size: st.size, completed_at: st.mtime.toISOString() });
   }
   return files.sort((a, b) => a.completed_at.localeCompare(b.completed_at));
 }
 
+/**
+ * Opens `path` only if it is a regular file and not a symlink (O_NOFOLLOW), and checks what
+ * was opened (fstat), so a name swapped between a check and the open serves nothing either.
+ * O_NONBLOCK: opening a planted FIFO must not hang.
+ */
+async function openRegularFile(path: string): Promise<{ file: FileHandle; size: number } | null> {
+  const file = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch(() => null);
+  if (!file) return null;
+  const st = await file.stat().catch(() => null);
+  if (st?.isFile()) return { file, size: st.size };
+  await file.close().catch(() => {});
+  return null;
+}
+
 export async function sendFile(res: import('node:http').ServerResponse, path: string, name: string, contentType = 'application/octet-stream'): Promise<void> {
-  const st = await stat(path).catch(() => null);
-  if (!st?.isFile()) throw new HandoffError('not_found', `no file ${name.slice(0, 200)}`);
+  const opened = await openRegularFile(path);
+  if (!opened) throw new HandoffError('not_found', `no file ${name.slice(0, 200)}`);
   res.writeHead(200, {
     'content-type': contentType,
-    'content-length': st.size,
+    'content-length': opened.size,
     'content-disposition': `attachment; filename*=UTF-8''${encodeURIComponent(name)}`,
   });
-  createReadStream(path).on('error', () => res.destroy()).pipe(res);
+  if (opened.size === 0) {
+    res.end();
+    await opened.file.close().catch(() => {});
+    return;
+  }
+  // Streams from the descriptor we checked, no more than the length announced (a recording
+  // may still grow); pipeline closes it however the answer ends.
+  pipeline(opened.file.createReadStream({ end: opened.size - 1 }), res, () => {});
 }
 
 /** API.md 7, REST side: an agent asks a human for help and waits for the outcome. */

@@ -50,6 +50,16 @@ describe('loadConfig', () => {
     for (const host of ['127.0.0.1', '127.0.0.2', '::1', 'localhost']) expect(loadConfig(['--host', host], {}).apiKey).toBeNull();
   });
 
+  it('a public URL off loopback requires an API key (behind a proxy every request looks local)', () => {
+    expect(() => loadConfig(['--public-url', 'https://handoff.example.com'], {})).toThrow(ConfigError);
+    expect(() => loadConfig(['--public-url', 'https://handoff.example.com'], {})).toThrow(/--public-url.*--api-key/);
+    expect(() => loadConfig([], { HANDOFF_PUBLIC_URL: 'http://10.0.0.5:8080' })).toThrow(/--api-key/);
+    expect(() => loadConfig(['--public-url', 'https://[2001:db8::1]', '--api-key', ''], {})).toThrow(/--api-key/);
+    expect(loadConfig(['--public-url', 'https://handoff.example.com', '--api-key', 'k'], {}).publicUrl?.host).toBe('handoff.example.com');
+    expect(loadConfig(['--public-url', 'https://handoff.example.com'], { HANDOFF_API_KEY: 'k' }).apiKey).toBe('k');
+    for (const url of ['http://localhost:9222', 'http://127.0.0.1:8080', 'http://[::1]:9222']) expect(loadConfig(['--public-url', url], {}).publicUrl?.origin).toBe(url);
+  });
+
   it('refuses bad values with a message naming the option', () => {
     const cases: [string[], RegExp][] = [
       [['--port', '70000'], /--port/],

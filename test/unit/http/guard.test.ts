@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { hostAllowed, hostName, isCorsPath, isSimpleBodyType, originAllowed, preflightHeaders, verdict, type GuardPolicy } from '../../../src/http/guard.js';
-import { ConnectionCaps } from '../../../src/http/caps.js';
 
 const loop: GuardPolicy = { bindHost: '127.0.0.1', allowedOrigins: [], publicUrl: null };
 const proxied: GuardPolicy = { bindHost: '127.0.0.1', allowedOrigins: ['https://ops.example.com'], publicUrl: new URL('https://handoff.example.com') };
@@ -57,13 +56,25 @@ describe('Origin policy', () => {
 
 describe('verdict', () => {
   const evil = { origin: 'https://evil.example', host: '127.0.0.1:9222' };
-  it('checks Host first (except /health), then Origin on upgrades and state changes outside /live/', () => {
+  it('checks Host first (except /health), then Origin on every request outside /live/, the kit files and /health', () => {
     expect(verdict(loop, { method: 'GET', path: '/sessions', upgrade: false, host: 'evil.example' })).toBe('forbidden_host');
     expect(verdict(loop, { method: 'GET', path: '/health', upgrade: false, host: 'evil.example' })).toBe('ok');
     expect(verdict(loop, { method: 'GET', path: '/live/T/screencast', upgrade: true, host: 'evil.example' })).toBe('forbidden_host');
     expect(verdict(loop, { method: 'GET', path: '/', upgrade: true, ...evil })).toBe('forbidden_origin');
     for (const m of ['POST', 'PUT', 'DELETE', 'PATCH']) expect(verdict(loop, { method: m, path: '/session/x/stop', upgrade: false, ...evil })).toBe('forbidden_origin');
-    expect(verdict(loop, { method: 'GET', path: '/sessions', upgrade: false, ...evil })).toBe('ok');
+    // Reads too: a foreign page must not read API answers (CORS-mode GET, HEAD, OPTIONS).
+    for (const m of ['GET', 'HEAD', 'OPTIONS']) expect(verdict(loop, { method: m, path: '/sessions', upgrade: false, ...evil })).toBe('forbidden_origin');
+    for (const p of ['/', '/json/version', '/session/x/downloads/f.pdf', '/session/x/live']) expect(verdict(loop, { method: 'GET', path: p, upgrade: false, ...evil })).toBe('forbidden_origin');
+    expect(verdict(loop, { method: 'GET', path: '/sessions', upgrade: false, origin: 'null', host: '127.0.0.1:9222' })).toBe('forbidden_origin');
+    // The daemon's own pages, allowed origins and clients without Origin still read.
+    expect(verdict(loop, { method: 'GET', path: '/sessions', upgrade: false, host: '127.0.0.1:9222' })).toBe('ok');
+    expect(verdict(loop, { method: 'GET', path: '/sessions', upgrade: false, origin: 'http://127.0.0.1:9222', host: '127.0.0.1:9222' })).toBe('ok');
+    expect(verdict(proxied, { method: 'GET', path: '/sessions', upgrade: false, origin: 'https://ops.example.com', host: 'handoff.example.com' })).toBe('ok');
+    // What any page may load: the kit's files and /health (reads only).
+    for (const p of ['/hitl-kit.js', '/assets/kit-webrtc.js', '/assets/novnc/core/rfb.js', '/health', '/live/T', '/live/T/info']) {
+      expect(verdict(loop, { method: 'GET', path: p, upgrade: false, ...evil })).toBe('ok');
+    }
+    expect(verdict(loop, { method: 'POST', path: '/health', upgrade: false, ...evil })).toBe('forbidden_origin');
     expect(verdict(loop, { method: 'POST', path: '/live/T/handoff', upgrade: false, ...evil })).toBe('ok');
     expect(verdict(loop, { method: 'GET', path: '/live/T/vnc', upgrade: true, ...evil })).toBe('ok');
     expect(verdict(loop, { method: 'GET', path: '/devtools/browser/x', upgrade: true, host: '127.0.0.1:9222' })).toBe('ok');
@@ -87,21 +98,5 @@ describe('CORS', () => {
   it('knows the body types a page may send without a preflight', () => {
     for (const t of ['text/plain', 'text/plain;charset=UTF-8', 'application/x-www-form-urlencoded', 'Multipart/Form-Data; boundary=x']) expect(isSimpleBodyType(t)).toBe(true);
     for (const t of [undefined, 'application/json', 'application/octet-stream']) expect(isSimpleBodyType(t)).toBe(false);
-  });
-});
-
-describe('ConnectionCaps', () => {
-  it('caps per source and in total, and frees slots on release', () => {
-    const caps = new ConnectionCaps({ perSource: 2, total: 3 });
-    expect(caps.admit('a')).toBe(true);
-    expect(caps.admit('a')).toBe(true);
-    expect(caps.admit('a')).toBe(false);
-    expect(caps.admit('b')).toBe(true);
-    expect(caps.admit('c')).toBe(false);
-    caps.release('a');
-    expect(caps.admit('c')).toBe(true);
-    expect(caps.size).toBe(3);
-    caps.release('zzz'); // never admitted: no effect
-    expect(caps.size).toBe(3);
   });
 });

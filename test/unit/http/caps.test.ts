@@ -1,0 +1,122 @@
+/**
+ * Connection caps (review M5): sources are counted as the credential throttle counts them, and a
+ * full cap makes room by dropping the oldest connection still without complete request headers,
+ * so half-open sockets cannot lock legitimate clients out. The class, then a real HttpServer on
+ * raw sockets with small caps.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { connect, type Socket } from 'node:net';
+import { ConnectionCaps } from '../../../src/http/caps.js';
+import { HttpServer, sendJson } from '../../../src/http/server.js';
+import { silentLogger } from '../../../src/util/logger.js';
+
+describe('ConnectionCaps', () => {
+  const dropped: string[] = [];
+  const admit = (caps: ConnectionCaps, addr: string, name = addr) => caps.admit(addr, () => dropped.push(name));
+  afterEach(() => void dropped.splice(0));
+
+  it('refuses at a cap only when every slot there got a request through, and frees slots on release', () => {
+    const caps = new ConnectionCaps({ perSource: 2, total: 3 });
+    const a1 = admit(caps, '10.0.0.1')!;
+    const a2 = admit(caps, '10.0.0.1')!;
+    a1.requestSeen();
+    a2.requestSeen();
+    expect(admit(caps, '10.0.0.1')).toBeNull();
+    const b = admit(caps, '10.0.0.2')!;
+    b.requestSeen();
+    expect(admit(caps, '10.0.0.3')).toBeNull();
+    expect(dropped).toEqual([]);
+    a1.release();
+    a1.release(); // idempotent
+    expect(caps.size).toBe(2);
+    expect(admit(caps, '10.0.0.3')).not.toBeNull();
+    expect(caps.size).toBe(3);
+  });
+
+  it('at the global cap drops the oldest header-incomplete connection, never a served one', () => {
+    const caps = new ConnectionCaps({ perSource: 10, total: 3 });
+    const served = admit(caps, '10.0.0.1', 'served')!;
+    served.requestSeen();
+    admit(caps, '10.0.0.2', 'slow1');
+    admit(caps, '10.0.0.3', 'slow2');
+    expect(admit(caps, '10.0.0.9', 'legit')).not.toBeNull();
+    expect(dropped).toEqual(['slow1']);
+    expect(admit(caps, '10.0.0.9', 'legit2')).not.toBeNull();
+    expect(dropped).toEqual(['slow1', 'slow2']);
+    expect(caps.size).toBe(3);
+  });
+
+  it('at a source cap drops that source\'s oldest header-incomplete connection', () => {
+    const caps = new ConnectionCaps({ perSource: 2, total: 100 });
+    admit(caps, '10.0.0.5', 'other');
+    admit(caps, '10.0.0.1', 'a1');
+    admit(caps, '10.0.0.1', 'a2');
+    admit(caps, '10.0.0.1', 'a3');
+    expect(dropped).toEqual(['a1']);
+  });
+
+  it('counts a source as the credential throttle does: IPv6 by /64, v4-mapped as v4', () => {
+    const caps = new ConnectionCaps({ perSource: 2, total: 100 });
+    for (const a of ['2001:db8:1:2::1', '2001:db8:1:2:ffff::9']) admit(caps, a)!.requestSeen();
+    expect(admit(caps, '2001:db8:1:2:abcd::1')).toBeNull();
+    expect(admit(caps, '2001:db8:1:3::1')).not.toBeNull();
+    for (const a of ['::ffff:10.1.1.1', '10.1.1.1']) admit(caps, a)!.requestSeen();
+    expect(admit(caps, '10.1.1.1')).toBeNull();
+  });
+});
+
+describe('HttpServer under a full connection cap (raw sockets)', () => {
+  let server: HttpServer | undefined;
+  const sockets: Socket[] = [];
+  afterEach(async () => {
+    for (const s of sockets.splice(0)) s.destroy();
+    await server?.close();
+  });
+
+  const open = (port: number, localAddress: string, first = ''): Promise<Socket> =>
+    new Promise((resolve, reject) => {
+      const s = connect({ port, host: '127.0.0.1', localAddress }, () => {
+        if (first) s.write(first);
+        resolve(s);
+      });
+      s.on('error', () => {});
+      s.once('error', reject);
+      sockets.push(s);
+    });
+  const closed = (s: Socket) => new Promise<void>((r) => (s.destroyed ? r() : s.once('close', () => r())));
+  const answer = (s: Socket): Promise<string> =>
+    new Promise((resolve) => {
+      let text = '';
+      s.setEncoding('utf8');
+      s.on('data', (d: string) => {
+        text += d;
+        if (text.includes('\r\n\r\n')) resolve(text);
+      });
+      s.once('close', () => resolve(text));
+    });
+
+  it('half-open header connections from many addresses cannot lock /health out; served ones stay', async () => {
+    server = new HttpServer({ apiKey: null, logger: silentLogger, onAuthFailed: () => {}, caps: { perSource: 4, total: 12 } });
+    server.route('GET', '/health', (_ctx, res) => sendJson(res, 200, { ok: true }), true);
+    const { port } = await server.listen(0, '127.0.0.1');
+    // A keep-alive client whose request went through holds its slot.
+    const served = await open(port, '127.0.0.1');
+    const served1 = answer(served);
+    served.write('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    expect(await served1).toMatch(/^HTTP\/1\.1 200 /);
+    // The attacker fills every other slot with headers that never end, from several addresses.
+    const slow: Socket[] = [];
+    for (let a = 1; a <= 4; a++) for (let i = 0; i < 4; i++) slow.push(await open(port, `127.0.8.${a}`, 'GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n'));
+    // A newcomer is still answered, and the served connection was not the one dropped.
+    const legit = await open(port, '127.0.0.1');
+    const legitAnswer = answer(legit);
+    legit.write('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
+    expect(await legitAnswer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(served.destroyed).toBe(false);
+    const again = answer(served);
+    served.write('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    expect(await again).toMatch(/^HTTP\/1\.1 200 /);
+    // The oldest half-open sockets were the ones dropped.
+    await closed(slow[0]!);
+  });
+});
