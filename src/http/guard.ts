@@ -22,6 +22,9 @@ export interface RequestFacts {
   host?: string;
   /** The local address the connection arrived on (one of the names the daemon is reached at). */
   localAddress?: string;
+  /** Fetch metadata (`Sec-Fetch-Site`, `Sec-Fetch-Mode`), sent by browsers on every request. */
+  fetchSite?: string;
+  fetchMode?: string;
 }
 
 export type Verdict = 'ok' | 'forbidden_host' | 'forbidden_origin';
@@ -94,6 +97,12 @@ export function verdict(policy: GuardPolicy, r: RequestFacts): Verdict {
   const read = !r.upgrade && !STATE_CHANGING.has(r.method);
   if (read && (r.path === '/health' || isCorsPath(r.path))) return 'ok';
   if (!originAllowed(policy, r.origin, r.host, r.localAddress)) return 'forbidden_origin';
+  // A page's own requests (fetch, <img>, XHR) in no-cors mode carry no Origin, but browsers
+  // mark them as coming from another site: no API route answers those. Navigations (a link
+  // to the dashboard) and Node clients (no Fetch metadata) are unaffected.
+  if ((r.fetchSite === 'cross-site' || r.fetchSite === 'same-site') && r.fetchMode !== 'navigate' && !(r.origin && policy.allowedOrigins.includes(r.origin))) {
+    return 'forbidden_origin';
+  }
   return 'ok';
 }
 

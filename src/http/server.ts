@@ -190,12 +190,14 @@ export class HttpServer {
       origin,
       host: req.headers.host,
       localAddress: req.socket.localAddress,
+      fetchSite: header(req.headers['sec-fetch-site']),
+      fetchMode: header(req.headers['sec-fetch-mode']),
     });
     if (v === 'forbidden_host') {
       throw new HandoffError('forbidden_host', 'this host name is not one of the daemon\'s (DNS rebinding?); use localhost or 127.0.0.1, or set --public-url');
     }
     if (v === 'forbidden_origin') {
-      throw new HandoffError('forbidden_origin', `web pages from ${describeOrigin(origin!)} may not use this daemon; allow it with --allowed-origins`);
+      throw new HandoffError('forbidden_origin', `web pages from ${describeOrigin(origin ?? 'another site')} may not use this daemon; allow it with --allowed-origins`);
     }
   }
 
@@ -360,4 +362,8 @@ export async function readJson(ctx: RequestContext): Promise<Record<string, unkn
     // fall through
   }
   throw new HandoffError('bad_request', 'request body must be a JSON object');
+}
+
+function header(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
 }

@@ -169,6 +169,29 @@ describe('a web page on another origin', () => {
     expect(await sessionState('victim')).toBe('ready');
   });
 
+  it('its no-cors reads (fetch, img, script) carry no Origin but are refused by their fetch metadata: no link is minted', async () => {
+    const issued = async () => (await api(d.url, '/audit?session_id=victim&type=live_url_issued&limit=1000')).body.events.length;
+    const before = await issued();
+    await page.evaluate(async (base) => {
+      await fetch(`${base}/session/victim/live`, { mode: 'no-cors' }).catch(() => null);
+      await new Promise((r) => {
+        const img = new Image();
+        img.onload = img.onerror = r;
+        img.src = `${base}/session/victim/live?kind=view`;
+      });
+      await new Promise((r) => {
+        const sc = document.createElement('script');
+        sc.onload = sc.onerror = r;
+        sc.src = `${base}/sessions`;
+        document.body.append(sc);
+      });
+    }, d.url);
+    expect(await issued()).toBe(before);
+    // The same request from Node (no fetch metadata) is answered.
+    expect((await api(d.url, '/session/victim/live')).status).toBe(200);
+    expect(await issued()).toBe(before + 1);
+  });
+
   it('Origin: null (sandboxed frames, data: pages) is foreign too', async () => {
     const r = await api(d.url, '/session/victim/stop', { method: 'POST', headers: { origin: 'null' } });
     expect(r.status).toBe(403);

@@ -56,6 +56,21 @@ describe('Origin policy', () => {
 
 describe('verdict', () => {
   const evil = { origin: 'https://evil.example', host: '127.0.0.1:9222' };
+  it('refuses a page\'s no-cors reads by their fetch metadata (no Origin on them); navigations and Node clients pass', () => {
+    const req = { method: 'GET', path: '/session/x/live', upgrade: false, host: '127.0.0.1:9222' };
+    for (const site of ['cross-site', 'same-site']) {
+      for (const mode of ['no-cors', 'cors']) expect(verdict(loop, { ...req, fetchSite: site, fetchMode: mode })).toBe('forbidden_origin');
+      expect(verdict(loop, { ...req, fetchSite: site, fetchMode: 'navigate' })).toBe('ok');
+    }
+    expect(verdict(loop, { ...req, fetchSite: 'same-origin', fetchMode: 'cors' })).toBe('ok');
+    expect(verdict(loop, { ...req, fetchSite: 'none', fetchMode: 'navigate' })).toBe('ok');
+    expect(verdict(loop, req)).toBe('ok');
+    // The live view and the kit's files are for any site; an allowed origin's CORS reads pass.
+    expect(verdict(loop, { ...req, path: '/live/T/info', fetchSite: 'cross-site', fetchMode: 'cors' })).toBe('ok');
+    expect(verdict(loop, { ...req, path: '/hitl-kit.js', fetchSite: 'cross-site', fetchMode: 'no-cors' })).toBe('ok');
+    expect(verdict(proxied, { ...req, host: 'handoff.example.com', origin: 'https://ops.example.com', fetchSite: 'cross-site', fetchMode: 'cors' })).toBe('ok');
+  });
+
   it('checks Host first (except /health), then Origin on every request outside /live/, the kit files and /health', () => {
     expect(verdict(loop, { method: 'GET', path: '/sessions', upgrade: false, host: 'evil.example' })).toBe('forbidden_host');
     expect(verdict(loop, { method: 'GET', path: '/health', upgrade: false, host: 'evil.example' })).toBe('ok');
