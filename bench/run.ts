@@ -7,6 +7,7 @@ import { benchScreencast } from './screencast.js';
 import { benchInputLatency } from './input-latency.js';
 import { benchWebRtc } from './webrtc.js';
 import { benchMcp } from './mcp.js';
+import { benchAgentVanish } from './agent-vanish.js';
 import { benchSecurity } from './security.js';
 
 const log = (s: string) => process.stdout.write(`bench: ${s}\n`);
@@ -47,6 +48,12 @@ const SUITES: { name: string; title: string; note: string; run: (log: (s: string
     title: 'Security (issue 8)',
     note: 'Reference: GET /health on a fresh connection to the same daemon, same run.',
     run: benchSecurity,
+  },
+  {
+    name: 'agents',
+    title: 'Vanished agents (issue 15)',
+    note: 'A real Puppeteer process attached to a session is SIGKILLed; the session is polled over REST every 5 ms until its attachment is none. Default --agent-keepalive (10 s).',
+    run: (log) => benchAgentVanish(log),
   },
   {
     name: 'mcp',
