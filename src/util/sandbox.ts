@@ -1,4 +1,4 @@
-import { existsSync, lstatSync, readlinkSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, relative } from 'node:path';
 import { HandoffError } from './errors.js';
 
@@ -180,7 +180,39 @@ export function sandboxed(program: string, args: string[], policy: SandboxPolicy
   const readable = [...(policy.readable ?? [])];
   const real = isAbsolute(program) && existsSync(program) ? realpathSync(program) : null;
   if (real && !layout.system.some((d) => inside(dirname(real), d))) readable.push(dirname(real));
-  return sandboxCommand(program, args, { ...policy, readable }, layout);
+  return withMountedRoot(sandboxCommand(program, args, { ...policy, readable }, layout));
+}
+
+/**
+ * bwrap needs "/" to be a mount point (it first makes it a slave mount). In a plain chroot
+ * (a build root, some CI) it is not, and bwrap fails with "Failed to make / slave". There a
+ * sandboxed command first enters a mount namespace of its own in which the same tree is
+ * bind-mounted on a directory and chrooted into: the files seen are the same, only "/" is now
+ * a mount point. On an ordinary host (and under systemd) the command is unchanged.
+ */
+export function withMountedRoot(c: { cmd: string; args: string[] }): { cmd: string; args: string[] } {
+  if (rootIsMountPoint()) return c;
+  mkdirSync(REMOUNTED_ROOT, { recursive: true, mode: 0o700 });
+  return {
+    cmd: '/usr/bin/unshare',
+    // --propagation unchanged: making a non-mount "/" private fails just like bwrap does.
+    args: ['--mount', '--propagation', 'unchanged', '--', '/bin/sh', '-c', 'mount --rbind / "$0" && cd "$0" && exec chroot . "$@"', REMOUNTED_ROOT, c.cmd, ...c.args],
+  };
+}
+
+const REMOUNTED_ROOT = '/tmp/.handoff-root';
+let rootMounted: boolean | undefined;
+
+/** Whether this process's "/" is a mount point (/proc/self/mountinfo lists one at "/"). */
+function rootIsMountPoint(): boolean {
+  if (rootMounted === undefined) {
+    try {
+      rootMounted = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((line) => line.split(' ')[4] === '/');
+    } catch {
+      rootMounted = true; // no /proc: leave the command as it is
+    }
+  }
+  return rootMounted;
 }
 
 function isExecutable(p: string): boolean {

@@ -9,7 +9,7 @@ import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { api, tryWs } from '../helpers/client.js';
 import { LeakTracker } from '../helpers/leaks.js';
 import { startPageServer } from '../helpers/pages.js';
-import { hostLayout, SANDBOX_PATH, sandboxCommand } from '../../src/util/sandbox.js';
+import { hostLayout, SANDBOX_PATH, sandboxCommand, withMountedRoot } from '../../src/util/sandbox.js';
 
 /**
  * API.md 2, issue 8 item 4: a session's browser sees only its own profile, downloads and
@@ -186,7 +186,7 @@ describe('the masks inside system dirs (as /etc/handoff and /etc/shadow are hidd
       const base = hostLayout();
       const layout = { ...base, system: [...base.system, etc], hiddenDirs: [join(etc, 'handoff')], hiddenFiles: [join(etc, 'shadow')] };
       const script = `ls -A ${etc}/handoff; cat ${etc}/shadow; cat ${etc}/hostname`;
-      const cmd = sandboxCommand('/bin/sh', ['-c', script], { env: { PATH: SANDBOX_PATH } }, layout);
+      const cmd = withMountedRoot(sandboxCommand('/bin/sh', ['-c', script], { env: { PATH: SANDBOX_PATH } }, layout));
       const { stdout } = await promisify(execFile)(cmd.cmd, cmd.args, { env: {} });
       expect(stdout).toBe('visible');
     } finally {
