@@ -7,17 +7,11 @@
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { startDaemon } from '../test/helpers/daemon.js';
+import { PUPPETEER_AGENT } from '../test/helpers/agents.js';
 import { fmt, stats } from './lib.js';
 import type { Row } from './core.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
-const AGENT = `
-import puppeteer from 'puppeteer-core';
-const browser = await puppeteer.connect({ browserWSEndpoint: process.argv[1], defaultViewport: null });
-const [page] = await browser.pages();
-await page.evaluate(() => 1);
-console.log('connected');
-setInterval(() => {}, 1000);`;
 
 export async function benchAgentVanish(log: (s: string) => void, n = 15): Promise<Row[]> {
   const daemon = await startDaemon();
@@ -27,7 +21,7 @@ export async function benchAgentVanish(log: (s: string) => void, n = 15): Promis
     const samples: number[] = [];
     log(`kill -9 of a Puppeteer agent to attachment none, ${n} times...`);
     for (let i = 0; i < n; i++) {
-      const child = spawn(process.execPath, ['--input-type=module', '-e', AGENT, `${daemon.wsUrl}/devtools/browser/vanish`], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, ['--input-type=module', '-e', PUPPETEER_AGENT, `${daemon.wsUrl}/devtools/browser/vanish`], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
       await new Promise<void>((ok, fail) => {
         child.stdout!.on('data', (b: Buffer) => b.includes('connected') && ok());
         child.once('exit', () => fail(new Error('the agent process exited before connecting')));

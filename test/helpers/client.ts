@@ -34,10 +34,14 @@ export type WsOutcome =
   | { kind: 'refused'; status: number; body: any }
   | { kind: 'error'; error: Error };
 
-/** Opens a raw WebSocket and reports whether it opened or how the upgrade was refused. */
-export function tryWs(url: string, headers: Record<string, string> = {}): Promise<WsOutcome> {
+/**
+ * Opens a raw WebSocket and reports whether it opened or how the upgrade was refused;
+ * `listen` sees the socket before it opens (for messages sent right after the upgrade).
+ */
+export function tryWs(url: string, headers: Record<string, string> = {}, listen?: (ws: WebSocket) => void): Promise<WsOutcome> {
   return new Promise((resolve) => {
     const ws = new WebSocket(url, { headers, perMessageDeflate: false });
+    listen?.(ws);
     ws.once('open', () => resolve({ kind: 'open', ws }));
     ws.once('unexpected-response', (_req, res) => {
       let text = '';

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { alive, api, cdpCall, tryWs, waitFor } from '../helpers/client.js';
+import { PUPPETEER_AGENT } from '../helpers/agents.js';
 import { LeakTracker } from '../helpers/leaks.js';
 
 /**
@@ -51,13 +52,6 @@ async function agentProcess(script: string, endpoint: string): Promise<ChildProc
   return child;
 }
 
-const PUPPETEER_AGENT = `
-import puppeteer from 'puppeteer-core';
-const browser = await puppeteer.connect({ browserWSEndpoint: process.argv[1], defaultViewport: null });
-const [page] = await browser.pages();
-await page.evaluate(() => 1);
-console.log('connected');
-setInterval(() => {}, 1000);`;
 
 // A raw ws client that answers nothing on its own once the process is stopped.
 const WS_AGENT = `

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import puppeteer, { type Browser } from 'puppeteer-core';
 import WebSocket from 'ws';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
-import { api, cdpCall, closed, rawRequest, tryWs, waitFor, type ApiResponse, type WsOutcome } from '../helpers/client.js';
+import { api, cdpCall, closed, rawRequest, tryWs, waitFor, type ApiResponse } from '../helpers/client.js';
 import { waitState } from '../helpers/viewer.js';
 import { LiveLinkSigner, type LinkKind } from '../../src/liveview/tokens.js';
 
@@ -47,7 +47,7 @@ describe('session ids and live links', () => {
     // Listening from the start: the first messages may come with the upgrade's answer.
     const messages: any[] = [];
     const onSocket = (ws: WebSocket) => ws.on('message', (d, binary) => !binary && messages.push(JSON.parse(d.toString())));
-    const out = await openWs(`${daemon.wsUrl}/live/${tok}/${transport}`, onSocket);
+    const out = await tryWs(`${daemon.wsUrl}/live/${tok}/${transport}`, {}, onSocket);
     if (out.kind !== 'open') return { out, messages };
     sockets.push(out.ws);
     return { out, ws: out.ws, messages };
@@ -372,21 +372,3 @@ function fromAddress(localAddress: string, port: number, path: string): Promise<
   });
 }
 
-/** tryWs, with `listen` called on the socket before it opens. */
-function openWs(url: string, listen: (ws: WebSocket) => void): Promise<WsOutcome> {
-  return new Promise((resolve) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false });
-    listen(ws);
-    ws.once('open', () => resolve({ kind: 'open', ws }));
-    ws.once('unexpected-response', (_req, res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d));
-      res.on('end', () => {
-        resolve({ kind: 'refused', status: res.statusCode ?? 0, body: JSON.parse(text) });
-        ws.terminate();
-      });
-    });
-    ws.once('error', (error) => resolve({ kind: 'error', error }));
-  });
-}

@@ -24,8 +24,8 @@ export function liveRoutes(http: HttpServer, s: Services): void {
    * A viewer socket: the same checks, then the link is used (a single-use one for good); it
    * counts as opened once the socket is accepted (`connected`), never on a page load or /info.
    */
-  const claim = (ctx: RequestContext, transport: string) => {
-    check(ctx, transport);
+  const claim = (ctx: RequestContext, transport: string, checked = false) => {
+    if (!checked) check(ctx, transport);
     // No attach without its audit row: refused (503) before a single-use link is spent.
     s.registry.requireAudit();
     return s.liveLinks.claim(ctx.params.token!);
@@ -141,7 +141,7 @@ export function liveRoutes(http: HttpServer, s: Services): void {
     async (ctx, up) => {
       // 404 without enable_rtc before a single-use link is taken.
       const hub = check(ctx, 'webrtc').session.webrtc;
-      const { session, kind, connected } = claim(ctx, 'webrtc');
+      const { session, kind, connected } = claim(ctx, 'webrtc', true);
       const ws = await up.accept();
       if (!accepted(ws, connected)) return;
       hub.addViewer(ws, ctx.sourceIp, () => session.join({ transport: 'webrtc', sourceIp: ctx.sourceIp, link: kind }), kind);
@@ -155,7 +155,7 @@ export function liveRoutes(http: HttpServer, s: Services): void {
     async (ctx, up) => {
       const { session } = check(ctx, 'vnc');
       if (!session.params.enableVnc) throw new HandoffError('not_found', 'this session was not started with enable_vnc=true');
-      const { connected } = claim(ctx, 'vnc');
+      const { connected } = claim(ctx, 'vnc', true);
       const ws = await up.accept();
       if (!accepted(ws, connected, false)) return;
       const stream = createWebSocketStream(ws);
