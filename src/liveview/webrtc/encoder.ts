@@ -4,6 +4,7 @@ import type { Logger } from '../../util/logger.js';
 import { displayClientPaths, localeEnv, SANDBOX_PATH, sandboxed } from '../../util/sandbox.js';
 import type { Codec } from './protocol.js';
 import { keyframeStart, parseRtp, type RtpInfo } from './rtp.js';
+import { GopBuffer } from './gop.js';
 
 /** RTP payload types ffmpeg writes (dynamic range, RFC 3551 6); werift rewrites them per viewer. */
 export const FFMPEG_PAYLOAD_TYPE: Record<Codec, number> = { H264: 96, VP8: 97 };
@@ -170,6 +171,7 @@ export class FfmpegEncoder {
   private readonly payloadType: number;
   private readonly log: Logger;
   private readonly listeners = new Set<PacketListener>();
+  private readonly gop = new GopBuffer();
   private socket?: Socket;
   private port = 0;
   private proc?: LaunchedProcess;
@@ -208,6 +210,14 @@ export class FfmpegEncoder {
   }
   get closed(): boolean {
     return this.closing !== undefined;
+  }
+
+  /**
+   * The current group of pictures (see GopBuffer): a viewer that connects while the encoder
+   * runs starts from it instead of waiting up to a second for the next keyframe.
+   */
+  currentGop(): readonly EncodedPacket[] {
+    return this.gop.snapshot();
   }
 
   subscribe(listener: PacketListener): () => void {
@@ -326,6 +336,7 @@ export class FfmpegEncoder {
       if (this.failures > 0 && now - this.runStartedAt >= RESET_AFTER_MS) this.failures = 0;
     }
     const packet: EncodedPacket = { data: msg, info, generation: this.generation, keyframeStart: kf };
+    this.gop.add(packet);
     for (const l of this.listeners) {
       try {
         l(packet);
@@ -341,6 +352,7 @@ export class FfmpegEncoder {
       clearTimeout(this.restartTimer);
       clearInterval(this.watchdog);
       this.listeners.clear();
+      this.gop.clear();
       await this.ready;
       await this.proc?.close(1000);
       await new Promise<void>((r) => (this.socket ? this.socket.close(() => r()) : r()));

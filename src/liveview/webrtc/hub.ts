@@ -211,6 +211,11 @@ export class WebRtcHub implements ViewerHost {
   }
 
   /** @internal ViewerHost */
+  currentGop(codec: Codec): readonly EncodedPacket[] {
+    return this.encoders.get(codec)?.currentGop() ?? [];
+  }
+
+  /** @internal ViewerHost */
   requestKeyframe(codec: Codec): void {
     this.encoders.get(codec)?.requestKeyframe();
   }

@@ -62,6 +62,8 @@ export interface ViewerHost {
   /** Starts receiving `codec`'s packets (the first subscriber starts its encoder). */
   subscribe(codec: Codec, listener: (p: EncodedPacket) => void): () => void;
   requestKeyframe(codec: Codec): void;
+  /** The codec's packets from its last keyframe on (empty when none is held). */
+  currentGop(codec: Codec): readonly EncodedPacket[];
   /** The hello's credentials, throttled per source; null when accepted, else the refusal. */
   checkCredentials(sourceIp: string, username: string | null, password: string | null): ProtocolError | null;
   /** The viewer is gone; called exactly once, after its handle was given back. */
@@ -289,9 +291,11 @@ export class WebRtcViewer {
     this.log.debug('webrtc connection state', { state });
     if (state === 'connected') {
       clearTimeout(this.connectTimer);
-      if (!this.mediaReady) this.log.info('webrtc viewer connected', { codec: this.codec, sourceIp: this.sourceIp });
+      if (this.mediaReady) return;
+      this.log.info('webrtc viewer connected', { codec: this.codec, sourceIp: this.sourceIp });
       this.mediaReady = true;
       this.phase = 'live';
+      this.replayGop();
     } else if (state === 'failed') {
       this.fail(new ProtocolError(CLOSE_INTERNAL, 'connection_failed', 'WebRTC media connection failed'));
     } else if (state === 'closed') {
@@ -318,6 +322,17 @@ export class WebRtcViewer {
       this.awaitingKeyframe = false;
     }
     this.track.writeRtp(this.rewriter.rewrite(p.data, p.info, p.generation, this.playoutDelayId));
+  }
+
+  /**
+   * A viewer joining a running encoder starts from the current GOP at once. Only with the
+   * zero playout delay its answer accepted: the decoder then shows the burst as it decodes
+   * it; without it, the jitter buffer would hold the picture a GOP behind, so it waits for
+   * the next keyframe instead.
+   */
+  private replayGop(): void {
+    if (!this.codec || this.playoutDelayId === null) return;
+    for (const p of this.host.currentGop(this.codec)) this.onPacket(p);
   }
 
   private keyframeRequested(): void {
