@@ -1,5 +1,6 @@
-import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, realpathSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, relative } from 'node:path';
+import { existsSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmdirSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, isAbsolute, join, relative } from 'node:path';
 import { HandoffError } from './errors.js';
 
 /**
@@ -192,16 +193,36 @@ export function sandboxed(program: string, args: string[], policy: SandboxPolicy
  */
 export function withMountedRoot(c: { cmd: string; args: string[] }): { cmd: string; args: string[] } {
   if (rootIsMountPoint()) return c;
-  mkdirSync(REMOUNTED_ROOT, { recursive: true, mode: 0o700 });
+  const mountDir = remountDir();
   return {
     cmd: '/usr/bin/unshare',
     // --propagation unchanged: making a non-mount "/" private fails just like bwrap does.
-    args: ['--mount', '--propagation', 'unchanged', '--', '/bin/sh', '-c', 'mount --rbind / "$0" && cd "$0" && exec chroot . "$@"', REMOUNTED_ROOT, c.cmd, ...c.args],
+    args: ['--mount', '--propagation', 'unchanged', '--', '/bin/sh', '-c', 'mount --rbind / "$0" && cd "$0" && exec chroot . "$@"', mountDir, c.cmd, ...c.args],
   };
 }
 
-const REMOUNTED_ROOT = '/tmp/.handoff-root';
 let rootMounted: boolean | undefined;
+let remountedRoot: string | undefined;
+
+/**
+ * The directory the tree is bind-mounted on: made by this process under a random name (so
+ * nobody can create it first), 0700, in the sticky /tmp (so nobody else can rename or swap
+ * it between the mount and the chroot: root would chroot into their tree). Removed at exit.
+ */
+export function remountDir(): string {
+  if (remountedRoot === undefined) {
+    const dir = mkdtempSync(join(tmpdir(), '.handoff-root-'));
+    process.once('exit', () => {
+      try {
+        rmdirSync(dir);
+      } catch {
+        // already gone, or something is mounted on it still: leave it
+      }
+    });
+    remountedRoot = dir;
+  }
+  return remountedRoot;
+}
 
 /** Whether this process's "/" is a mount point (/proc/self/mountinfo lists one at "/"). */
 function rootIsMountPoint(): boolean {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { displayClientPaths, hostLayout, sandboxCommand, type HostLayout } from '../../../src/util/sandbox.js';
+import { displayClientPaths, hostLayout, remountDir, sandboxCommand, type HostLayout } from '../../../src/util/sandbox.js';
 
 const layout: HostLayout = {
   system: ['/usr', '/etc/fonts', '/etc/ssl', '/etc/passwd', '/var/cache/fontconfig'],
@@ -114,5 +114,18 @@ describe('hostLayout on this (Debian) host', () => {
     expect(l.system.filter((p) => p.startsWith('/etc/')).every((p) => p.split('/').length === 3)).toBe(true);
     expect(l.hiddenDirs).toContain('/etc/ssl/private');
     for (const dir of l.system) expect(dir === '/' || dir === '/tmp' || dir === '/var' || dir === '/home' || dir === '/root' || dir.startsWith('/var/lib')).toBe(false);
+  });
+});
+
+describe('the directory a chroot host bind-mounts "/" on (security review: a fixed /tmp path let another user swap in their own tree)', () => {
+  it('is made by the daemon under a random name, 0700, owned by it, and the same for every launch', () => {
+    const dir = remountDir();
+    expect(dir).not.toBe('/tmp/.handoff-root');
+    expect(dir).toMatch(/\.handoff-root-[A-Za-z0-9]{6}$/);
+    const st = lstatSync(dir);
+    expect(st.isDirectory() && !st.isSymbolicLink()).toBe(true);
+    expect(st.mode & 0o777).toBe(0o700);
+    expect(st.uid).toBe(process.getuid!());
+    expect(remountDir()).toBe(dir);
   });
 });
