@@ -10,10 +10,10 @@ import type { Services } from './routes/context.js';
  * second HttpServer with the same guard (Host, Origin), connection caps, lease and audit, and
  * the discovery routes bound to that one session; it closes when the session ends.
  *
- * No API key on it: chromedriver cannot send one. Like Chrome's own --remote-debugging-port,
- * the port is the capability: it listens on loopback only, is opened only by a request that
- * passed the main port's key check (or a key-less loopback daemon), and is reported only to
- * holders of the key (`Session.debug_port`).
+ * It takes the daemon's API key like the main port (API.md 3.1 "through the same key"): any
+ * local user can connect to a loopback port, so without the key the port would hand them the
+ * session (security review). chromedriver cannot send a key, so Selenium's debuggerAddress
+ * works against a key-less (loopback) daemon only (README).
  */
 export class DebugPorts {
   private readonly open = new Map<Session, Promise<number>>();
@@ -36,11 +36,12 @@ export class DebugPorts {
   }
 
   private async listen(session: Session): Promise<number> {
-    const { config } = this.services;
+    const { config, audit } = this.services;
     const http = new HttpServer({
-      apiKey: null,
+      apiKey: config.apiKey,
       logger: this.logger,
-      onAuthFailed: () => {},
+      onAuthFailed: (ctx) =>
+        audit.append({ type: 'auth_failed', source_ip: ctx.sourceIp, transport: 'http', detail: { path: ctx.url.pathname.slice(0, 200), debug_port: ctx.req.socket.localPort } }),
       allowedOrigins: config.allowedOrigins,
       publicUrl: null,
     });

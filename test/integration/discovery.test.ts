@@ -185,7 +185,7 @@ describe('a debug port on a daemon with an API key', () => {
     await keyed?.cleanup();
   });
 
-  it('is opened only with the key, and then serves key-less loopback clients (chromedriver cannot send one)', async () => {
+  it('is opened only with the key and takes the same key: another local user without it gets 401 (API.md 3.1)', async () => {
     const auth = { authorization: `Bearer ${KEY}` };
     const created = await api(keyed.url, '/devtools/browser', { method: 'POST', headers: auth });
     expect(created.status).toBe(200);
@@ -194,9 +194,22 @@ describe('a debug port on a daemon with an API key', () => {
     expect((await api(keyed.url, `/session/${id}`, { headers: auth })).body.debug_port).toBeNull();
     const port: number = (await api(keyed.url, `/session/${id}/port`, { method: 'POST', headers: auth })).body.debug_port;
     expect(port).toBeGreaterThan(0);
-    const list = await api(`http://127.0.0.1:${port}`, '/json/list');
+    const debugUrl = `http://127.0.0.1:${port}`;
+    for (const path of ['/json/version', '/json/list']) {
+      const refused = await api(debugUrl, path);
+      expect(refused.status).toBe(401);
+      expect(refused.body.error.code).toBe('unauthorized');
+    }
+    expect((await api(debugUrl, `/json/new?about:blank`, { method: 'PUT' })).status).toBe(401);
+    const ws = await tryWs(`ws://127.0.0.1:${port}/devtools/browser/${id}`);
+    if (ws.kind === 'open') ws.ws.close();
+    expect(ws.kind === 'refused' && ws.status).toBe(401);
+    const list = await api(debugUrl, '/json/list', { headers: auth });
     expect(list.status).toBe(200);
     expect(list.body.length).toBeGreaterThan(0);
+    expect((await api(debugUrl, `/json/version?api_key=${KEY}`)).status).toBe(200);
+    const rows = (await api(keyed.url, `/audit?type=auth_failed`, { headers: auth })).body;
+    expect(JSON.stringify(rows)).toContain(`"debug_port":${port}`);
     // The main port still wants the key for the same session.
     expect((await api(keyed.url, `/json/list?session=${id}`)).status).toBe(401);
     await api(keyed.url, `/devtools/browser/${id}`, { method: 'DELETE', headers: auth });
