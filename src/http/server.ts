@@ -257,7 +257,9 @@ export class HttpServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (this.overCap.has(req.socket)) return;
-    this.slots.get(req.socket)?.requestSeen();
+    const slot = this.slots.get(req.socket);
+    slot?.requestSeen();
+    res.once('finish', () => slot?.responded());
     let ctx: RequestContext | undefined;
     try {
       // No page of ours is meant to be framed (the kit mounts without iframes): no clickjacking.

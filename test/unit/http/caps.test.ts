@@ -120,3 +120,32 @@ describe('HttpServer under a full connection cap (raw sockets)', () => {
     await closed(slow[0]!);
   });
 });
+
+describe('keep-alive connections between requests (security review: they held every slot for good)', () => {
+  it('are idle again once their response is sent: a newcomer at the cap drops the longest idle one', () => {
+    const dropped: string[] = [];
+    const caps = new ConnectionCaps({ perSource: 2, total: 100 });
+    const a = caps.admit('127.0.0.1', () => dropped.push('a'))!;
+    const b = caps.admit('127.0.0.1', () => dropped.push('b'))!;
+    a.requestSeen();
+    b.requestSeen();
+    expect(caps.admit('127.0.0.1', () => dropped.push('c'))).toBeNull(); // both in flight
+    b.responded();
+    a.responded();
+    expect(caps.admit('127.0.0.1', () => dropped.push('c'))).not.toBeNull();
+    expect(dropped).toEqual(['b']); // b went idle first
+    a.requestSeen(); // a's next request: in flight again, kept
+    expect(caps.admit('127.0.0.1', () => dropped.push('d'))).not.toBeNull();
+    expect(dropped).toEqual(['b', 'c']);
+  });
+
+  it('a response after the connection closed changes nothing', () => {
+    const caps = new ConnectionCaps({ perSource: 1, total: 100 });
+    const a = caps.admit('10.1.1.1', () => {})!;
+    a.requestSeen();
+    a.release();
+    a.responded();
+    expect(caps.size).toBe(0);
+    expect(caps.admit('10.1.1.1', () => {})).not.toBeNull();
+  });
+});
