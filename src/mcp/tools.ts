@@ -67,8 +67,11 @@ export function createMcpServer(s: Services, caller: McpCaller, version = '0.1.0
         session = s.registry.create(id, parseSessionParams(q), a.auto_close ?? false);
       }
       await session!.ready;
-      const key = s.config.apiKey ? `?api_key=${encodeURIComponent(s.config.apiKey)}` : '';
-      return { session_id: id, created, cdp_url: `${caller.wsOrigin}/devtools/browser/${id}${key}`, session: info(session!) };
+      // Never the API key: a tool result lands in the model's context, where a prompt-injected
+      // page could ask for it (security review). The browser tool is given the key by its own
+      // config (Playwright MCP --cdp-header "Authorization: Bearer KEY").
+      const auth = s.config.apiKey ? { cdp_auth: 'send the daemon API key: Authorization: Bearer KEY (configured in the browser tool, not given here)' } : {};
+      return { session_id: id, created, cdp_url: `${caller.wsOrigin}/devtools/browser/${id}`, ...auth, session: info(session!) };
     }),
   );
 

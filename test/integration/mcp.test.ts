@@ -103,13 +103,15 @@ describe('MCP: session_create, a browser tool, request_human answered by a human
 
     const created = json(await handoff.callTool({ name: 'session_create', arguments: { session_id: 'mcp-flow', width: 1280, height: 720 } }));
     expect(created).toMatchObject({ session_id: 'mcp-flow', created: true, session: { state: 'ready', attachment: 'none', auto_close: false } });
-    expect(created.cdp_url).toBe(`${daemon.wsUrl}/devtools/browser/mcp-flow?api_key=${KEY}`);
+    // The key never reaches the model (security review): the browser tool has it in its own config.
+    expect(created.cdp_url).toBe(`${daemon.wsUrl}/devtools/browser/mcp-flow`);
+    expect(JSON.stringify(created)).not.toContain(KEY);
     leaks.note(daemon.stateDir, 'mcp-flow');
 
     // The browser tool, as a user would run it: a separate process given the CDP URL.
     const browserTool = new Client({ name: 'test-agent-browser', version: '1.0.0' });
     await browserTool.connect(
-      stdio({ command: process.execPath, args: [PLAYWRIGHT_MCP, '--cdp-endpoint', created.cdp_url, '--output-dir', workDir], cwd: workDir }),
+      stdio({ command: process.execPath, args: [PLAYWRIGHT_MCP, '--cdp-endpoint', created.cdp_url, '--cdp-header', `Authorization: Bearer ${KEY}`, '--output-dir', workDir], cwd: workDir }),
     );
     clients.push(browserTool);
     const call = async (name: string, args: Record<string, unknown>) => {
@@ -180,7 +182,8 @@ describe('MCP: session_create, a browser tool, request_human answered by a human
   it('streamable HTTP: live_url, a request_human timeout and a cancel, errors with API.md codes', async () => {
     const agent = await httpClient();
     const created = json(await agent.callTool({ name: 'session_create', arguments: { session_id: 'mcp-http' } }));
-    expect(created.cdp_url).toBe(`${daemon.wsUrl}/devtools/browser/mcp-http?api_key=${KEY}`);
+    expect(created.cdp_url).toBe(`${daemon.wsUrl}/devtools/browser/mcp-http`);
+    expect(JSON.stringify(created)).not.toContain(KEY);
     leaks.note(daemon.stateDir, 'mcp-http');
     // Again with the same id: the live session, not a second one.
     expect(json(await agent.callTool({ name: 'session_create', arguments: { session_id: 'mcp-http', width: 800 } }))).toMatchObject({ created: false, session: { width: 1280 } });
