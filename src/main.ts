@@ -5,11 +5,13 @@ import { promisify } from 'node:util';
 import type { Config } from './config/config.js';
 import type { Logger } from './util/logger.js';
 import { isAlive } from './util/process.js';
+import { hostForUrl } from './util/net.js';
 import { openDatabase, type Db } from './audit/database.js';
 import { AuditLog } from './audit/log.js';
 import { AuditCheckpoints } from './audit/checkpoint.js';
 import { SessionJournal } from './sessions/journal.js';
 import { SessionRegistry } from './sessions/registry.js';
+import { realFactories } from './sessions/real-parts.js';
 import { LiveLinks } from './sessions/live-links.js';
 import { loadLinkKey } from './liveview/tokens.js';
 import { HttpServer } from './http/server.js';
@@ -90,7 +92,7 @@ export class Daemon {
     const webhook = config.webhook ? new WebhookSender({ url: config.webhook, secret: config.webhookSecret, logger: logger.child({ component: 'webhook' }) }) : null;
     if (webhook) undo.push({ what: 'webhook', run: () => webhook.close() });
     const notify = webhook ? (event: Record<string, unknown>) => webhook.send(event) : undefined;
-    const registry = new SessionRegistry({ config, audit, journal, logger, notify });
+    const registry = new SessionRegistry({ config, audit, journal, logger, notify, parts: realFactories(config) });
     const liveLinks = new LiveLinks(loadLinkKey(join(config.stateDir, 'live-link.key'), (m) => logger.warn(m)), registry, config.liveLinkTtlMs, config.publicUrl);
     const http = new HttpServer({
       apiKey: config.apiKey,
@@ -138,8 +140,7 @@ export class Daemon {
     // Before any session can start: its browser is barred from this port (README "What a session can see").
     writeChromiumPolicy(config.stateDir, addr.port, config.publicUrl);
     const vncPort = config.vncPort ? await vnc.listen(config.vncPort, config.host) : 0;
-    const host = addr.address.includes(':') ? `[${addr.address}]` : addr.address;
-    const url = `http://${host}:${addr.port}`;
+    const url = `http://${hostForUrl(addr.address)}:${addr.port}`;
     checkpoints.start();
     const daemon = new Daemon(config, url, addr.port, vncPort, db, audit, checkpoints, http, debugPorts, vnc, registry, webhook, pidFile, logger);
     logger.info(`handoff listening on ${url}`, { url, port: addr.port, vnc_port: vncPort || 'off', state_dir: config.stateDir, api_key: config.apiKey ? 'required' : 'off (loopback)' });

@@ -31,6 +31,8 @@ export interface ChromiumOptions<C extends DevToolsPipeClient> {
   policyFile?: string;
   logger?: Logger;
   startTimeoutMs?: number;
+  /** A profile dir kept across runs (persistent profiles); absent: a fresh one, deleted at close. */
+  userDataDir?: string;
   /** Makes the pipe's client: `toBrowser` is Chromium's fd 3, `fromBrowser` its fd 4. */
   connect: (toBrowser: Writable, fromBrowser: Readable) => C;
 }
@@ -82,6 +84,8 @@ export class ChromiumBrowser<C extends DevToolsPipeClient = DevToolsPipeClient> 
     readonly profileDir: string,
     /** The only way to Chromium's DevTools: the daemon and the agent share it. */
     readonly cdp: C,
+    /** False for a userDataDir given by the caller: close() leaves it. */
+    private readonly ownsProfile = true,
   ) {}
 
   get pid(): number {
@@ -100,14 +104,17 @@ export class ChromiumBrowser<C extends DevToolsPipeClient = DevToolsPipeClient> 
   }
 
   static async launch<C extends DevToolsPipeClient>(o: ChromiumOptions<C>): Promise<ChromiumBrowser<C>> {
-    const profileDir = await mkdtemp(join(tmpdir(), 'handoff-profile-'));
-    // Chromium asks to restore the last session after a crash; a fresh profile never crashed.
-    await mkdir(join(profileDir, 'Default'), { recursive: true });
-    await writeFile(join(profileDir, 'Default', 'Preferences'), JSON.stringify({ profile: { exit_type: 'Normal' } }));
+    const owned = !o.userDataDir;
+    const profileDir = o.userDataDir ?? (await mkdtemp(join(tmpdir(), 'handoff-profile-')));
+    if (owned) {
+      // Chromium asks to restore the last session after a crash; a fresh profile never crashed.
+      await mkdir(join(profileDir, 'Default'), { recursive: true });
+      await writeFile(join(profileDir, 'Default', 'Preferences'), JSON.stringify({ profile: { exit_type: 'Normal' } }));
+    }
     // Chromium's own temp files (its SingletonSocket dir) go inside the profile dir too, so
     // removing that one dir leaves nothing behind even when Chromium is killed.
     const tmp = join(profileDir, 'tmp');
-    await mkdir(tmp);
+    await mkdir(tmp, { recursive: true });
     let proc: LaunchedProcess | undefined;
     try {
       // Sandboxed (API.md 2): its profile and the session's dirs at the same paths (CDP names
@@ -123,10 +130,10 @@ export class ChromiumBrowser<C extends DevToolsPipeClient = DevToolsPipeClient> 
       proc = launchProcess(cmd.cmd, cmd.args, { env: {}, stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'], logger: o.logger });
       const cdp = o.connect(proc.child.stdio[3] as Writable, proc.child.stdio[4] as Readable);
       await waitForDevTools(proc, cdp, o.startTimeoutMs ?? 15_000);
-      return new ChromiumBrowser(proc, profileDir, cdp);
+      return new ChromiumBrowser(proc, profileDir, cdp, owned);
     } catch (e) {
       await proc?.close(500);
-      await rm(profileDir, { recursive: true, force: true });
+      if (owned) await rm(profileDir, { recursive: true, force: true });
       throw e;
     }
   }
@@ -135,7 +142,7 @@ export class ChromiumBrowser<C extends DevToolsPipeClient = DevToolsPipeClient> 
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.process.close(2000);
-      await rm(this.profileDir, { recursive: true, force: true, maxRetries: 3 });
+      if (this.ownsProfile) await rm(this.profileDir, { recursive: true, force: true, maxRetries: 3 });
     })();
     return this.closing;
   }

@@ -30,6 +30,8 @@ export interface Config {
   webhookSecret: string | null;
   /** An agent socket that answers no WebSocket ping for this long is detached. */
   agentKeepaliveMs: number;
+  /** How long a handoff a live link started waits for its human to come back (reload, drop). */
+  handoffGraceMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -46,6 +48,7 @@ const DEFAULTS = {
   liveLinkTtlMs: 5 * 60_000,
   stoppedRetentionS: 3600,
   agentKeepaliveS: 10,
+  handoffGraceS: 15,
 } as const;
 
 /** Flag name -> config key, env name, kind. One table so --help, env and file agree. */
@@ -66,6 +69,7 @@ export const OPTIONS = [
   { flag: 'allowed-origins', env: 'HANDOFF_ALLOWED_ORIGINS', kind: 'string', help: 'browser origins allowed to use the API and CDP besides the daemon\'s own, comma separated (e.g. https://ops.example.com)' },
   { flag: 'public-url', env: 'HANDOFF_PUBLIC_URL', kind: 'string', help: 'the URL users reach this host at (behind a proxy): links and vnc_url use it, its host passes the Host check' },
   { flag: 'agent-keepalive', env: 'HANDOFF_AGENT_KEEPALIVE', kind: 'int', help: 'seconds an agent socket may go without answering a ping before it is detached, 2-600 (default 10)' },
+  { flag: 'handoff-grace', env: 'HANDOFF_HANDOFF_GRACE', kind: 'int', help: 'seconds a live-link handoff waits for its human to come back after a reload or a drop, 1-600 (default 15)' },
   { flag: 'log-level', env: 'HANDOFF_LOG_LEVEL', kind: 'level', help: 'debug|info|warn|error (default info)' },
   { flag: 'chromium', env: 'HANDOFF_CHROMIUM', kind: 'string', help: `Chromium binary (default ${DEFAULTS.chromiumPath})` },
   { flag: 'live-link-ttl', env: 'HANDOFF_LIVE_LINK_TTL', kind: 'int', help: 'seconds a live view link may wait to be opened, 60-3600 (default 300)' },
@@ -158,6 +162,7 @@ export function loadConfig(
     publicUrl: pub,
     webhookSecret: pick('webhook-secret') || null,
     agentKeepaliveMs: (intIn('agent-keepalive', pick('agent-keepalive'), 2, 600) ?? DEFAULTS.agentKeepaliveS) * 1000,
+    handoffGraceMs: (intIn('handoff-grace', pick('handoff-grace'), 1, 600) ?? DEFAULTS.handoffGraceS) * 1000,
   });
 }
 

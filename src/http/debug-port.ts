@@ -49,7 +49,7 @@ export class DebugPorts {
     this.servers.add(http);
     const { port } = await http.listen(0, '127.0.0.1');
     const close = () => {
-      session.debugPort = null;
+      session.setDebugPort(null);
       this.open.delete(session);
       this.servers.delete(http);
       void http.close();
@@ -59,8 +59,7 @@ export class DebugPorts {
       return port;
     }
     session.once('ended', close);
-    session.debugPort = port;
-    session.changed();
+    session.setDebugPort(port);
     return port;
   }
 

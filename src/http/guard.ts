@@ -1,3 +1,4 @@
+import { hostForUrl } from '../util/net.js';
 import { isLoopback } from '../config/config.js';
 
 /**
@@ -40,9 +41,7 @@ export function hostName(host: string): string | null {
 
 /** An address as it appears in a Host header: IPv6 in brackets, v4-mapped v6 as plain v4. */
 export function asHostName(address: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return mapped[1]!;
-  return address.includes(':') ? `[${address.toLowerCase()}]` : address.toLowerCase();
+  return hostForUrl(address).toLowerCase();
 }
 
 /**

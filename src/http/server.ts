@@ -1,3 +1,4 @@
+import { hostForUrl, normalizeIp } from '../util/net.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo, Socket } from 'node:net';
@@ -321,19 +322,13 @@ function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
 }
 
-export function normalizeIp(ip: string | undefined): string {
-  if (!ip) return '';
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  return m ? m[1]! : ip;
-}
 
 function publicHost(req: IncomingMessage): string {
   const h = req.headers.host;
   // Only a plain host[:port] is echoed into URLs we return.
   if (h && /^[A-Za-z0-9.\-]+(:\d+)?$|^\[[0-9a-fA-F:.]+\](:\d+)?$/.test(h)) return h;
   const a = req.socket.localAddress ?? '127.0.0.1';
-  const host = a.includes(':') && !a.startsWith('::ffff:') ? `[${a}]` : normalizeIp(a);
-  return `${host}:${req.socket.localPort}`;
+  return `${hostForUrl(a)}:${req.socket.localPort}`;
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {

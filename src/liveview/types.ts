@@ -3,6 +3,9 @@ import type { LinkKind } from './tokens.js';
 
 export type Transport = 'screencast' | 'webrtc' | 'vnc';
 
+/** API.md 3.5: every socket of a session that ends closes with this code and the reason. */
+export const SESSION_ENDED_CLOSE_CODE = 4000;
+
 /**
  * What a live view transport sees of a session. sessions/ implements it; transports never
  * import sessions/ (DESIGN.md dependency direction).

@@ -1,5 +1,8 @@
-import type { WebSocket } from 'ws';
+import type { RawData, WebSocket } from 'ws';
 import type { LinkKind } from './tokens.js';
+import type { ViewerHandle, ViewerSession } from './types.js';
+import { SESSION_ENDED_CLOSE_CODE } from './types.js';
+import type { Logger } from '../util/logger.js';
 
 /**
  * What the JSON viewer sockets (screencast, WebRTC signalling) share: the close codes, the
@@ -11,7 +14,7 @@ import type { LinkKind } from './tokens.js';
 export const CLOSE_POLICY = 1008;
 export const CLOSE_TOO_BIG = 1009;
 /** API.md 3.5: the session stopped. */
-export const CLOSE_SESSION_ENDED = 4000;
+export { SESSION_ENDED_CLOSE_CODE as CLOSE_SESSION_ENDED } from './types.js';
 /** 4000 + 429: no place for this viewer (too_many_viewers). */
 export const CLOSE_TOO_MANY_VIEWERS = 4029;
 
@@ -85,4 +88,89 @@ export function closeSocket(ws: WebSocket, code: number, reason: string): void {
   const t = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS);
   t.unref();
   ws.once('close', () => clearTimeout(t));
+}
+
+/**
+ * The socket half every JSON viewer (screencast, WebRTC signalling) shares: the ws events,
+ * JSON sends, the `state` line sent only when it changed, and one way out that runs the
+ * viewer's own teardown exactly once, whoever closes first (us or the peer).
+ */
+export class ViewerSocket {
+  private lastState = '';
+  private closedNow = false;
+  private resolveClosed!: () => void;
+  /** Resolves once the socket has closed. */
+  readonly closed: Promise<void>;
+
+  constructor(
+    readonly ws: WebSocket,
+    what: string,
+    log: Logger,
+    private readonly on: {
+      /** A message while open (text or binary, as a Buffer). */
+      message(data: Buffer, isBinary: boolean): void;
+      /** The viewer's teardown: runs once, as soon as either side closes. */
+      closed(): void;
+    },
+  ) {
+    this.closed = new Promise((r) => (this.resolveClosed = r));
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      if (!this.closedNow) on.message(Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data), isBinary);
+    });
+    // ws reports its own protocol errors (bad UTF-8, its maxPayload) here, then closes.
+    ws.on('error', (err) => log.debug(`${what} socket error`, { err: err.message }));
+    ws.on('close', () => {
+      this.markClosed();
+      this.resolveClosed();
+    });
+  }
+
+  get isClosed(): boolean {
+    return this.closedNow;
+  }
+
+  sendJson(m: object): void {
+    this.sendText(JSON.stringify(m));
+  }
+
+  sendText(text: string): void {
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    this.ws.send(text, () => {});
+  }
+
+  /** Sends `state` if anything in it differs from what this viewer was last told. */
+  sendState(session: ViewerSession, handle: ViewerHandle): void {
+    if (this.closedNow) return;
+    const s = session.viewerState();
+    const text = JSON.stringify({ type: 'state', canControl: handle.canControl, attachment: s.attachment, handoff: s.handoff, viewers: s.viewers, downloads: s.downloads });
+    if (text === this.lastState) return;
+    this.lastState = text;
+    this.sendText(text);
+  }
+
+  /** Tells the viewer why (`ended` when the session ended), then closes with `code`. */
+  end(code: number, reason: string): void {
+    if (this.closedNow) return;
+    if (code === SESSION_ENDED_CLOSE_CODE) this.sendJson({ type: 'ended', reason });
+    this.close(code, reason);
+  }
+
+  /** A protocol error or refusal: the error message, then the close with its code. */
+  fail(e: ProtocolError): void {
+    if (this.closedNow) return;
+    this.sendJson({ type: 'error', code: e.code, message: e.message });
+    this.close(e.closeCode, e.code);
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closedNow) return;
+    this.markClosed();
+    closeSocket(this.ws, code, reason);
+  }
+
+  private markClosed(): void {
+    if (this.closedNow) return;
+    this.closedNow = true;
+    this.on.closed();
+  }
 }

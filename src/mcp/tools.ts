@@ -108,7 +108,7 @@ export function createMcpServer(s: Services, caller: McpCaller, version = '0.1.0
       const timeoutMs = (a.timeout_s ?? DEFAULT_HUMAN_TIMEOUT_S) * 1000;
       const link = s.liveLinks.issue(session, caller.publicHost, 'control', caller.sourceIp);
       const ours = !session.handoff;
-      const h = session.startHandoff(a.reason, 'mcp', { liveUrl: link.url, timeoutMs });
+      const h = session.requestHandoff({ reason: a.reason, timeoutMs, holdAgentInput: true }, 'mcp', { liveUrl: link.url });
       const progressToken = extra._meta?.progressToken;
       const started = Date.now();
       const progress = (message: string) => {

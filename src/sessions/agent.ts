@@ -5,6 +5,7 @@ import { AgentSocket, acceptAgentSocket, checkUpgrade } from '../cdp/agent-socke
 import type { AgentChannel } from '../cdp/pipe-mux.js';
 import { HandoffError } from '../util/errors.js';
 import { SESSION_ENDED_CLOSE_CODE, type Session } from './session.js';
+import type { AgentSlot } from './attachment.js';
 import { CdpHandoffDomain } from './handoff-cdp.js';
 import { AgentInputHold } from './input-hold.js';
 import type { IssuedLink } from './live-links.js';
@@ -29,12 +30,12 @@ export interface AgentUpgrade {
  * and gives the lease back when the agent goes, or if the browser fails or the client leaves
  * before the upgrade completes.
  */
-export async function runAgent(session: Session, up: AgentUpgrade, targetId?: string): Promise<void> {
+export async function runAgent(session: Session, slot: AgentSlot, up: AgentUpgrade, targetId?: string): Promise<void> {
   let settled = false;
   const giveBack = () => {
     if (settled) return;
     settled = true;
-    session.lease.detachAgent();
+    slot.release();
     if (session.autoClose && session.live) void session.stop('client disconnected');
   };
   up.socket.once('close', giveBack);
@@ -44,7 +45,8 @@ export async function runAgent(session: Session, up: AgentUpgrade, targetId?: st
     checkUpgrade(up.req);
     await session.ready;
     if (!session.live) throw new HandoffError('session_not_found', 'the session stopped');
-    channel = await session.chromium!.cdp.openAgent(targetId).catch((e: Error) => {
+    channel = await session.openAgentChannel(targetId).catch((e: Error) => {
+      if (e instanceof HandoffError) throw e;
       throw targetId
         ? new HandoffError('not_found', `no page ${targetId.slice(0, 64)} in this session`)
         : new HandoffError('browser_failed', 'the browser did not accept the connection', {}, e.message);
@@ -64,7 +66,6 @@ export async function runAgent(session: Session, up: AgentUpgrade, targetId?: st
 
   let handoff: CdpHandoffDomain | undefined;
   let hold: AgentInputHold | undefined;
-  const since = Date.now();
   const agent: AgentSocket = new AgentSocket(ws, channel, {
     keepaliveMs: up.keepaliveMs,
     onActivity: () => session.touch(),
@@ -79,15 +80,14 @@ export async function runAgent(session: Session, up: AgentUpgrade, targetId?: st
   if (!targetId) handoff = new CdpHandoffDomain(session, (m) => agent.sendToClient(m), up.liveLink);
   // After the domain: Handoff.completed reaches the agent before the answers to what was held.
   hold = new AgentInputHold(session, (cmd) => agent.forward(cmd), (m) => agent.sendToClient(m));
-  session.audit({ type: 'cloud_browser_agent_attach', transport: 'cdp', source_ip: up.sourceIp, actor: 'agent', detail: { ...(targetId ? { target: `/devtools/page/${targetId}` } : {}), ...up.via } });
+  slot.connected({ actor: 'agent', transport: 'cdp', sourceIp: up.sourceIp, detail: { ...(targetId ? { target: `/devtools/page/${targetId}` } : {}), ...up.via } });
   const detachFromSession = session.attach(agent);
 
   function onClose(who: 'client' | 'browser'): void {
     handoff?.close();
     hold?.close();
     detachFromSession();
-    session.lease.detachAgent();
-    session.audit({ type: 'cloud_browser_agent_detach', transport: 'cdp', source_ip: up.sourceIp, actor: 'agent', detail: { duration_ms: Date.now() - since } });
+    slot.release();
     if (who === 'client') {
       if (session.autoClose && session.live) void session.stop('client disconnected');
       return;

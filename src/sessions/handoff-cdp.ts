@@ -1,5 +1,7 @@
 import type { IssuedLink } from './live-links.js';
-import type { HandoffCompleted, Session } from './session.js';
+import type { Session } from './session.js';
+import { parseHandoffRequest, type HandoffCompleted, type HandoffRequest } from './handoff.js';
+import { HandoffError } from '../util/errors.js';
 
 interface CdpCommand {
   id: number;
@@ -42,16 +44,15 @@ export class CdpHandoffDomain {
     const s = this.session;
     switch (cmd.method) {
       case 'Handoff.request': {
-        if (typeof p.reason !== 'string' || !p.reason) return fail(INVALID_PARAMS, 'reason: string expected');
-        const timeoutMs = p.timeoutMs;
-        // The same bounds as REST timeout_ms (a timer past 2^31 ms would fire at once).
-        if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && Number.isInteger(timeoutMs) && timeoutMs >= 1000 && timeoutMs <= 86_400_000)) {
-          return fail(INVALID_PARAMS, 'timeoutMs: a whole number of milliseconds from 1000 to 86400000 expected');
+        let req: HandoffRequest;
+        try {
+          req = parseHandoffRequest(p, 'cdp');
+        } catch (e) {
+          if (e instanceof HandoffError) return fail(INVALID_PARAMS, e.message);
+          throw e;
         }
-        if (p.singleUse !== undefined && typeof p.singleUse !== 'boolean') return fail(INVALID_PARAMS, 'singleUse: boolean expected');
-        if (p.holdAgentInput !== undefined && typeof p.holdAgentInput !== 'boolean') return fail(INVALID_PARAMS, 'holdAgentInput: boolean expected');
-        const link = this.liveLink({ singleUse: p.singleUse === true });
-        const h = s.startHandoff(p.reason.slice(0, 1000), 'cdp', { liveUrl: link.url, timeoutMs, holdAgentInput: p.holdAgentInput !== false });
+        const link = this.liveLink({ singleUse: req.singleUse });
+        const h = s.requestHandoff(req, 'cdp', { liveUrl: link.url });
         return reply({ handoffId: h.id, liveUrl: link.url, expiresAt: link.expires_at });
       }
       case 'Handoff.getState': {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { HandoffError } from '../util/errors.js';
 import { Session, type SessionDeps, type SessionInfo } from './session.js';
+import { AttachmentLease, type AgentSlot } from './attachment.js';
 import type { SessionParams } from './params.js';
 import { vncPasswordsCollide } from '../liveview/vnc/des.js';
 
@@ -10,6 +11,8 @@ import { vncPasswordsCollide } from '../liveview/vnc/des.js';
  */
 export class SessionRegistry {
   private readonly sessions = new Map<string, Session>();
+  /** Each session's lease: agents attach through here only (the closing and audit checks). */
+  private readonly leases = new WeakMap<Session, AttachmentLease>();
   private readonly listeners = new Set<(s: Session) => void>();
   private closing = false;
 
@@ -44,20 +47,35 @@ export class SessionRegistry {
     id: string | undefined,
     makeParams: () => SessionParams,
     autoClose: (existing: Session | undefined) => boolean,
-  ): { session: Session; created: boolean } {
+  ): { session: Session; created: boolean; slot: AgentSlot } {
     if (this.closing) throw new HandoffError('shutting_down', 'the daemon is shutting down');
     this.requireAudit();
     const existing = id ? this.sessions.get(id) : undefined;
     if (existing?.live) {
-      if (!existing.lease.tryAttachAgent()) {
-        throw new HandoffError('session_attached', `session ${existing.id} is already attached`, { attachment: existing.lease.attachment });
-      }
+      const slot = this.takeAgentSlot(existing);
       existing.autoClose = autoClose(existing);
-      return { session: existing, created: false };
+      return { session: existing, created: false, slot };
     }
     const session = this.create(id ?? randomUUID(), makeParams(), autoClose(undefined));
-    session.lease.tryAttachAgent();
-    return { session, created: true };
+    return { session, created: true, slot: this.takeAgentSlot(session) };
+  }
+
+  /**
+   * Attaches an agent to a session that must exist and run (a page socket, a debug port):
+   * 409 session_attached when anyone is attached (API.md 3.4).
+   */
+  attachAgentTo(session: Session): AgentSlot {
+    if (this.closing) throw new HandoffError('shutting_down', 'the daemon is shutting down');
+    this.requireAudit(); // no attach without its audit row
+    if (!session.live || this.sessions.get(session.id) !== session) throw new HandoffError('session_not_found', 'the session has ended');
+    return this.takeAgentSlot(session);
+  }
+
+  private takeAgentSlot(session: Session): AgentSlot {
+    const lease = this.leases.get(session)!;
+    const slot = lease.tryAttachAgent();
+    if (!slot) throw new HandoffError('session_attached', `session ${session.id} is already attached`, { attachment: lease.attachment });
+    return slot;
   }
 
   /** Creates a session with nobody attached (Cloudflare-style POST). */
@@ -70,7 +88,9 @@ export class SessionRegistry {
       throw new HandoffError('too_many_sessions', `the daemon runs at most ${this.deps.config.maxSessions} sessions`);
     }
     if (params.enableVnc && params.vncPassword) this.checkVncPassword(params.vncPassword);
-    const session = new Session(id, params, autoClose, this.deps);
+    const lease = new AttachmentLease();
+    const session = new Session(id, params, autoClose, this.deps, lease);
+    this.leases.set(session, lease);
     this.sessions.set(id, session);
     for (const l of this.listeners) l(session);
     return session;

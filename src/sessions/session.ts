@@ -2,37 +2,45 @@ import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { WebSocket } from 'ws';
 import type { Config } from '../config/config.js';
 import type { AuditLog, AuditInput } from '../audit/log.js';
 import type { Logger } from '../util/logger.js';
 import { HandoffError } from '../util/errors.js';
 import { ipAllowed } from '../util/cidr.js';
-import { XvfbDisplay } from '../display/xvfb.js';
-import { WindowFitter } from '../display/window.js';
-import { DisplayRecorder } from '../display/recorder.js';
-import { Framebuffer } from '../display/framebuffer.js';
-import { XInput } from '../display/input.js';
-import { ChromiumBrowser } from '../browser/chromium.js';
-import { BrowserControl } from '../browser/control.js';
-import { connectPipe, type CdpPipeMux } from '../cdp/pipe-mux.js';
+import { hostForUrl } from '../util/net.js';
 import type { FrameSource, InputSink } from '../display/types.js';
-import type { Transport, ViewerHandle, ViewerSession, ViewerState } from '../liveview/types.js';
+import type { AgentChannel } from '../cdp/pipe-mux.js';
+import type { TargetInfo } from '../browser/control.js';
+import { SESSION_ENDED_CLOSE_CODE, type Transport, type ViewerHandle, type ViewerSession, type ViewerState } from '../liveview/types.js';
 import type { LinkKind } from '../liveview/tokens.js';
-import { AttachmentLease, type Attachment } from './attachment.js';
+import type { AttachEvent, Attachment, AttachmentLease } from './attachment.js';
 import { sessionDir, type SessionParams } from './params.js';
 import type { SessionJournal } from './journal.js';
 import { Viewer } from './viewer.js';
-import { Screencast } from '../liveview/screencast/screencast.js';
-import { WebRtcHub } from '../liveview/webrtc/hub.js';
-import { chromiumPolicyPath } from '../browser/policy.js';
+import { HandoffMachine, type HandoffCompleted, type HandoffInfo, type HandoffOutcome, type HandoffPhase, type HandoffRequest } from './handoff.js';
+import { PartStack, type BrowserPart, type DisplayPart, type OwnedProcess, type ScreencastPart, type SessionFactories, type WebRtcPart } from './parts.js';
+
+export type { HandoffCompleted } from './handoff.js';
+export { SESSION_ENDED_CLOSE_CODE } from '../liveview/types.js';
 
 export type SessionState = 'starting' | 'ready' | 'stopped' | 'crashed';
+
+/** Which state may follow which (API.md 4): anything else is a bug and throws. */
+const NEXT_STATE: Record<SessionState, readonly SessionState[]> = {
+  starting: ['ready', 'stopped', 'crashed'],
+  ready: ['stopped', 'crashed'],
+  stopped: [],
+  crashed: [],
+};
 
 export interface SessionDeps {
   config: Readonly<Config>;
   audit: AuditLog;
   journal: SessionJournal;
   logger: Logger;
+  /** Makes the display, browser, recorder and live views (real-parts.ts; fakes in unit tests). */
+  parts: SessionFactories;
   /** Handoff notifications for --webhook (API.md 7). */
   notify?: (event: Record<string, unknown>) => void;
 }
@@ -59,99 +67,131 @@ export interface SessionInfo {
   viewers: { screencast: number; webrtc: number; vnc: number };
   vnc_url: string | null;
   debug: boolean;
-  handoff: null | { id: string; reason: string; requested_at: string };
+  handoff: HandoffInfo | null;
   debug_port: number | null;
 }
 
-/** API.md 3.5: sockets of a session that ends close with this code and the reason. */
-export const SESSION_ENDED_CLOSE_CODE = 4000;
-
-/** Handoff.completed (API.md 7). */
-export interface HandoffCompleted {
-  handoffId: string;
-  outcome: 'done' | 'failed' | 'timeout' | 'cancelled';
-  by: string;
-  durationMs: number;
-  changes: { urls: string[]; downloads: string[] };
-}
-
 /**
- * One browser session: an Xvfb display, a headful Chromium filling it, the live views of its
- * framebuffer, the attachment lease, handoffs and the idle timer. It owns everything it
- * starts and closes it in reverse order.
+ * One browser session: it coordinates its parts (a display, a browser filling it, the live
+ * views, the recorder; made by the injected factories and owned on a disposable stack), the
+ * attachment lease (the registry hands agents their slot), the handoff state machine and the
+ * idle timer. Everything it starts closes in reverse order when it ends.
  */
-
-export class Session extends EventEmitter<{ change: []; ended: [reason: string]; handoffCompleted: [HandoffCompleted] }> implements ViewerSession {
+export class Session extends EventEmitter<{ change: []; ended: [reason: string]; handoffCompleted: [HandoffCompleted]; attachment: [AttachEvent] }> implements ViewerSession {
   readonly runId = randomUUID();
   readonly createdAt = new Date();
-  readonly lease = new AttachmentLease();
   readonly ready: Promise<void>;
-  state: SessionState = 'starting';
   autoClose: boolean;
-  lastActivityAt = Date.now();
-  endReason: string | null = null;
-  handoff: SessionInfo['handoff'] = null;
-  /** API.md 3.1 `debug_port`: this session's own loopback port while it is open (http/debug-port.ts). */
-  debugPort: number | null = null;
 
-  // The parts, in start order; teardown() closes them in reverse.
-  xvfb?: XvfbDisplay;
-  private windowFitter?: WindowFitter;
-  private fb?: Framebuffer;
-  private xinput?: XInput;
-  chromium?: ChromiumBrowser<CdpPipeMux>;
-  control?: BrowserControl;
-  private recorder?: DisplayRecorder;
-  private screencastHub?: Screencast;
-  private webrtcHub?: WebRtcHub;
-
+  private currentState: SessionState = 'starting';
+  private lastActivity = Date.now();
+  private endedBecause: string | null = null;
+  private ownPort: number | null = null;
+  private readonly parts: PartStack;
+  private display?: DisplayPart;
+  private browser?: BrowserPart;
+  private screencastHub?: ScreencastPart;
+  private webrtcHub?: WebRtcPart;
+  private readonly handoffs: HandoffMachine;
   private readonly attached = new Set<Closable>();
   private readonly viewerCounts: Record<Transport, number> = { screencast: 0, webrtc: 0, vnc: 0 };
   private readonly owned: number[] = [];
   private downloadCount = 0;
-  private linkStartedHandoff = false;
-  /** Handoff.request {holdAgentInput} of the current handoff, and how much was held (input-hold.ts). */
-  private handoffHoldsInput = true;
-  private handoffHeldCommands = 0;
-  private handoffTimer?: NodeJS.Timeout;
-  /** What happened while the current handoff was active, for Handoff.completed `changes`. */
-  private handoffChanges: HandoffCompleted['changes'] = { urls: [], downloads: [] };
+  private browserCloseAsked = false;
   private idleTimer?: NodeJS.Timeout;
   private idleDeadline: number | null = null;
   private ending?: Promise<void>;
   private readonly log: Logger;
 
+  /** Made by the registry only: it keeps the lease, so agents attach through it. */
   constructor(
     readonly id: string,
     readonly params: SessionParams,
     autoClose: boolean,
     private readonly deps: SessionDeps,
+    private readonly lease: AttachmentLease,
   ) {
     super();
     this.autoClose = autoClose;
     this.log = deps.logger.child({ session_id: id, run_id: this.runId });
+    this.parts = new PartStack((what, e) => this.log.warn(`closing ${what} failed`, { error: e.message }));
+    this.handoffs = new HandoffMachine(
+      {
+        requested: (h, m) => {
+          this.audit({ type: 'handoff_requested', transport: m.by, detail: { handoff_id: h.id, reason: h.reason, ...(m.renewed ? { renewed: true } : {}) } });
+          if (!m.linkStarted) this.deps.notify?.({ type: 'handoff_requested', session_id: this.id, handoff_id: h.id, reason: h.reason, live_url: m.liveUrl });
+        },
+        completed: (e, held) => {
+          this.audit({ type: 'handoff_completed', transport: e.by, detail: { handoff_id: e.handoffId, outcome: e.outcome, duration_ms: e.durationMs, held_commands: held } });
+          this.deps.notify?.({ type: 'handoff_completed', session_id: this.id, handoff_id: e.handoffId, outcome: e.outcome, by: e.by, duration_ms: e.durationMs });
+          this.emit('handoffCompleted', e);
+          // Control goes back to the agent: viewers in control become view-only.
+          this.lease.setHandoff(false);
+        },
+        changed: () => this.changed(),
+      },
+      deps.config.handoffGraceMs,
+    );
     this.lease.onChange(() => {
-      this.lastActivityAt = Date.now();
+      this.lastActivity = Date.now();
+      if (this.lease.humanControllers > 0) this.handoffs.humanControls(true, 'viewer');
       this.scheduleIdle();
       this.changed();
+    });
+    // The one writer of attach and detach rows, whoever attaches over whatever transport.
+    this.lease.onAttachEvent((e) => {
+      this.audit({
+        type: e.kind === 'attach' ? 'cloud_browser_agent_attach' : 'cloud_browser_agent_detach',
+        transport: e.who.transport,
+        source_ip: e.who.sourceIp,
+        actor: e.who.actor,
+        detail: e.detail,
+      });
+      this.emit('attachment', e);
     });
     this.ready = this.start();
     // A failed start is reported to whoever awaits `ready`; this keeps it from being unhandled.
     this.ready.catch(() => {});
   }
 
+  // ---- what everyone may read -------------------------------------------------------------
+
+  get state(): SessionState {
+    return this.currentState;
+  }
+  get live(): boolean {
+    return this.currentState === 'starting' || this.currentState === 'ready';
+  }
   get sessionId(): string {
     return this.id;
   }
-  /** The live views' pixels and real X input (ViewerSession); there once the display is up. */
-  get framebuffer(): FrameSource {
-    return this.fb!;
+  get lastActivityAt(): number {
+    return this.lastActivity;
   }
-  get input(): InputSink {
-    return this.xinput!;
+  get endReason(): string | null {
+    return this.endedBecause;
   }
-  get live(): boolean {
-    return this.state === 'starting' || this.state === 'ready';
+  get attachment(): Attachment {
+    return this.live ? this.lease.attachment : 'none';
+  }
+  /** An agent holds the session and no handoff gives control to humans (viewers watch). */
+  get agentHoldsControl(): boolean {
+    return this.lease.agentConnected && !this.lease.handoffActive;
+  }
+  /** API.md 4 `Session.handoff`. */
+  get handoff(): HandoffInfo | null {
+    return this.handoffs.info;
+  }
+  get handoffState(): HandoffPhase {
+    return this.handoffs.state;
+  }
+  /** API.md 3.1 `debug_port`: this session's own loopback port while it is open (http/debug-port.ts). */
+  get debugPort(): number | null {
+    return this.live ? this.ownPort : null;
+  }
+  setDebugPort(port: number | null): void {
+    this.ownPort = port;
+    this.changed();
   }
   get downloadDir(): string {
     return sessionDir(join(this.deps.config.stateDir, 'downloads'), this.id);
@@ -160,50 +200,51 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
   get uploadDir(): string {
     return sessionDir(join(this.deps.config.stateDir, 'uploads'), this.id);
   }
+  /** debug=true: this run's screen goes to a video file (GET /session/ID/recording). */
+  get recordingPath(): string {
+    return join(sessionDir(join(this.deps.config.stateDir, 'recordings'), this.id), `${this.runId}.mp4`);
+  }
+
+  // ---- start, crash, stop ------------------------------------------------------------------
 
   private async start(): Promise<void> {
-    const { config, audit } = this.deps;
-    audit.append({ ...this.auditBase(), type: 'session_created', detail: { width: this.params.width, height: this.params.height, auto_close: this.autoClose } });
+    const { parts: make } = this.deps;
+    const { width, height } = this.params;
+    this.deps.audit.append({ ...this.auditBase(), type: 'session_created', detail: { width, height, auto_close: this.autoClose } });
     this.persist();
     try {
       await mkdir(this.downloadDir, { recursive: true, mode: 0o700 });
       await mkdir(this.uploadDir, { recursive: true, mode: 0o700 });
-      this.xvfb = await XvfbDisplay.start({ width: this.params.width, height: this.params.height, tmpRoot: config.framebufferDir, logger: this.log });
-      this.own('xvfb', this.xvfb.pid, this.xvfb.dir);
-      this.xvfb.process.exited.then(() => this.onProcessExit('display server exited'));
-      // Everything else needs only the display: start it side by side. allSettled, so a part
-      // that succeeds while another fails is still owned (and closed) by this session.
-      const { width, height } = this.params;
-      const xvfb = this.xvfb;
-      const parts = await Promise.allSettled([
-        WindowFitter.start(xvfb, this.log).then((f) => (this.windowFitter = f)),
-        Framebuffer.open({ fbPath: xvfb.fbPath, display: xvfb, logger: this.log }).then((f) => (this.fb = f)),
-        XInput.open({ display: xvfb, logger: this.log }).then((i) => (this.xinput = i)),
-        ChromiumBrowser.launch({ binary: config.chromiumPath, width, height, displayEnv: xvfb.env(), sessionDirs: [this.downloadDir, this.uploadDir], policyFile: chromiumPolicyPath(config.stateDir), logger: this.log, connect: connectPipe }).then((c) => {
-          this.chromium = c;
-          this.own('chromium', c.pid, c.profileDir);
-          c.exited.then(() => this.onProcessExit('browser crashed'));
-        }),
-        ...(this.params.debug ? [this.startRecorder(xvfb)] : []),
+      const display = this.own('display', await make.display({ width, height, logger: this.log }));
+      this.display = display;
+      display.exited.then(() => this.onProcessExit('display server exited'));
+      this.checkStillStarting();
+      // The browser and the recorder need only the display: side by side. allSettled, so a
+      // part that starts while the other fails is still owned (and closed).
+      const [recorder, browser] = await Promise.allSettled([
+        this.params.debug ? make.recorder({ display, width, height, path: this.recordingPath, logger: this.log }) : Promise.resolve(null),
+        make.browser({ display, width, height, downloadDir: this.downloadDir, uploadDir: this.uploadDir, logger: this.log }),
       ]);
-      const failed = parts.find((p): p is PromiseRejectedResult => p.status === 'rejected');
+      // Pushed recorder first: the browser closes before it (as it is started after).
+      if (recorder.status === 'fulfilled' && recorder.value) this.own('recorder', recorder.value);
+      if (browser.status === 'fulfilled') {
+        this.browser = this.own('browser', browser.value);
+        browser.value.exited.then(() => this.onProcessExit('browser crashed'));
+      }
+      const failed = [recorder, browser].find((p): p is PromiseRejectedResult => p.status === 'rejected');
       if (failed) throw failed.reason;
-      if (!this.live) throw new Error('stopped while starting');
-      // The window maps a little after DevTools answers: connect meanwhile.
-      const [control] = await Promise.all([
-        BrowserControl.connect(this.chromium!.cdp, this.downloadDir, this.log),
-        this.windowFitter!.whenFilled(5000),
-      ]);
-      this.control = control;
-      this.control.on('navigated', (url) => this.handoff && this.handoffChanges.urls.push(url));
-      this.control.on('download', (d) => {
+      this.checkStillStarting();
+      await display.whenFilled(5000);
+      const b = this.browser!;
+      b.on('navigated', (url) => this.handoffs.noteUrl(url));
+      b.on('download', (d) => {
         this.downloadCount++;
-        if (this.handoff) this.handoffChanges.downloads.push(d.name);
+        this.handoffs.noteDownload(d.name);
         this.audit({ type: 'download_completed', detail: { ...d } });
         this.changed();
       });
-      if (!this.live) throw new Error('stopped while starting');
-      this.state = 'ready';
+      this.checkStillStarting();
+      this.go('ready');
       this.scheduleIdle();
       this.persist();
       this.changed();
@@ -212,37 +253,22 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
       const detail = e instanceof HandoffError ? (e.detail ?? e.message) : (e as Error).message;
       if (this.live) {
         this.log.error('session failed to start', { error: detail });
-        await this.end('crashed', 'browser failed to start');
+        void this.end('crashed', 'browser failed to start');
       }
-      // Stopped while starting: end() ran before these parts existed.
-      await this.teardown();
+      // Parts that arrived after the end closed at once: wait for them too.
+      await this.parts.settle();
       throw e instanceof HandoffError ? e : new HandoffError('browser_failed', 'the browser could not start', {}, detail);
     }
   }
 
-  /** Journals a process (and its temp dir) of this session, so a restarted daemon can reap it. */
-  private own(kind: 'xvfb' | 'chromium' | 'ffmpeg', pid: number, dir: string | null): number {
-    const row = this.deps.journal.recordOwned(kind, pid, dir, this.id, this.runId);
-    this.owned.push(row);
-    return row;
+  private checkStillStarting(): void {
+    if (!this.live) throw new Error('stopped while starting');
   }
 
-  private disown(row: number): void {
-    const i = this.owned.indexOf(row);
-    if (i === -1) return; // already released by teardown
-    this.owned.splice(i, 1);
-    this.deps.journal.releaseOwned(row);
-  }
-
-  /** debug=true: this run's screen goes to a video file (GET /session/ID/recording). */
-  get recordingPath(): string {
-    return join(sessionDir(join(this.deps.config.stateDir, 'recordings'), this.id), `${this.runId}.mp4`);
-  }
-
-  private async startRecorder(xvfb: XvfbDisplay): Promise<void> {
-    const r = await DisplayRecorder.start({ display: xvfb, width: this.params.width, height: this.params.height, path: this.recordingPath, logger: this.log });
-    this.recorder = r;
-    this.own('ffmpeg', r.pid, null);
+  /** Puts a part on the stack and journals its processes, so a restarted daemon can reap them. */
+  private own<P extends { processes?: readonly OwnedProcess[]; close(): Promise<void> }>(what: string, part: P): P {
+    for (const p of part.processes ?? []) this.owned.push(this.deps.journal.recordOwned(p.kind, p.pid, p.dir, this.id, this.runId));
+    return this.parts.push(what, part);
   }
 
   /**
@@ -254,13 +280,12 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
     if (!this.live || this.ending) return;
     if (reason === 'browser crashed') {
       if (this.browserCloseAsked) return void this.end('stopped', 'browser closed');
-      if (this.control?.pages().length === 0) return void this.end('stopped', 'last page closed');
+      if (this.browser?.pages().length === 0) return void this.end('stopped', 'last page closed');
     }
-    this.log.warn('session process exited', { reason, stderr: this.chromium?.process.stderrTail().slice(-500) });
+    this.log.warn('session process exited', { reason, stderr: this.browser?.stderrTail().slice(-500) });
     void this.end('crashed', reason);
   }
 
-  private browserCloseAsked = false;
   /** The agent is sending Browser.close (noted before Chromium sees it): its exit is a stop. */
   browserCloseRequested(): void {
     this.browserCloseAsked = true;
@@ -271,81 +296,49 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
   }
 
   /** Ends the session once: closes what is attached with 4000, then the parts in reverse. */
-  end(state: 'stopped' | 'crashed', reason: string): Promise<void> {
+  private end(state: 'stopped' | 'crashed', reason: string): Promise<void> {
     this.ending ??= (async () => {
-      this.state = state;
-      this.endReason = reason;
+      this.go(state);
+      this.endedBecause = reason;
       clearTimeout(this.idleTimer);
       this.idleDeadline = null;
-      // A handoff still open ends with its session, before the session's row (its timer and
+      // A handoff still open ends with its session, before the session's row (its timers and
       // webhook must not fire after session_stopped).
-      this.completeHandoff('cancelled', 'daemon');
+      this.handoffs.close();
       // Recorded before anyone is told, so a client that sees 4000 finds the row.
       this.audit({ type: state === 'crashed' ? 'session_crashed' : 'session_stopped', detail: { reason } });
       this.persist();
       for (const a of [...this.attached]) a.close(SESSION_ENDED_CLOSE_CODE, reason);
       this.attached.clear();
       this.emit('ended', reason);
-      await this.teardown();
+      await this.parts.close();
+      // Stopped while starting: the parts still on their way are closed as they arrive.
+      await this.ready.catch(() => {});
+      for (const row of this.owned.splice(0)) this.deps.journal.releaseOwned(row);
       this.changed();
       this.log.info('session ended', { state, reason });
     })();
     return this.ending;
   }
 
-  /** The JPEG screencast of this session, started by its first viewer. */
-  get screencast(): Screencast {
-    if (!this.live) throw new HandoffError('session_not_found', 'the session has ended');
-    this.screencastHub ??= new Screencast(this, this.log.child({ component: 'screencast' }));
-    return this.screencastHub;
+  private go(next: SessionState): void {
+    if (!NEXT_STATE[this.currentState].includes(next)) throw new Error(`session: ${this.currentState} -> ${next} is not a transition`);
+    this.currentState = next;
   }
 
-  /** The WebRTC transport of an enable_rtc session, started by its first viewer. */
-  get webrtc(): WebRtcHub {
-    if (!this.live || !this.xvfb) throw new HandoffError('session_not_found', 'the session has ended');
-    if (!this.params.enableRtc) throw new HandoffError('not_found', 'this session was not started with enable_rtc=true');
-    if (this.webrtcHub) return this.webrtcHub;
-    const { config } = this.deps;
-    const encoders = new Map<string, number>();
-    this.webrtcHub = new WebRtcHub(this, {
-      display: { name: this.xvfb.name, authFile: this.xvfb.authFile },
-      width: this.params.width,
-      height: this.params.height,
-      credentials: { username: this.params.rtcUsername, password: this.params.rtcPassword ?? '' },
-      host: config.host === 'localhost' ? '127.0.0.1' : config.host,
-      portRange: config.rtcPorts,
-      iceServers: config.iceServers,
-      onAuthFailed: (ip, detail) => this.audit({ type: 'auth_failed', transport: 'webrtc', source_ip: ip, actor: 'human', detail }),
-      // Encoders come and go with their viewers; each run of one is journaled while it lives.
-      onEncoderProcess: (codec, pid) => {
-        const row = encoders.get(codec);
-        if (row !== undefined) this.disown(row);
-        encoders.delete(codec);
-        if (pid) encoders.set(codec, this.own('ffmpeg', pid, null));
-      },
-      logger: this.log.child({ component: 'webrtc' }),
-    });
-    return this.webrtcHub;
-  }
+  // ---- agents (sessions/agent.ts; the registry hands out the lease's slot) -------------------
 
-  /** Closes the parts in reverse order of start; idempotent (each part's close is). */
-  private async teardown(): Promise<void> {
-    await this.webrtcHub?.close(SESSION_ENDED_CLOSE_CODE, this.endReason ?? 'session stopped');
-    await this.screencastHub?.close(SESSION_ENDED_CLOSE_CODE, this.endReason ?? 'session stopped');
-    await this.control?.close().catch(() => {});
-    await this.chromium?.close();
-    await this.recorder?.close();
-    await this.xinput?.close();
-    await this.fb?.close();
-    await this.windowFitter?.close();
-    await this.xvfb?.close();
-    for (const id of this.owned.splice(0)) this.deps.journal.releaseOwned(id);
+  /** A DevTools session on the browser's pipe for an agent (a page's with `targetId`). */
+  async openAgentChannel(targetId?: string): Promise<AgentChannel> {
+    await this.ready;
+    if (!this.live || !this.browser) throw new HandoffError('session_not_found', 'the session stopped');
+    return this.browser.openAgent(targetId);
   }
 
   /** Registers a socket or viewer that must close with the session; returns its removal. */
   attach(c: Closable): () => void {
     if (!this.live) {
-      c.close(SESSION_ENDED_CLOSE_CODE, this.endReason ?? 'session stopped');
+      c.close(SESSION_ENDED_CLOSE_CODE, this.endedBecause ?? 'session stopped');
       return () => {};
     }
     this.attached.add(c);
@@ -353,7 +346,7 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
   }
 
   touch(): void {
-    this.lastActivityAt = Date.now();
+    this.lastActivity = Date.now();
   }
 
   audit(e: Omit<AuditInput, 'session_id' | 'run_id'>): void {
@@ -364,6 +357,102 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
     return { session_id: this.id, run_id: this.runId };
   }
 
+  // ---- the browser, for discovery routes ----------------------------------------------------
+
+  /** Whether `targetId` is one of this session's targets (page-level sockets). */
+  findTarget(targetId: string): boolean {
+    return this.live && (this.browser?.hasTarget(targetId) ?? false);
+  }
+
+  /** The page targets, for /json/list. */
+  targets(): TargetInfo[] {
+    return this.live ? (this.browser?.pages() ?? []) : [];
+  }
+
+  /** Browser.getVersion of this session's browser (null when it is not running). */
+  async browserVersion(): Promise<Awaited<ReturnType<BrowserPart['version']>> | null> {
+    await this.ready.catch(() => {});
+    if (!this.live || !this.browser) return null;
+    return this.browser.version();
+  }
+
+  /** Opens a tab (Chrome's /json/new on a debug port); its target id. */
+  async openTab(url: string): Promise<string> {
+    await this.ready;
+    if (!this.live || !this.browser) throw new HandoffError('session_not_found', 'the session has ended');
+    return this.browser.openTab(url);
+  }
+
+  // ---- live views ---------------------------------------------------------------------------
+
+  /** The session's own pixels and real X input (ViewerSession); there once the display is up. */
+  get framebuffer(): FrameSource {
+    return this.display!.framebuffer;
+  }
+  get input(): InputSink {
+    return this.display!.input;
+  }
+
+  /** A screencast viewer socket (already accepted): the hub starts with its first viewer. */
+  openScreencast(ws: WebSocket, viewer: { sourceIp: string; link: LinkKind }): void {
+    if (!this.live || !this.display) return this.refuseSocket(ws);
+    this.screencastHub ??= this.ownHub('screencast', this.deps.parts.screencast(this, this.log.child({ component: 'screencast' })));
+    this.screencastHub.addViewer(ws, () => this.join({ transport: 'screencast', sourceIp: viewer.sourceIp, link: viewer.link }), viewer.link);
+  }
+
+  /** Throws unless WebRTC can serve this session now (404 without enable_rtc). */
+  requireWebRtc(): void {
+    if (!this.live || !this.display) throw new HandoffError('session_not_found', 'the session has ended');
+    if (!this.params.enableRtc) throw new HandoffError('not_found', 'this session was not started with enable_rtc=true');
+  }
+
+  /** A WebRTC signalling socket (already accepted); credentials are checked by the hub. */
+  openWebRtc(ws: WebSocket, viewer: { sourceIp: string; link: LinkKind }): void {
+    if (!this.live || !this.display || !this.params.enableRtc) return this.refuseSocket(ws);
+    this.webrtcHub ??= this.ownHub('webrtc', this.makeWebRtc(this.display));
+    this.webrtcHub.addViewer(ws, viewer.sourceIp, () => this.join({ transport: 'webrtc', sourceIp: viewer.sourceIp, link: viewer.link }), viewer.link);
+  }
+
+  private makeWebRtc(display: DisplayPart): WebRtcPart {
+    const encoders = new Map<string, number>();
+    return this.deps.parts.webrtc(this, {
+      display,
+      width: this.params.width,
+      height: this.params.height,
+      credentials: { username: this.params.rtcUsername, password: this.params.rtcPassword ?? '' },
+      onAuthFailed: (ip, detail) => this.audit({ type: 'auth_failed', transport: 'webrtc', source_ip: ip, actor: 'human', detail }),
+      // Encoders come and go with their viewers; each run of one is journaled while it lives.
+      onEncoderProcess: (codec, pid) => {
+        const row = encoders.get(codec);
+        if (row !== undefined) this.disown(row);
+        encoders.delete(codec);
+        if (pid) {
+          const r = this.deps.journal.recordOwned('ffmpeg', pid, null, this.id, this.runId);
+          this.owned.push(r);
+          encoders.set(codec, r);
+        }
+      },
+      logger: this.log.child({ component: 'webrtc' }),
+    });
+  }
+
+  private disown(row: number): void {
+    const i = this.owned.indexOf(row);
+    if (i === -1) return; // already released by the end
+    this.owned.splice(i, 1);
+    this.deps.journal.releaseOwned(row);
+  }
+
+  /** A hub closes first when the session ends (pushed last), its sockets with 4000. */
+  private ownHub<H extends ScreencastPart | WebRtcPart>(what: string, hub: H): H {
+    this.parts.push(what, { close: () => hub.close(SESSION_ENDED_CLOSE_CODE, this.endedBecause ?? 'session stopped') });
+    return hub;
+  }
+
+  private refuseSocket(ws: WebSocket): void {
+    ws.close(SESSION_ENDED_CLOSE_CODE, this.endedBecause ?? 'session stopped');
+  }
+
   /** API.md 3.4 for human viewers; see ViewerSession. */
   join(opts: { transport: Transport; sourceIp: string; link?: LinkKind }): ViewerHandle {
     this.checkNetwork(opts.sourceIp, opts.transport);
@@ -371,8 +460,27 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
     const { audit } = this.deps;
     if (!audit.writable) throw new HandoffError('audit_unavailable', 'the audit trail cannot be written; no new attach until it can', {}, audit.degraded ?? undefined);
     // A control link opened while the agent holds the session starts a handoff (API.md 3.4).
-    if (opts.link === 'control' && this.lease.agentConnected && !this.handoff) this.startHandoff('live link opened', opts.transport, { linkStarted: true });
-    return new Viewer(this, opts.transport, opts.sourceIp, this.viewerCounts, opts.link);
+    if (opts.link === 'control' && this.lease.agentConnected && !this.handoffs.info) {
+      this.requestHandoff({ reason: 'live link opened', holdAgentInput: true }, opts.transport, { linkStarted: true });
+    }
+    const viewer = new Viewer(
+      {
+        seat: (onControl) => this.lease.joinHuman({ actor: 'human', transport: opts.transport, sourceIp: opts.sourceIp }, onControl),
+        releaseInput: () => this.display?.input.releaseAll(),
+        attach: (c) => this.attach(c),
+        completeHandoff: (outcome, by) => this.completeHandoff(outcome, by),
+        viewerJoined: (t) => this.viewerCounts[t]++,
+        viewerLeft: (t) => {
+          this.viewerCounts[t]--;
+          if (this.lease.humanControllers === 0) this.handoffs.humanControls(false, t);
+          this.changed();
+        },
+      },
+      opts.transport,
+      opts.link,
+    );
+    this.changed();
+    return viewer;
   }
 
   /** hitl_allowed_networks (API.md 2): human transports and downloads only from there. */
@@ -384,44 +492,8 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
     }
   }
 
-  /**
-   * Gives control to humans while the agent stays connected (API.md 7). `liveUrl` is the
-   * link sent to the human (webhook); `timeoutMs` ends the handoff with outcome timeout.
-   */
-  startHandoff(reason: string, by: string, opts: { linkStarted?: boolean; liveUrl?: string; timeoutMs?: number; holdAgentInput?: boolean } = {}): NonNullable<SessionInfo['handoff']> {
-    if (this.handoff) return this.handoff;
-    const handoff = (this.handoff = { id: randomUUID(), reason, requested_at: new Date().toISOString() });
-    this.linkStartedHandoff = opts.linkStarted ?? false;
-    this.handoffHoldsInput = opts.holdAgentInput ?? true;
-    this.handoffHeldCommands = 0;
-    this.handoffChanges = { urls: [], downloads: [] };
-    this.audit({ type: 'handoff_requested', transport: by, detail: { handoff_id: handoff.id, reason } });
-    if (opts.timeoutMs) {
-      this.handoffTimer = setTimeout(() => this.handoff?.id === handoff.id && this.completeHandoff('timeout', 'daemon'), opts.timeoutMs);
-      this.handoffTimer.unref();
-    }
-    if (!opts.linkStarted) this.deps.notify?.({ type: 'handoff_requested', session_id: this.id, handoff_id: handoff.id, reason, live_url: opts.liveUrl ?? null });
-    this.lease.setHandoff(true);
-    this.changed();
-    return handoff;
-  }
-
-  /** Whether the agent's input and navigation wait now: a human has control in a handoff that holds it. */
-  get holdsAgentInput(): boolean {
-    return !!this.handoff && this.handoffHoldsInput && this.lease.humanControllers > 0;
-  }
-
-  countHeldCommand(): void {
-    this.handoffHeldCommands++;
-  }
-
-  /** A human left: a handoff their link started ends when nobody controls any more. */
-  humanLeft(by: Transport): void {
-    if (this.handoff && this.linkStartedHandoff && this.lease.humanControllers === 0) this.completeHandoff('done', by);
-  }
-
   viewerState(): ViewerState {
-    return { attachment: this.live ? this.lease.attachment : 'none', handoff: this.handoff, viewers: { ...this.viewerCounts }, downloads: this.downloadCount };
+    return { attachment: this.attachment, handoff: this.handoffs.info, viewers: { ...this.viewerCounts }, downloads: this.downloadCount };
   }
 
   onViewerStateChange(listener: () => void): () => void {
@@ -429,25 +501,41 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
     return () => this.off('change', listener);
   }
 
-  completeHandoff(outcome: 'done' | 'failed' | 'timeout' | 'cancelled', by: string): void {
-    if (!this.handoff) return;
-    const { id, requested_at } = this.handoff;
-    this.handoff = null;
-    clearTimeout(this.handoffTimer);
-    const durationMs = Date.now() - Date.parse(requested_at);
-    this.audit({ type: 'handoff_completed', transport: by, detail: { handoff_id: id, outcome, duration_ms: durationMs, held_commands: this.handoffHeldCommands } });
-    this.deps.notify?.({ type: 'handoff_completed', session_id: this.id, handoff_id: id, outcome, by, duration_ms: durationMs });
-    this.emit('handoffCompleted', { handoffId: id, outcome, by, durationMs, changes: this.handoffChanges });
-    // Control goes back to the agent: viewers in control become view-only (see Viewer).
-    this.lease.setHandoff(false);
-    this.changed();
+  // ---- handoff (REST, CDP, MCP and the viewers all come here) -------------------------------
+
+  /**
+   * Gives control to humans while the agent stays connected (API.md 7). `liveUrl` is the
+   * link sent to the human (webhook). A request while one is pending keeps its id and shows
+   * the new reason (handoff.ts).
+   */
+  requestHandoff(req: Omit<HandoffRequest, 'singleUse'>, by: string, opts: { liveUrl?: string; linkStarted?: boolean } = {}): HandoffInfo {
+    if (!this.live) throw new HandoffError('session_not_found', 'the session has ended');
+    const h = this.handoffs.request(req, by, { ...opts, humanInControl: this.lease.humanControllers > 0 });
+    this.lease.setHandoff(true);
+    return h;
   }
+
+  /** Ends the pending or active handoff; false when there is none. */
+  completeHandoff(outcome: HandoffOutcome, by: string): boolean {
+    return this.handoffs.complete(outcome, by);
+  }
+
+  /** Whether the agent's input and navigation wait now (input-hold.ts). */
+  get holdsAgentInput(): boolean {
+    return this.handoffs.holdsAgentInput;
+  }
+
+  countHeldCommand(): void {
+    this.handoffs.countHeldCommand();
+  }
+
+  // ---- idle timer and the API projection ----------------------------------------------------
 
   /** Idle timer: runs only while nobody is attached (API.md 3.1 `timeout`). */
   private scheduleIdle(): void {
     clearTimeout(this.idleTimer);
     this.idleDeadline = null;
-    if (this.state !== 'ready' || this.lease.attachment !== 'none') return;
+    if (this.currentState !== 'ready' || this.lease.attachment !== 'none') return;
     const ms = this.params.timeoutS * 1000;
     this.idleDeadline = Date.now() + ms;
     this.idleTimer = setTimeout(() => void this.stop('idle timeout'), ms);
@@ -459,35 +547,31 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
   }
 
   private persist(): void {
-    this.deps.journal.saveSession(this.id, this.runId, this.state, this.info(this.deps.config.host));
+    this.deps.journal.saveSession(this.id, this.runId, this.currentState, this.info(this.deps.config.host));
   }
 
   info(publicHost: string): SessionInfo {
-    const attachment = this.live ? this.lease.attachment : 'none';
+    const attachment = this.attachment;
     const { vncPort } = this.deps.config;
     const vnc = this.params.enableVnc && vncPort !== 0;
     return {
       session_id: this.id,
       run_id: this.runId,
-      state: this.state,
+      state: this.currentState,
       attachment,
       attached_by: attachment === 'none' ? '' : attachment,
       auto_close: this.autoClose,
       width: this.params.width,
       height: this.params.height,
       created_at: this.createdAt.toISOString(),
-      last_activity_at: new Date(this.lastActivityAt).toISOString(),
+      last_activity_at: new Date(this.lastActivity).toISOString(),
       expires_at: this.idleDeadline ? new Date(this.idleDeadline).toISOString() : null,
       transports: { screencast: true, webrtc: this.params.enableRtc, vnc },
       viewers: { ...this.viewerCounts },
       vnc_url: vnc ? `vnc://${this.runId}@${hostForUrl(publicHost)}:${vncPort}` : null,
       debug: this.params.debug,
-      handoff: this.handoff,
-      debug_port: this.live ? this.debugPort : null,
+      handoff: this.handoffs.info,
+      debug_port: this.debugPort,
     };
   }
-}
-
-export function hostForUrl(host: string): string {
-  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
 }

@@ -28,7 +28,8 @@ ws.on('error', (e) => { console.error(e.message); process.exit(1); });
 `;
 
 beforeAll(async () => {
-  d = await startDaemon({ args: ['--agent-keepalive', '2'] });
+  // The handoff its link started ends 1 s after the viewer is dropped (README "Handing over to a human").
+  d = await startDaemon({ args: ['--agent-keepalive', '2', '--handoff-grace', '1'] });
 });
 
 afterAll(async () => {

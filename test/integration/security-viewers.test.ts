@@ -70,7 +70,7 @@ async function connectViewer(url: string): Promise<Viewer> {
 let screencastUrl: string;
 
 beforeAll(async () => {
-  d = await startDaemon();
+  d = await startDaemon({ args: ['--handoff-grace', '1'] }); // link-started handoffs end 1 s after their last viewer
   // An agent holds the session, so every viewer of a view link is view-only (API.md 3.4).
   browser = await puppeteer.connect({ browserWSEndpoint: `${d.wsUrl}/?session=caps&auto_close=false&enable_rtc=true&rtc_username=bob&rtc_password=rtc-secret`, defaultViewport: null });
   page = (await browser.pages())[0]!;

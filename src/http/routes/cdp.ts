@@ -14,27 +14,27 @@ export function cdpRoutes(http: HttpServer, s: Services): void {
   http.upgrade('/', async (ctx, up) => {
     const q = ctx.url.searchParams;
     const id = q.get('session') ? validSessionId(q.get('session')!) : undefined;
-    const { session } = registry.attachAgent(
+    const { session, slot } = registry.attachAgent(
       id,
       () => parseSessionParams(q),
       () => parseAutoClose(q, true),
     );
-    await runAgent(session, agentUpgrade(ctx, up, s, session));
+    await runAgent(session, slot, agentUpgrade(ctx, up, s, session));
   });
 
   // 3.2: attach to an existing session; auto_close keeps the session's own unless given.
   http.upgrade('/devtools/browser/:id', async (ctx, up) => {
     const id = sessionById(s, ctx.params.id!, { live: true }).id;
-    const { session } = registry.attachAgent(id, () => parseSessionParams(ctx.url.searchParams), (existing) =>
+    const { session, slot } = registry.attachAgent(id, () => parseSessionParams(ctx.url.searchParams), (existing) =>
       parseAutoClose(ctx.url.searchParams, existing?.autoClose ?? false),
     );
-    await runAgent(session, agentUpgrade(ctx, up, s, session));
+    await runAgent(session, slot, agentUpgrade(ctx, up, s, session));
   });
 
   // Page-level sockets go to the session that owns the target.
   http.upgrade('/devtools/page/:target', async (ctx, up) => {
     const target = ctx.params.target!;
-    const session = registry.list().find((x) => x.live && x.control?.hasTarget(target));
+    const session = registry.list().find((x) => x.findTarget(target));
     if (!session) throw new HandoffError('not_found', `no page ${target.slice(0, 64)} in any live session`);
     await attachExisting(ctx, up, s, session, target);
   });
@@ -115,8 +115,7 @@ export function debugPortRoutes(http: HttpServer, s: Services, session: Session)
       url = '';
     }
     if (url.length > 8192 || !URL.canParse(url)) throw new HandoffError('bad_request', 'give the URL to open: /json/new?URL');
-    await live().ready;
-    const { targetId } = await live().chromium!.cdp.send('Target.createTarget', { url });
+    const targetId = await live().openTab(url);
     const entry = { targetId, type: 'page', title: url, url };
     sendJson(res, 200, target(entry, ctx, chromeFrontend()));
   };
@@ -133,21 +132,18 @@ export function debugPortRoutes(http: HttpServer, s: Services, session: Session)
   http.upgrade('/devtools/browser/:id', browser);
   http.upgrade('/devtools/page/:target', async (ctx, up) => {
     const id = ctx.params.target!;
-    if (!live().control?.hasTarget(id)) throw new HandoffError('not_found', `no page ${id.slice(0, 64)} in this session`);
+    if (!live().findTarget(id)) throw new HandoffError('not_found', `no page ${id.slice(0, 64)} in this session`);
     await attachExisting(ctx, up, s, session, id);
   });
 }
 
 /** Attaches an agent to a session that must already exist (API.md 3.4: 409 when attached). */
 async function attachExisting(ctx: RequestContext, up: Upgrade, s: Services, session: Session, targetId?: string): Promise<void> {
-  s.registry.requireAudit(); // no attach without its audit row
-  if (!session.lease.tryAttachAgent()) {
-    throw new HandoffError('session_attached', `session ${session.id} is already attached`, { attachment: session.lease.attachment });
-  }
+  const slot = s.registry.attachAgentTo(session);
   // On a debug port (the only caller on another port), the attach row names it.
   const port = ctx.req.socket.localPort;
   const via = session.debugPort !== null && port === session.debugPort ? { debug_port: port } : undefined;
-  await runAgent(session, { ...agentUpgrade(ctx, up, s, session), via }, targetId);
+  await runAgent(session, slot, { ...agentUpgrade(ctx, up, s, session), via }, targetId);
 }
 
 function agentUpgrade(ctx: RequestContext, up: Upgrade, s: Services, session: Session) {
@@ -186,7 +182,7 @@ function chromeFrontend(): Frontend {
 
 /** Chrome's /json/list entries, pointing at our proxy. */
 function targets(session: Session, ctx: RequestContext, frontend: Frontend) {
-  return (session.control?.pages() ?? []).map((t) => target(t, ctx, frontend));
+  return session.targets().map((t) => target(t, ctx, frontend));
 }
 
 function target(t: TargetEntry, ctx: RequestContext, frontend: Frontend) {
@@ -216,10 +212,10 @@ let knownVersion: ChromeVersion | undefined;
 export async function chromeVersion(s: Services, from?: Session): Promise<ChromeVersion> {
   if (knownVersion) return knownVersion;
   const session = from ?? s.registry.list().find((x) => x.state === 'ready');
-  if (from) await from.ready.catch(() => {});
-  if (session?.live && session.chromium) {
+  if (session) {
     try {
-      const v = await session.chromium.cdp.send('Browser.getVersion');
+      const v = await session.browserVersion();
+      if (!v) throw new Error('no browser');
       // Chrome: "WebKit-Version": "537.36 (@<blink revision>)"; getVersion's revision is "@<hash>".
       const webkit = /AppleWebKit\/([\d.]+)/.exec(v.userAgent)?.[1] ?? '537.36';
       knownVersion = {

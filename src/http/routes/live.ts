@@ -68,7 +68,7 @@ export function liveRoutes(http: HttpServer, s: Services): void {
     (ctx, res) => {
       const { session, kind } = check(ctx, 'screencast');
       const st = session.viewerState();
-      const agentHolds = session.lease.agentConnected && !session.lease.handoffActive;
+      const agentHolds = session.agentHoldsControl;
       sendJson(res, 200, {
         sessionId: session.id,
         width: session.params.width,
@@ -125,12 +125,11 @@ export function liveRoutes(http: HttpServer, s: Services): void {
     '/live/:token/screencast',
     async (ctx, up) => {
       const { session, kind, connected } = claim(ctx, 'screencast');
-      const hub = session.screencast;
       const ws = await up.accept();
       if (!accepted(ws, connected)) return;
       // Like WebRTC: the hub takes a place (at most 10, the last 2 not for a view link, else
       // close 4029) before the viewer joins.
-      hub.addViewer(ws, () => session.join({ transport: 'screencast', sourceIp: ctx.sourceIp, link: kind }), kind);
+      session.openScreencast(ws, { sourceIp: ctx.sourceIp, link: kind });
     },
     true,
   );
@@ -140,11 +139,11 @@ export function liveRoutes(http: HttpServer, s: Services): void {
     '/live/:token/webrtc',
     async (ctx, up) => {
       // 404 without enable_rtc before a single-use link is taken.
-      const hub = check(ctx, 'webrtc').session.webrtc;
+      check(ctx, 'webrtc').session.requireWebRtc();
       const { session, kind, connected } = claim(ctx, 'webrtc', true);
       const ws = await up.accept();
       if (!accepted(ws, connected)) return;
-      hub.addViewer(ws, ctx.sourceIp, () => session.join({ transport: 'webrtc', sourceIp: ctx.sourceIp, link: kind }), kind);
+      session.openWebRtc(ws, { sourceIp: ctx.sourceIp, link: kind });
     },
     true,
   );

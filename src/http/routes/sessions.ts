@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { HandoffError } from '../../util/errors.js';
 import { int, validSessionId } from '../../sessions/params.js';
 import type { Session, SessionInfo } from '../../sessions/session.js';
+import { parseHandoffRequest, parseHumanOutcome } from '../../sessions/handoff.js';
 import { readJson, sendJson, type HttpServer, type RequestContext } from '../server.js';
 import { sessionById, type Services } from './context.js';
 import type { DebugPorts } from '../debug-port.js';
@@ -163,16 +164,9 @@ export async function sendFile(res: import('node:http').ServerResponse, path: st
 export function handoffRoutes(http: HttpServer, s: Services): void {
   http.route('POST', '/session/:id/handoff', async (ctx, res) => {
     const session = sessionById(s, ctx.params.id!, { live: true });
-    const body = await readJson(ctx);
-    const reason = typeof body.reason === 'string' ? body.reason.slice(0, 1000) : '';
-    if (!reason) throw new HandoffError('bad_request', 'reason (a non-empty string) is required');
-    const timeoutMs = body.timeout_ms === undefined ? undefined : Number(body.timeout_ms);
-    if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs >= 1000 && timeoutMs <= 86_400_000)) {
-      throw new HandoffError('bad_request', 'timeout_ms must be a whole number from 1000 to 86400000');
-    }
-    if (body.hold_agent_input !== undefined && typeof body.hold_agent_input !== 'boolean') throw new HandoffError('bad_request', 'hold_agent_input must be true or false');
-    const link = s.liveLinks.issue(session, ctx.publicHost, 'control', ctx.sourceIp);
-    const h = session.startHandoff(reason, 'rest', { liveUrl: link.url, timeoutMs, holdAgentInput: body.hold_agent_input !== false });
+    const req = parseHandoffRequest(await readJson(ctx), 'rest');
+    const link = s.liveLinks.issue(session, ctx.publicHost, 'control', ctx.sourceIp, { singleUse: req.singleUse });
+    const h = session.requestHandoff(req, 'rest', { liveUrl: link.url });
     sendJson(res, 200, { handoffId: h.id, liveUrl: link.url, expiresAt: link.expires_at });
   });
 
@@ -182,17 +176,14 @@ export function handoffRoutes(http: HttpServer, s: Services): void {
 
   http.route('DELETE', '/session/:id/handoff', (ctx, res) => {
     const session = sessionById(s, ctx.params.id!);
-    if (!session.handoff) throw new HandoffError('not_found', 'no handoff is active');
-    session.completeHandoff('cancelled', 'rest');
+    if (!session.completeHandoff('cancelled', 'rest')) throw new HandoffError('not_found', 'no handoff is active');
     sendJson(res, 200, { completed: true, outcome: 'cancelled' });
   });
 }
 
 /** Done / Can't do it, from REST or the viewer: body `{outcome: "done"|"failed"}` (done when absent). */
 export async function completeHandoff(session: Session, ctx: RequestContext, res: import('node:http').ServerResponse, by: string): Promise<void> {
-  const outcome = (await readJson(ctx)).outcome ?? 'done';
-  if (outcome !== 'done' && outcome !== 'failed') throw new HandoffError('bad_request', 'outcome must be "done" or "failed"');
-  if (!session.handoff) throw new HandoffError('not_found', 'no handoff is active');
-  session.completeHandoff(outcome, by);
+  const outcome = parseHumanOutcome((await readJson(ctx)).outcome);
+  if (!session.completeHandoff(outcome, by)) throw new HandoffError('not_found', 'no handoff is active');
   sendJson(res, 200, { completed: true, outcome });
 }

@@ -46,7 +46,7 @@ export function systemRoutes(
     };
     const count = (pred: (x: (typeof sessions)[number]) => boolean) => sessions.filter(pred).length;
     gauge('handoff_sessions', 'Sessions by state.', (['starting', 'ready', 'stopped', 'crashed'] as const).map((st) => [`{state="${st}"}`, count((x) => x.state === st)]));
-    gauge('handoff_attachments', 'Live sessions by attachment.', (['none', 'agent', 'human'] as const).map((a) => [`{attachment="${a}"}`, count((x) => x.live && x.lease.attachment === a)]));
+    gauge('handoff_attachments', 'Live sessions by attachment.', (['none', 'agent', 'human'] as const).map((a) => [`{attachment="${a}"}`, count((x) => x.live && x.attachment === a)]));
     gauge('handoff_viewers', 'Human viewers by transport.', (['screencast', 'webrtc', 'vnc'] as const).map((t) => [`{transport="${t}"}`, sessions.reduce((n, x) => n + x.viewerState().viewers[t], 0)]));
     gauge('handoff_max_sessions', 'Configured session limit.', [['', s.config.maxSessions]]);
     gauge('handoff_process_resident_bytes', 'Daemon resident memory.', [['', process.memoryUsage().rss]]);

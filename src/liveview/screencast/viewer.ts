@@ -1,4 +1,4 @@
-import type { WebSocket, RawData } from 'ws';
+import type { WebSocket } from 'ws';
 import type { Rect } from '../../display/types.js';
 import type { ViewerHandle, ViewerSession } from '../types.js';
 import type { Logger } from '../../util/logger.js';
@@ -15,7 +15,7 @@ import {
   pictureMessage,
   type ViewerMessage,
 } from './protocol.js';
-import { closeSocket } from '../viewer-socket.js';
+import { ViewerSocket } from '../viewer-socket.js';
 import { ViewerInput } from '../viewer-input.js';
 
 /**
@@ -60,13 +60,10 @@ export class ScreencastViewer {
   private seq = 0;
   private acked = 0;
   private readonly input: ViewerInput;
-  private lastState = '';
+  private readonly socket: ViewerSocket;
   private wantedQuality = DEFAULT_QUALITY;
   private lastQualityChange = -Infinity;
   private qualityTimer?: NodeJS.Timeout;
-  private closed = false;
-  private closedPromise: Promise<void>;
-  private resolveClosed!: () => void;
 
   constructor(
     readonly ws: WebSocket,
@@ -79,11 +76,7 @@ export class ScreencastViewer {
     this.input = new ViewerInput(host.session.input, host.session.framebuffer);
     this.pending = new TileRegion(width, height);
     this.pending.addAll();
-    this.closedPromise = new Promise((r) => (this.resolveClosed = r));
-    ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(data, isBinary));
-    // ws reports its own protocol errors (bad UTF-8, its maxPayload) here, then closes.
-    ws.on('error', (err) => this.log.debug('screencast socket error', { err: err.message }));
-    ws.on('close', () => this.onClose());
+    this.socket = new ViewerSocket(ws, 'screencast', log, { message: (data, isBinary) => this.onMessage(data, isBinary), closed: () => this.onClosed() });
     handle.onControlChange((canControl) => {
       if (!canControl) this.input.reset();
       this.sendState();
@@ -92,7 +85,7 @@ export class ScreencastViewer {
   }
 
   get isClosed(): boolean {
-    return this.closed;
+    return this.socket.isClosed;
   }
   get unacked(): number {
     return this.seq - this.acked;
@@ -100,7 +93,7 @@ export class ScreencastViewer {
 
   /** Whether a frame may go out now: open, ack window not full, socket not backed up. */
   readiness(): SendReadiness {
-    if (this.closed || this.ws.readyState !== this.ws.OPEN) return 'closed';
+    if (this.socket.isClosed || this.ws.readyState !== this.ws.OPEN) return 'closed';
     if (this.seq - this.acked >= MAX_UNACKED) return 'window';
     if (this.ws.bufferedAmount > MAX_BUFFERED_BYTES) return 'buffer';
     return 'ready';
@@ -113,24 +106,12 @@ export class ScreencastViewer {
 
   /** Sends `state` if anything in it differs from what this viewer was last told. */
   sendState(): void {
-    if (this.closed) return;
-    const s = this.host.session.viewerState();
-    const text = JSON.stringify({
-      type: 'state',
-      canControl: this.handle.canControl,
-      attachment: s.attachment,
-      handoff: s.handoff,
-      viewers: s.viewers,
-      downloads: s.downloads,
-    });
-    if (text === this.lastState) return;
-    this.lastState = text;
-    this.sendText(text);
+    this.socket.sendState(this.host.session, this.handle);
   }
 
   /** One frame: tiles of kind 1, the last of kind 2, all under the next sequence number. */
   sendFrame(tiles: EncodedTile[]): void {
-    if (this.closed || tiles.length === 0) return;
+    if (this.socket.isClosed || tiles.length === 0) return;
     const seq = ++this.seq;
     tiles.forEach((t, i) => {
       const kind = i === tiles.length - 1 ? KIND_LAST_TILE : KIND_TILE;
@@ -140,16 +121,11 @@ export class ScreencastViewer {
 
   /** Tells the viewer why, then closes with `code` (4000: the session ended). Resolves once closed. */
   end(code: number, reason: string): Promise<void> {
-    if (!this.closed) {
-      if (code === CLOSE_SESSION_ENDED) this.sendJson({ type: 'ended', reason });
-      this.closeSocket(code, reason);
-    }
-    return this.closedPromise;
+    this.socket.end(code, reason);
+    return this.socket.closed;
   }
 
-  private onMessage(data: RawData, isBinary: boolean): void {
-    if (this.closed) return;
-    const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+  private onMessage(buf: Buffer, isBinary: boolean): void {
     let msg: ViewerMessage;
     try {
       msg = parseViewerMessage(buf, isBinary);
@@ -196,13 +172,13 @@ export class ScreencastViewer {
       case 'paste':
         return this.input.paste(m.text);
       case 'handoff':
-        if (!this.handle.completeHandoff(m.outcome)) this.sendJson({ type: 'error', code: 'forbidden', message: 'a view link cannot end the handoff' });
+        if (!this.handle.completeHandoff(m.outcome)) this.socket.sendJson({ type: 'error', code: 'forbidden', message: 'a view link cannot end the handoff' });
         return;
     }
   }
 
   private applyQuality(): void {
-    if (this.closed || this.wantedQuality === this.quality) return;
+    if (this.socket.isClosed || this.wantedQuality === this.quality) return;
     this.quality = this.wantedQuality;
     this.lastQualityChange = performance.now();
     // The whole picture at the new quality, not just what changes from now on.
@@ -213,36 +189,17 @@ export class ScreencastViewer {
   /** The one way out for a protocol error: say what, close this socket only. */
   private fail(e: ProtocolError): void {
     this.log.info('screencast viewer protocol error', { code: e.closeCode, err: e.message });
-    this.sendJson({ type: 'error', code: e.code, message: e.message });
-    this.closeSocket(e.closeCode, e.code);
-  }
-
-  private closeSocket(code: number, reason: string): void {
-    if (this.closed) return;
-    this.markClosed();
-    closeSocket(this.ws, code, reason);
-  }
-
-  private onClose(): void {
-    this.markClosed();
-    this.resolveClosed();
+    this.socket.fail(e);
   }
 
   /** Runs once, whichever way the viewer goes: stop counting it, give the handle back. */
-  private markClosed(): void {
-    if (this.closed) return;
-    this.closed = true;
+  private onClosed(): void {
     clearTimeout(this.qualityTimer);
     this.handle.leave();
     this.host.viewerClosed(this);
   }
 
   private sendJson(m: object): void {
-    this.sendText(JSON.stringify(m));
-  }
-
-  private sendText(text: string): void {
-    if (this.ws.readyState !== this.ws.OPEN) return;
-    this.ws.send(text, () => {});
+    this.socket.sendJson(m);
   }
 }

@@ -1,4 +1,4 @@
-import type { WebSocket, RawData } from 'ws';
+import type { WebSocket } from 'ws';
 import {
   MediaStreamTrack,
   RTCPeerConnection,
@@ -30,7 +30,7 @@ import {
   type InputMessage,
   type SignalMessage,
 } from './protocol.js';
-import { closeSocket } from '../viewer-socket.js';
+import { ViewerSocket } from '../viewer-socket.js';
 import { ViewerInput } from '../viewer-input.js';
 
 /** A viewer that has not said hello by then is dropped. */
@@ -97,15 +97,13 @@ export class WebRtcViewer {
   private playoutDelayId: number | null = null;
   private readonly input: ViewerInput;
   private readonly paste = new PasteAssembler();
-  private lastState = '';
   /** Signalling messages are handled one at a time, in order (some are async). */
   private queue: Promise<void> = Promise.resolve();
   private helloTimer?: NodeJS.Timeout;
   private connectTimer?: NodeJS.Timeout;
-  private closed = false;
+  private readonly socket: ViewerSocket;
   private pcClosed: Promise<void> = Promise.resolve();
   private readonly done: Promise<void>;
-  private resolveSocketClosed!: () => void;
 
   constructor(
     readonly ws: WebSocket,
@@ -115,12 +113,8 @@ export class WebRtcViewer {
     private readonly log: Logger,
   ) {
     this.input = new ViewerInput(host.session.input, host.session.framebuffer);
-    const socketClosed = new Promise<void>((r) => (this.resolveSocketClosed = r));
-    this.done = socketClosed.then(() => this.pcClosed);
-    ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(data, isBinary));
-    // ws reports its own protocol errors (bad UTF-8, its maxPayload) here, then closes.
-    ws.on('error', (err) => this.log.debug('webrtc socket error', { err: err.message }));
-    ws.on('close', () => this.onClose());
+    this.socket = new ViewerSocket(ws, 'webrtc', log, { message: (data, isBinary) => this.onMessage(data, isBinary), closed: () => this.onClosed() });
+    this.done = this.socket.closed.then(() => this.pcClosed);
     this.helloTimer = setTimeout(() => this.fail(new ProtocolError(CLOSE_POLICY, 'timeout', `no hello within ${HELLO_TIMEOUT_MS} ms`)), HELLO_TIMEOUT_MS);
     this.helloTimer.unref();
   }
@@ -135,36 +129,19 @@ export class WebRtcViewer {
 
   /** Sends `state` if anything in it differs from what this viewer was last told. */
   sendState(): void {
-    if (this.closed || !this.handle) return;
-    const s = this.host.session.viewerState();
-    const text = JSON.stringify({
-      type: 'state',
-      canControl: this.handle.canControl,
-      attachment: s.attachment,
-      handoff: s.handoff,
-      viewers: s.viewers,
-      downloads: s.downloads,
-    });
-    if (text === this.lastState) return;
-    this.lastState = text;
-    this.sendText(text);
+    if (this.handle) this.socket.sendState(this.host.session, this.handle);
   }
 
   /** Tells the viewer why, then closes with `code` (4000: the session ended). Resolves once closed and torn down. */
   end(code: number, reason: string): Promise<void> {
-    if (!this.closed) {
-      if (code === CLOSE_SESSION_ENDED) this.sendJson({ type: 'ended', reason });
-      this.closeSocket(code, reason);
-    }
+    this.socket.end(code, reason);
     return this.done;
   }
 
   // -------------------------------------------------------------------------------------------
   // Signalling
 
-  private onMessage(data: RawData, isBinary: boolean): void {
-    if (this.closed) return;
-    const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+  private onMessage(buf: Buffer, isBinary: boolean): void {
     let msg: SignalMessage;
     try {
       msg = parseSignal(buf, isBinary);
@@ -299,7 +276,7 @@ export class WebRtcViewer {
     } else if (state === 'failed') {
       this.fail(new ProtocolError(CLOSE_INTERNAL, 'connection_failed', 'WebRTC media connection failed'));
     } else if (state === 'closed') {
-      this.closeSocket(CLOSE_INTERNAL, 'connection closed');
+      this.socket.close(CLOSE_INTERNAL, 'connection closed');
     }
   }
 
@@ -393,25 +370,15 @@ export class WebRtcViewer {
   private fail(e: ProtocolError): void {
     if (this.closed) return;
     if (e.code !== 'unauthorized' && e.code !== 'too_many_viewers' && e.code !== 'too_many_requests') this.log.info('webrtc viewer closed on error', { code: e.code, err: e.message });
-    this.sendJson({ type: 'error', code: e.code, message: e.message });
-    this.closeSocket(e.closeCode, e.code);
+    this.socket.fail(e);
   }
 
-  private closeSocket(code: number, reason: string): void {
-    if (this.closed) return;
-    this.markClosed();
-    closeSocket(this.ws, code, reason);
-  }
-
-  private onClose(): void {
-    this.markClosed();
-    this.resolveSocketClosed();
+  private get closed(): boolean {
+    return this.socket.isClosed;
   }
 
   /** Runs once, whichever way the viewer goes: stop the media, give the handle and the place back. */
-  private markClosed(): void {
-    if (this.closed) return;
-    this.closed = true;
+  private onClosed(): void {
     this.phase = 'closed';
     clearTimeout(this.helloTimer);
     clearTimeout(this.connectTimer);
@@ -428,12 +395,7 @@ export class WebRtcViewer {
   }
 
   private sendJson(m: object): void {
-    this.sendText(JSON.stringify(m));
-  }
-
-  private sendText(text: string): void {
-    if (this.ws.readyState !== this.ws.OPEN) return;
-    this.ws.send(text, () => {});
+    this.socket.sendJson(m);
   }
 }
 
