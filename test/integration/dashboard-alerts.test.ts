@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { api, waitFor } from '../helpers/client.js';
+import { startPageServer, type PageServer } from '../helpers/pages.js';
 
 /*
  * Issue 12: the dashboard calls the operator. Real daemon, real sessions; `Notification` is
@@ -10,17 +11,17 @@ import { api, waitFor } from '../helpers/client.js';
  */
 
 const SHOTS = new URL('../../docs/screenshots/', import.meta.url);
-const PAGE = `<!doctype html><html><head><title>Order 1234 - Checkout</title></head><body style="margin:0;font:32px sans-serif;background:#e8f0ff">
-<h1 style="padding:40px">Checkout</h1><button style="font-size:32px;margin:40px">I am not a robot</button></body></html>`;
 
 describe('dashboard alerts', { timeout: 120_000 }, () => {
   let daemon: RunningDaemon;
   let browser: Browser;
   let dash: Page;
   let agent: Browser;
+  let pages: PageServer;
 
   beforeAll(async () => {
     mkdirSync(SHOTS, { recursive: true });
+    pages = await startPageServer();
     daemon = await startDaemon();
     browser = await puppeteer.launch({ executablePath: '/usr/lib/chromium/chromium', headless: true, args: ['--no-sandbox'] });
     // One session that ended, one live with an agent on a page.
@@ -28,13 +29,14 @@ describe('dashboard alerts', { timeout: 120_000 }, () => {
     await ended.disconnect();
     expect((await api(daemon.url, '/session/finished-run/stop', { method: 'POST' })).status).toBe(200);
     agent = await puppeteer.connect({ browserWSEndpoint: `${daemon.wsUrl}/?session=checkout-run&auto_close=false`, defaultViewport: null });
-    await (await agent.pages())[0]!.goto('data:text/html,' + encodeURIComponent(PAGE));
+    await (await agent.pages())[0]!.goto(`${pages.url}/login`);
   }, 180_000);
 
   afterAll(async () => {
     await agent?.disconnect();
     await browser?.close();
     await daemon?.cleanup();
+    await pages?.close();
   }, 60_000);
 
   it('notifies on a help request (permission asked on a click), badges the title, collapses ended sessions, shows the page', async () => {
@@ -73,10 +75,10 @@ describe('dashboard alerts', { timeout: 120_000 }, () => {
     // The page title, URL and a thumbnail of the screen.
     const title = () => dash.$eval('[data-session="checkout-run"] .page-title', (e) => e.textContent ?? '');
     await waitFor('a page title', title, 40_000);
-    await waitFor('the page title', async () => (await title()) === 'Order 1234 - Checkout', 20_000).catch(async (e) => {
+    await waitFor('the page title', async () => (await title()) === 'login', 20_000).catch(async (e) => {
       throw new Error(`${e.message}: shows "${await title()}"`);
     });
-    expect(await dash.$eval('[data-session="checkout-run"] .page-url', (e) => e.textContent)).toMatch(/^data:text\/html/);
+    expect(await dash.$eval('[data-session="checkout-run"] .page-url', (e) => e.textContent)).toBe(`${pages.url}/login`);
     await waitFor('the thumbnail', () => dash.$eval('[data-session="checkout-run"] img.thumb', (i) => !(i as HTMLImageElement).hidden && (i as HTMLImageElement).naturalWidth === 320));
 
     expect(await dash.evaluate(() => (window as any).notes.length)).toBe(0);
