@@ -21,6 +21,7 @@ import { handoffRoutes, sessionRoutes } from './http/routes/sessions.js';
 import { systemRoutes } from './http/routes/system.js';
 import { liveRoutes } from './http/routes/live.js';
 import { assetRoutes } from './http/routes/assets.js';
+import { previewRoutes } from './http/routes/preview.js';
 import { mcpRoutes } from './mcp/http.js';
 import type { Services } from './http/routes/context.js';
 import { VncServer } from './liveview/vnc/server.js';
@@ -123,6 +124,7 @@ export class Daemon {
     handoffRoutes(http, services);
     liveRoutes(http, services);
     assetRoutes(http);
+    previewRoutes(http, services);
     mcpRoutes(http, services);
 
     // One RFB server for the TCP port and for noVNC's WebSockets alike.

@@ -30,7 +30,7 @@ export async function startDaemon(opts: { args?: string[]; env?: Record<string, 
   proc.stderr!.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
   const url = await new Promise<string>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`daemon did not start:\n${out}`)), 20_000);
+    const timer = setTimeout(() => rej(new Error(`daemon did not start:\n${out}`)), 60_000); // 2 cores shared by many test runs
     const onData = () => {
       const m = /handoff listening on (http:\/\/\S+?)"/.exec(out);
       if (m) {

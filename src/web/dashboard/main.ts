@@ -4,6 +4,8 @@ import { sessionActions } from './actions.js';
 import { refreshAudit } from './audit.js';
 import { $ } from './format.js';
 import { sessionList } from './sessions.js';
+import { setUpAlerts } from './alerts.js';
+import { previews } from './preview.js';
 import type { SessionInfo } from './types.js';
 
 const POLL_MS = 1000;
@@ -13,6 +15,8 @@ const HEALTH_EVERY = 30;
 let pollTimer = 0;
 let polls = 0;
 const sessions = sessionList(sessionActions(() => poll()));
+setUpAlerts();
+previews(sessions.liveIds, sessions.showPreview);
 
 // ---------------------------------------------------------------- login
 

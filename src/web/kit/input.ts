@@ -33,6 +33,7 @@ export function controlInput(surface: HTMLElement, sink: InputSink, tooLarge: ()
   }
 
   function pointer(ev: PointerEvent): void {
+    if (ev.pointerType === 'touch') return; // gestures: touch.ts
     if (ev.type === 'pointerdown') {
       surface.focus({ preventScroll: true });
       ev.preventDefault(); // no text selection or drag from the page around us

@@ -1,5 +1,6 @@
 // The kit's shared types: the viewer status, the /info answer, and the transport interface.
 import type { Endpoints } from './util.js';
+import type { ControlInput, InputSink } from './input.js';
 
 export type TransportName = 'screencast' | 'vnc' | 'webrtc';
 export type ViewerState = 'connecting' | 'live' | 'view-only' | 'ended' | 'expired' | 'error';
@@ -85,6 +86,8 @@ export interface TransportContext {
   reconnect(): void;
   /** A fresh /info answer (polling transports). */
   applyInfo(info: LiveInfo): void;
+  /** Sends the viewer's input on `surface` (mouse, keys, paste, touch, the phone controls) to `sink`. */
+  input(surface: HTMLElement, sink: InputSink): ControlInput;
   /** The transport's count of downloads; the list is fetched again when it changed. */
   downloadsChanged(count: number): void;
 }

@@ -15,6 +15,10 @@ export interface ViewerUi {
   root: HTMLElement;
   /** Where a transport puts its surface. */
   stage: HTMLElement;
+  /** The picture's box (stage and notice). */
+  view: HTMLElement;
+  /** The slot for the key bar, under the picture. */
+  keys: HTMLElement;
   /** The message over the picture, with optional controls (a form, a button). */
   showNotice(message: string, extra?: Node): void;
   /** Shows `status`; `answered` is the handoff id Done / Can't do it was pressed for. */
@@ -42,6 +46,8 @@ export function createUi(actions: UiActions, initial: Status): ViewerUi {
   const fallbackEl = h('p', { class: 'hk-fallback', role: 'status', hidden: true });
   const stage = h('div', { class: 'hk-stage' });
   const notice = h('div', { class: 'hk-notice', role: 'status', 'aria-live': 'polite', hidden: true });
+  const view = h('div', { class: 'hk-view' }, [stage, notice]);
+  const keys = h('div', { class: 'hk-keyslot' });
   const downloadsList = h('ul', { class: 'hk-files' });
   const downloadsTitle = h('summary', { text: 'Downloads' });
   const downloads = h('details', { class: 'hk-downloads', hidden: true }, [downloadsTitle, downloadsList]);
@@ -49,7 +55,8 @@ export function createUi(actions: UiActions, initial: Status): ViewerUi {
     h('header', { class: 'hk-bar' }, [tabs, h('p', { class: 'hk-status' }, [stateEl, detailEl])]),
     banner,
     fallbackEl,
-    h('div', { class: 'hk-view' }, [stage, notice]),
+    view,
+    keys,
     downloads,
   ]);
 
@@ -70,6 +77,7 @@ export function createUi(actions: UiActions, initial: Status): ViewerUi {
     fallbackEl.hidden = !status.fallback || over;
     const ho = status.handoff;
     banner.hidden = !ho || !viewing;
+    root.toggleAttribute('data-asking', !banner.hidden);
     if (ho) reasonEl.textContent = 'The agent asks for help: ' + ho.reason;
     doneBtn.disabled = failBtn.disabled = status.state !== 'live' || !ho || ho.id === answered;
     // A view link may watch a handoff but not answer it (the daemon refuses it too).
@@ -81,6 +89,8 @@ export function createUi(actions: UiActions, initial: Status): ViewerUi {
   return {
     root,
     stage,
+    view,
+    keys,
     render,
     showNotice(message, extra) {
       notice.replaceChildren(...(message ? [h('p', { text: message })] : []), ...(extra ? [extra] : []));

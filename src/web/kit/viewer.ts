@@ -4,6 +4,7 @@
 import { ensureStyles } from './dom.js';
 import { backoffDelay, liveEndpoints } from './util.js';
 import { createUi, TRANSPORT_TEXT, type DownloadFile } from './ui.js';
+import { createControls } from './controls.js';
 import { screencast } from './transports/screencast.js';
 import { vnc } from './transports/vnc.js';
 import { webrtc } from './transports/webrtc.js';
@@ -46,6 +47,8 @@ export function mount(element: Element, options: KitOptions): Viewer {
 
   const ui = createUi({ pickTransport: setTransport, answer: finishHandoff }, status);
   element.replaceChildren(ui.root);
+  const controls = createControls(ui.root, ui.stage, ui.view, ui.keys);
+  const tooLarge = () => update({ message: 'That text is too large to paste (1 MiB at most).' });
 
   // --- status and events
   function emit(name: string, detail: unknown): void {
@@ -63,6 +66,7 @@ export function mount(element: Element, options: KitOptions): Viewer {
     Object.assign(status, patch);
     if ('message' in patch) ui.showNotice(status.message, extra);
     ui.render(status, answered);
+    controls.render(status);
     const snapshot = { ...status };
     emit('status', snapshot);
     if (before !== status.state + '/' + status.transport) {
@@ -145,6 +149,7 @@ export function mount(element: Element, options: KitOptions): Viewer {
       closeLink,
       reconnect: () => { connect(); },
       applyInfo,
+      input: (surface, sink) => controls.attach(surface, sink, tooLarge),
       downloadsChanged: (count) => { if (count !== downloadsSeen) refreshDownloads(count); },
     };
   }

@@ -1,6 +1,6 @@
 // The screencast transport (docs/screencast-protocol.md): JPEG tiles on a canvas, input as JSON.
 import { h } from '../dom.js';
-import { controlInput, fitter } from '../input.js';
+import { fitter } from '../input.js';
 import { MAX_PASTE, parseTile, toFramebuffer, type Tile } from '../util.js';
 import type { Link, TransportContext } from '../types.js';
 
@@ -21,7 +21,7 @@ export function screencast(ctx: TransportContext): Link {
   const sendText = (text: string) => { if (ws.readyState === WebSocket.OPEN) ws.send(text); };
   const send = (msg: unknown) => sendText(JSON.stringify(msg));
   const fpsTimer = window.setInterval(() => { if (ctx.status.fps !== frames) ctx.update({ fps: frames }); frames = 0; }, 1000);
-  const input = controlInput(canvas, {
+  const input = ctx.input(canvas, {
     canControl: () => canControl,
     point: (x, y) => toFramebuffer(x, y, canvas.getBoundingClientRect(), canvas.width, canvas.height),
     pointer: (x, y, buttons) => send({ type: 'pointer', x, y, buttons }),
@@ -33,7 +33,7 @@ export function screencast(ctx: TransportContext): Link {
       sendText(msg);
       return true;
     },
-  }, () => ctx.update({ message: 'That text is too large to paste (1 MiB at most).' }));
+  });
 
   ws.onmessage = (ev) => {
     if (!ctx.current()) return;

@@ -1,7 +1,7 @@
 // The WebRTC transport: the daemon's WebRTC client (/assets/kit-webrtc.js, loaded once per page)
 // on a <video>; falls back to the screencast when it cannot connect.
 import { h } from '../dom.js';
-import { controlInput, fitter } from '../input.js';
+import { fitter } from '../input.js';
 import { MAX_PASTE } from '../util.js';
 import type { HandoffWebRTC, RtcHandle, RtcState } from '../../webrtc/client.js';
 import type { Link, TransportContext } from '../types.js';
@@ -55,7 +55,7 @@ export function webrtc(ctx: TransportContext): Link {
     clearTimeout(noMedia);
     ctx.connected();
   });
-  const input = controlInput(video, {
+  const input = ctx.input(video, {
     canControl: () => canControl,
     point: (x, y) => handle!.videoPoint(x, y),
     pointer: (x, y, buttons) => handle!.sendPointer(x, y, buttons),
@@ -66,7 +66,7 @@ export function webrtc(ctx: TransportContext): Link {
       handle!.sendPaste(text);
       return true;
     },
-  }, () => ctx.update({ message: 'That text is too large to paste (1 MiB at most).' }));
+  });
 
   function onState(s: RtcState): void {
     if (!ctx.current()) return;
