@@ -17,7 +17,7 @@ export function previewRoutes(http: HttpServer, s: Services): void {
   http.route('GET', '/session/:id/preview', async (ctx, res) => {
     const session = sessionById(s, ctx.params.id!, { live: true });
     const width = int(ctx.url.searchParams, 'width', 320, 16, MAX_WIDTH);
-    const page = (session.control?.pages() ?? []).find((t) => t.type === 'page');
+    const page = session.targets().find((t) => t.type === 'page');
     const jpeg = await thumbnail(session.framebuffer.subscribe(), width);
     sendJson(res, 200, { title: page?.title ?? '', url: page?.url ?? '', thumbnail: `data:image/jpeg;base64,${jpeg.toString('base64')}` });
   });
