@@ -24,6 +24,9 @@ import type { Services } from './http/routes/context.js';
 import { VncServer } from './liveview/vnc/server.js';
 import { WebhookSender } from './util/webhook.js';
 import { writeChromiumPolicy } from './browser/policy.js';
+import { ProfileStore } from './profiles/store.js';
+import { loadProfileKey } from './profiles/key.js';
+import { profileRoutes } from './http/routes/profiles.js';
 
 /**
  * The composition root: builds the parts in dependency order, starts them, and closes them
@@ -90,6 +93,7 @@ export class Daemon {
     const webhook = config.webhook ? new WebhookSender({ url: config.webhook, secret: config.webhookSecret, logger: logger.child({ component: 'webhook' }) }) : null;
     if (webhook) undo.push({ what: 'webhook', run: () => webhook.close() });
     const notify = webhook ? (event: Record<string, unknown>) => webhook.send(event) : undefined;
+    const profiles = await ProfileStore.open({ root: join(config.stateDir, 'profiles'), key: loadProfileKey({ hex: config.profileKey, file: config.profileKeyFile }), audit, logger: logger.child({ component: 'profiles' }) });
     const registry = new SessionRegistry({ config, audit, journal, logger, notify });
     const liveLinks = new LiveLinks(loadLinkKey(join(config.stateDir, 'live-link.key'), (m) => logger.warn(m)), registry, config.liveLinkTtlMs, config.publicUrl);
     const http = new HttpServer({
@@ -122,6 +126,7 @@ export class Daemon {
     liveRoutes(http, services);
     assetRoutes(http);
     mcpRoutes(http, services);
+    profileRoutes(http, profiles);
 
     // One RFB server for the TCP port and for noVNC's WebSockets alike.
     const vnc = new VncServer({

@@ -30,6 +30,11 @@ export interface Config {
   webhookSecret: string | null;
   /** An agent socket that answers no WebSocket ping for this long is detached. */
   agentKeepaliveMs: number;
+  /** Spare sessions kept started for default-size creates (API.md 1 `--warm`); 0 = none. */
+  warm: number;
+  /** Seals persistent profiles at rest: 64+ hex characters, or a key file (profiles/key.ts). */
+  profileKey: string | null;
+  profileKeyFile: string | null;
 }
 
 export class ConfigError extends Error {}
@@ -46,6 +51,7 @@ const DEFAULTS = {
   liveLinkTtlMs: 5 * 60_000,
   stoppedRetentionS: 3600,
   agentKeepaliveS: 10,
+  warm: 1,
 } as const;
 
 /** Flag name -> config key, env name, kind. One table so --help, env and file agree. */
@@ -66,6 +72,9 @@ export const OPTIONS = [
   { flag: 'allowed-origins', env: 'HANDOFF_ALLOWED_ORIGINS', kind: 'string', help: 'browser origins allowed to use the API and CDP besides the daemon\'s own, comma separated (e.g. https://ops.example.com)' },
   { flag: 'public-url', env: 'HANDOFF_PUBLIC_URL', kind: 'string', help: 'the URL users reach this host at (behind a proxy): links and vnc_url use it, its host passes the Host check' },
   { flag: 'agent-keepalive', env: 'HANDOFF_AGENT_KEEPALIVE', kind: 'int', help: 'seconds an agent socket may go without answering a ping before it is detached, 2-600 (default 10)' },
+  { flag: 'warm', env: 'HANDOFF_WARM', kind: 'int', help: 'spare sessions kept started for default-size creates, 0 = off (default 1)' },
+  { flag: 'profile-key', env: 'HANDOFF_PROFILE_KEY', kind: 'string', help: 'seal persistent profiles at rest (AES-256-GCM) with this key: 64+ hex characters (prefer --profile-key-file)' },
+  { flag: 'profile-key-file', env: 'HANDOFF_PROFILE_KEY_FILE', kind: 'string', help: 'the same key from a file of 32-4096 bytes, mode 0600' },
   { flag: 'log-level', env: 'HANDOFF_LOG_LEVEL', kind: 'level', help: 'debug|info|warn|error (default info)' },
   { flag: 'chromium', env: 'HANDOFF_CHROMIUM', kind: 'string', help: `Chromium binary (default ${DEFAULTS.chromiumPath})` },
   { flag: 'live-link-ttl', env: 'HANDOFF_LIVE_LINK_TTL', kind: 'int', help: 'seconds a live view link may wait to be opened, 60-3600 (default 300)' },
@@ -158,6 +167,9 @@ export function loadConfig(
     publicUrl: pub,
     webhookSecret: pick('webhook-secret') || null,
     agentKeepaliveMs: (intIn('agent-keepalive', pick('agent-keepalive'), 2, 600) ?? DEFAULTS.agentKeepaliveS) * 1000,
+    warm: intIn('warm', pick('warm'), 0, 16) ?? DEFAULTS.warm,
+    profileKey: pick('profile-key') || null,
+    profileKeyFile: pick('profile-key-file') || null,
   });
 }
 
