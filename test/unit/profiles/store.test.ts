@@ -223,7 +223,7 @@ describe('profile key', () => {
     expect(k.equals(Buffer.from(hex, 'hex'))).toBe(false); // derived, not the raw secret
     const file = join(tmp(), 'key');
     writeFileSync(file, Buffer.from(hex, 'hex'), { mode: 0o600 });
-    expect(loadProfileKey({ hex: null, file }).equals(k)).toBe(true);
+    expect(loadProfileKey({ hex: null, file })!.equals(k)).toBe(true);
     const messages: string[] = [];
     const fails = (o: { hex: string | null; file: string | null }) => {
       try {
