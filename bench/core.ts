@@ -265,7 +265,8 @@ async function plainLaunch(): Promise<{ close(): Promise<void> }> {
 /** What a process of a session is, from its command line. */
 function processKind(pid: number): string {
   try {
-    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    // Chromium rewrites its children's titles: arguments may be split by spaces, not NULs.
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split(/[\0 ]/);
     const exe = argv[0] ?? '';
     if (exe.endsWith('bwrap')) return 'bwrap (sandbox)';
     if (exe.includes('Xvfb')) return 'Xvfb';
@@ -342,7 +343,7 @@ export async function benchIdleMemory(log: (s: string) => void, n: number): Prom
   const rows: Row[] = [];
   const daemon = await startDaemon({ args: ['--max-sessions', String(n + 2), '--warm', '0'] });
   try {
-    const settle = () => new Promise((r) => setTimeout(r, 8000));
+    const settle = () => new Promise((r) => setTimeout(r, 20_000));
     await createIdle(daemon.url);
     await settle();
     const groups = () => {
@@ -434,7 +435,7 @@ async function bareSessionMemory(xvfbExtra: string[], flags: (a: string[]) => st
     const args = flags(chromiumArgs({ width: 1280, height: 720, profileDir, asRoot: process.getuid?.() === 0, devtools: 'port' }));
     chrome = launchProcess('/usr/lib/chromium/chromium', args, { env: { ...process.env, DISPLAY: `:${display}`, TMPDIR: profileDir } });
     await devtoolsUrl(chrome);
-    await new Promise((r) => setTimeout(r, 8000));
+    await new Promise((r) => setTimeout(r, 20_000));
     return measureGroups([xvfb.pid, chrome.pid]);
   } finally {
     await chrome?.close();
@@ -533,11 +534,11 @@ export async function benchProfileResume(log: (s: string) => void, runs = 8): Pr
         releases.push(performance.now() - b);
       }
       const size = (await store.list())[0]!.size;
-      log(`profile resume ${sealed ? 'sealed' : 'plain'}: open p50 ${fmt(stats(opens).p50, 1)} ms, release p50 ${fmt(stats(releases).p50, 1)} ms, ${fmt(size / 1e6, 1)} MB (first seal ${fmt(sealMs, 0)} ms)`);
+      log(`profile resume ${sealed ? 'sealed' : 'plain'}: open p50 ${fmt(stats(opens).p50, 1)} ms, release p50 ${fmt(stats(releases).p50, 1)} ms, ${fmt(size / 1e6, 2)} MB (first seal ${fmt(sealMs, 0)} ms)`);
       rows.push({
         figure: `profile resume, ${sealed ? 'sealed at rest (AES-256-GCM)' : 'plain'}: open p50 / p95 (ms); release (${sealed ? 'seal' : 'note'}) p50 (ms); size on disk (MB)`,
         handoff: `${fmt(stats(opens).p50, 1)} / ${fmt(stats(opens).p95, 1)}`,
-        reference: `${fmt(stats(releases).p50, 1)}; ${fmt(size / 1e6, 1)} MB`,
+        reference: `${fmt(stats(releases).p50, 1)}; ${fmt(size / 1e6, 2)} MB`,
         ratio: '',
         target: 'report',
         ok: null,

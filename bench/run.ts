@@ -28,7 +28,7 @@ const SUITES: { name: string; title: string; note: string; run: (log: (s: string
   {
     name: 'sessions',
     title: 'Sessions: memory, start, profiles (issue 14)',
-    note: 'Memory changes: bare Xvfb + Chromium with the session flags before and after each change, best of 2, 8 s after start. Cold phases: the sandboxed parts a session starts, started alone. Create latency: through the daemon at one create per second. Idle memory: the daemon\'s own sessions (sandbox processes included).',
+    note: 'Memory changes: bare Xvfb + Chromium with the session flags before and after each change, best of 2, 20 s after start (under load Chromium is not idle sooner). Cold phases: the sandboxed parts a session starts, started alone. Create latency: through the daemon at one create per second. Idle memory: the daemon\'s own sessions (sandbox processes included).',
     run: benchSessions,
   },
   {
