@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { HandoffError } from '../util/errors.js';
 import { parseCidrList, type Cidr } from '../util/cidr.js';
+import { validProfileName } from '../profiles/name.js';
 
 export const SESSION_ID_RE = /^[A-Za-z0-9._-]{1,128}$/;
 const MAX_VALUE_LENGTH = 1024;
@@ -19,6 +20,8 @@ export interface SessionParams {
   hitlAllowedNetworks: Cidr[] | null;
   /** API.md 3.1 `debug_port`: open a Chrome-compatible loopback port for this session. */
   debugPort: boolean;
+  /** API.md 3.1 `profile`: the persistent profile the browser runs on; null: a fresh one. */
+  profile: string | null;
 }
 
 /** Creation parameters of API.md 3.1, validated; unknown parameters are ignored. */
@@ -52,6 +55,7 @@ export function parseSessionParams(q: URLSearchParams, overrides: { timeoutS?: n
     debug: bool(q, 'debug', false),
     hitlAllowedNetworks,
     debugPort: bool(q, 'debug_port', false),
+    profile: q.get('profile') ? validProfileName(q.get('profile')!) : null,
   };
 }
 

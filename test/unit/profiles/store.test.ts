@@ -249,3 +249,12 @@ describe('profile key', () => {
     }
   });
 });
+
+describe('profile parameter (API.md 3.1)', () => {
+  it('is read and checked by parseSessionParams', async () => {
+    const { parseSessionParams } = await import('../../../src/sessions/params.js');
+    expect(parseSessionParams(new URLSearchParams('profile=acme')).profile).toBe('acme');
+    expect(parseSessionParams(new URLSearchParams('')).profile).toBeNull();
+    for (const bad of ['..', 'a/b', 'x'.repeat(65)]) expect(() => parseSessionParams(new URLSearchParams({ profile: bad })), bad).toThrow(HandoffError);
+  });
+});
