@@ -71,6 +71,8 @@ export class Daemon {
   }
 
   private static async build(config: Readonly<Config>, logger: Logger, undo: { what: string; run: () => unknown }[]): Promise<Daemon> {
+    // First: a bad profile key refuses to start before anything is touched.
+    const profileKey = loadProfileKey({ hex: config.profileKey, file: config.profileKeyFile });
     mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
     const pidFile = lockStateDir(config.stateDir);
     undo.push({ what: 'pid file', run: () => rmSync(pidFile, { force: true }) });
@@ -93,7 +95,7 @@ export class Daemon {
     const webhook = config.webhook ? new WebhookSender({ url: config.webhook, secret: config.webhookSecret, logger: logger.child({ component: 'webhook' }) }) : null;
     if (webhook) undo.push({ what: 'webhook', run: () => webhook.close() });
     const notify = webhook ? (event: Record<string, unknown>) => webhook.send(event) : undefined;
-    const profiles = await ProfileStore.open({ root: join(config.stateDir, 'profiles'), key: loadProfileKey({ hex: config.profileKey, file: config.profileKeyFile }), audit, logger: logger.child({ component: 'profiles' }) });
+    const profiles = await ProfileStore.open({ root: join(config.stateDir, 'profiles'), key: profileKey, audit, logger: logger.child({ component: 'profiles' }) });
     const registry = new SessionRegistry({ config, audit, journal, logger, notify });
     const liveLinks = new LiveLinks(loadLinkKey(join(config.stateDir, 'live-link.key'), (m) => logger.warn(m)), registry, config.liveLinkTtlMs, config.publicUrl);
     const http = new HttpServer({

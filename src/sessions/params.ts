@@ -55,8 +55,19 @@ export function parseSessionParams(q: URLSearchParams, overrides: { timeoutS?: n
     debug: bool(q, 'debug', false),
     hitlAllowedNetworks,
     debugPort: bool(q, 'debug_port', false),
-    profile: q.get('profile') ? validProfileName(q.get('profile')!) : null,
+    profile: profileParam(q.get('profile')),
   };
+}
+
+/**
+ * API.md 3.1 `profile`. Until sessions run on profiles (issue 14: the session wiring waits
+ * for the session coordinator), a valid name is refused rather than silently ignored: a
+ * caller must not believe a login will last when it will not.
+ */
+function profileParam(v: string | null): string | null {
+  if (!v) return null;
+  validProfileName(v);
+  bad('profile is not available yet in this build: sessions do not run on persistent profiles (GET /profiles lists the store)');
 }
 
 /**
