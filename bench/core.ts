@@ -5,7 +5,7 @@
  * flags and a TCP port, on its own Xvfb of the same size, measured in the same run.
  */
 import Database from 'better-sqlite3';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
@@ -257,4 +257,339 @@ async function plainLaunch(): Promise<{ close(): Promise<void> }> {
       rmSync(profileDir, { recursive: true, force: true });
     },
   };
+}
+
+// ---------------------------------------------------------------------------------------
+// Issue 14: idle memory per process, the cold start by phase, profile resume.
+
+/** What a process of a session is, from its command line. */
+function processKind(pid: number): string {
+  try {
+    // Chromium rewrites its children's titles: arguments may be split by spaces, not NULs.
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split(/[\0 ]/);
+    const exe = argv[0] ?? '';
+    if (exe.endsWith('bwrap')) return 'bwrap (sandbox)';
+    if (exe.includes('Xvfb')) return 'Xvfb';
+    const type = argv.find((a) => a.startsWith('--type='))?.slice(7);
+    if (!type) return 'browser';
+    const sub = argv.find((a) => a.startsWith('--utility-sub-type='))?.slice(19);
+    return sub ? `utility ${sub.split('.')[0]}` : type;
+  } catch {
+    return 'gone';
+  }
+}
+
+/** Private (unshared) bytes: what one more such process costs at the margin. */
+function uss(pid: number): number {
+  try {
+    const t = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    let n = 0;
+    for (const m of t.matchAll(/^Private_(?:Clean|Dirty):\s+(\d+) kB/gm)) n += Number(m[1]) * 1024;
+    return n;
+  } catch {
+    return 0;
+  }
+}
+
+interface MemSample {
+  /** kind -> summed PSS, USS and process count over the sessions measured. */
+  byKind: Map<string, { pss: number; uss: number; n: number }>;
+  pss: number;
+  uss: number;
+}
+
+function measureGroups(pgids: number[]): MemSample {
+  const byKind = new Map<string, { pss: number; uss: number; n: number }>();
+  let total = 0;
+  let totalUss = 0;
+  for (const g of pgids) {
+    for (const pid of groupPids(g)) {
+      const k = processKind(pid);
+      const e = byKind.get(k) ?? { pss: 0, uss: 0, n: 0 };
+      const p = pss(pid);
+      const u = uss(pid);
+      e.pss += p;
+      e.uss += u;
+      e.n++;
+      total += p;
+      totalUss += u;
+      byKind.set(k, e);
+    }
+  }
+  return { byKind, pss: total, uss: totalUss };
+}
+
+function ownedPids(stateDir: string): { chromium: number[]; xvfb: number[] } {
+  const db = new Database(join(stateDir, 'handoff.db'), { readonly: true });
+  const rows = db.prepare(`SELECT kind, pid FROM owned WHERE kind IN ('chromium', 'xvfb')`).all() as { kind: string; pid: number }[];
+  db.close();
+  return { chromium: rows.filter((r) => r.kind === 'chromium').map((r) => r.pid), xvfb: rows.filter((r) => r.kind === 'xvfb').map((r) => r.pid) };
+}
+
+async function createIdle(url: string): Promise<string> {
+  const r = await fetch(`${url}/devtools/browser?keep_alive=1800000`, { method: 'POST' });
+  if (!r.ok) throw new Error(`create: ${r.status} ${await r.text()}`);
+  const { sessionId } = (await r.json()) as { sessionId: string };
+  const w = await fetch(`${url}/session/${sessionId}/wait?state=ready&timeout_ms=60000`);
+  if (!w.ok) throw new Error(`session ${sessionId} not ready: ${await w.text()}`);
+  return sessionId;
+}
+
+/**
+ * PSS and USS of every process of idle 1280x720 sessions (the daemon's own sandboxed
+ * Xvfb + Chromium), with 1 session and with `n`. Marginal = (total at n - total at 1) / (n - 1).
+ */
+export async function benchIdleMemory(log: (s: string) => void, n: number): Promise<Row[]> {
+  const rows: Row[] = [];
+  const daemon = await startDaemon({ args: ['--max-sessions', String(n + 2), '--warm', '0'] });
+  try {
+    const settle = () => new Promise((r) => setTimeout(r, 20_000));
+    await createIdle(daemon.url);
+    await settle();
+    const groups = () => {
+      const o = ownedPids(daemon.stateDir);
+      return [...o.chromium, ...o.xvfb];
+    };
+    const one = measureGroups(groups());
+    log(`memory: 1 session ${fmt(one.pss / 1e6, 0)} MB PSS; starting ${n - 1} more...`);
+    for (let i = 1; i < n; i++) {
+      await createIdle(daemon.url);
+      if (i % 10 === 0) log(`  ${i + 1} sessions`);
+    }
+    await settle();
+    const many = measureGroups(groups());
+    const kinds = [...new Set([...one.byKind.keys(), ...many.byKind.keys()])].sort();
+    for (const k of kinds) {
+      const a = one.byKind.get(k) ?? { pss: 0, uss: 0, n: 0 };
+      const b = many.byKind.get(k) ?? { pss: 0, uss: 0, n: 0 };
+      rows.push({
+        figure: `idle session, ${k} (${a.n} process${a.n === 1 ? '' : 'es'}): PSS at 1 / per session at ${n} (MB); USS`,
+        handoff: `${fmt(a.pss / 1e6, 1)} / ${fmt(b.pss / n / 1e6, 1)}`,
+        reference: `USS ${fmt(a.uss / 1e6, 1)}`,
+        ratio: '',
+        target: 'report',
+        ok: null,
+      });
+    }
+    const marginal = (many.pss - one.pss) / (n - 1);
+    rows.push({ figure: 'PSS per idle 1280x720 session, alone (MB)', handoff: fmt(one.pss / 1e6, 0), reference: '', ratio: '', target: 'report', ok: null });
+    rows.push({ figure: `PSS per idle session at ${n} sessions (total / ${n}) (MB)`, handoff: fmt(many.pss / n / 1e6, 0), reference: '', ratio: '', target: 'report', ok: null });
+    rows.push({ figure: `marginal PSS per idle session at ${n} sessions (MB)`, handoff: fmt(marginal / 1e6, 0), reference: '171 (before issue 14)', ratio: fmt(marginal / 171e6), target: '<= 130 MB', ok: marginal <= 130e6 });
+  } finally {
+    await daemon.cleanup();
+  }
+  return rows;
+}
+
+/**
+ * Each memory change of issue 14 alone, on bare (unsandboxed) Xvfb + Chromium launches with
+ * the session's flags: the flags before the change, then after it, USS and PSS of all
+ * processes after the same settle time, measured one after another in this run.
+ */
+export async function benchMemoryChanges(log: (s: string) => void): Promise<Row[]> {
+  const rows: Row[] = [];
+  const FEATURES_BEFORE = '--disable-features=Translate,MediaRouter,OptimizationHints,DialMediaRouteProvider';
+  const now = chromiumArgs({ width: 1280, height: 720, profileDir: '/x', asRoot: true, devtools: 'port' });
+  const disableNow = now.find((a) => a.startsWith('--disable-features='))!;
+  const without = (args: string[], drop: string[]) => args.filter((a) => !drop.includes(a));
+  const variants: { name: string; xvfb: string[]; flags: (a: string[]) => string[] }[] = [
+    { name: 'before issue 14', xvfb: [], flags: (a) => without(a, ['--enable-features=NetworkServiceInProcess2']).map((x) => (x === disableNow ? FEATURES_BEFORE : x)) },
+    { name: '+ Xvfb -extension GLX', xvfb: ['-extension', 'GLX'], flags: (a) => without(a, ['--enable-features=NetworkServiceInProcess2']).map((x) => (x === disableNow ? FEATURES_BEFORE : x)) },
+    { name: '+ no omnibox WebUI preload', xvfb: ['-extension', 'GLX'], flags: (a) => without(a, ['--enable-features=NetworkServiceInProcess2']).map((x) => (x === disableNow ? `${FEATURES_BEFORE},PreloadTopChromeWebUI,WebUIOmniboxPopup,WebUIOmniboxAimPopup,WebUIOmniboxFullPopup` : x)) },
+    { name: '+ no spare renderer', xvfb: ['-extension', 'GLX'], flags: (a) => without(a, ['--enable-features=NetworkServiceInProcess2']) },
+    { name: '+ network service in process (= now)', xvfb: ['-extension', 'GLX'], flags: (a) => a },
+  ];
+  let prev: MemSample | null = null;
+  for (const v of variants) {
+    const samples: MemSample[] = [];
+    for (let i = 0; i < 2; i++) samples.push(await bareSessionMemory(v.xvfb, v.flags));
+    const s = samples.sort((a, b) => a.uss - b.uss)[0]!;
+    const kinds = [...s.byKind.entries()].map(([k, e]) => `${k}${e.n > 1 ? ` x${e.n}` : ''} ${fmt(e.uss / 1e6, 0)}`).join(', ');
+    log(`memory change "${v.name}": USS ${fmt(s.uss / 1e6, 1)} MB, PSS ${fmt(s.pss / 1e6, 1)} MB (${kinds})`);
+    rows.push({
+      figure: `bare idle session ${v.name}: USS / PSS (MB) [${kinds}]`,
+      handoff: `${fmt(s.uss / 1e6, 1)} / ${fmt(s.pss / 1e6, 1)}`,
+      reference: prev ? `${fmt(prev.uss / 1e6, 1)} / ${fmt(prev.pss / 1e6, 1)}` : '',
+      ratio: prev ? `saves ${fmt((prev.uss - s.uss) / 1e6, 1)} USS` : '',
+      target: 'report',
+      ok: null,
+    });
+    prev = s;
+  }
+  return rows;
+}
+
+async function bareSessionMemory(xvfbExtra: string[], flags: (a: string[]) => string[]): Promise<MemSample> {
+  const profileDir = mkdtempSync(join(tmpdir(), 'bench-mem-'));
+  const xvfb = launchProcess('Xvfb', ['-displayfd', '3', '-screen', '0', '1280x720x24', '-nolisten', 'tcp', '-noreset', '-s', '0', '-dpms', ...xvfbExtra], { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
+  let chrome: ReturnType<typeof launchProcess> | undefined;
+  try {
+    const display = await new Promise<number>((resolve, reject) => {
+      let t = '';
+      (xvfb.child.stdio[3] as NodeJS.ReadableStream).on('data', (c: Buffer) => {
+        t += c.toString();
+        if (t.includes('\n')) resolve(Number.parseInt(t, 10));
+      });
+      xvfb.exited.then(() => reject(new Error('Xvfb exited')));
+    });
+    const args = flags(chromiumArgs({ width: 1280, height: 720, profileDir, asRoot: process.getuid?.() === 0, devtools: 'port' }));
+    chrome = launchProcess('/usr/lib/chromium/chromium', args, { env: { ...process.env, DISPLAY: `:${display}`, TMPDIR: profileDir } });
+    await devtoolsUrl(chrome);
+    await new Promise((r) => setTimeout(r, 20_000));
+    return measureGroups([xvfb.pid, chrome.pid]);
+  } finally {
+    await chrome?.close();
+    await xvfb.close();
+    rmSync(profileDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The cold start, phase by phase, of the parts a session starts (sandboxed as in a session):
+ * Xvfb up, Chromium spawned to its first DevTools answer, its window mapped and filling
+ * the screen. The sum of the first two is the bare launch the daemon's cold create is held to.
+ */
+export async function benchColdPhases(log: (s: string) => void, runs = 10): Promise<{ rows: Row[]; bare: number[] }> {
+  const { WindowFitter } = await import('../src/display/window.js');
+  const { ChromiumBrowser } = await import('../src/browser/chromium.js');
+  const { connectPipe } = await import('../src/cdp/pipe-mux.js');
+  const { silentLogger } = await import('../src/util/logger.js');
+  const phases = { xvfb: [] as number[], chromium: [] as number[], window: [] as number[], bare: [] as number[] };
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    const xvfb = await XvfbDisplay.start({ width: 1280, height: 720, tmpRoot: '/dev/shm' });
+    const t1 = performance.now();
+    const fitter = await WindowFitter.start(xvfb, silentLogger);
+    const t2 = performance.now();
+    const chromium = await ChromiumBrowser.launch({ binary: '/usr/lib/chromium/chromium', width: 1280, height: 720, displayEnv: xvfb.env(), connect: connectPipe });
+    const t3 = performance.now();
+    await fitter.whenFilled(10_000);
+    const t4 = performance.now();
+    phases.xvfb.push(t1 - t0);
+    phases.chromium.push(t3 - t2);
+    phases.window.push(t4 - t3);
+    phases.bare.push(t1 - t0 + (t3 - t2));
+    await chromium.close();
+    await fitter.close();
+    await xvfb.close();
+  }
+  log(`cold phases p50: xvfb ${fmt(stats(phases.xvfb).p50, 0)} ms, chromium ${fmt(stats(phases.chromium).p50, 0)} ms, window ${fmt(stats(phases.window).p50, 0)} ms`);
+  const row = (figure: string, v: number[]): Row => ({ figure, handoff: `${fmt(stats(v).p50, 0)} / ${fmt(stats(v).p95, 0)}`, reference: '', ratio: '', target: 'report', ok: null });
+  return {
+    rows: [
+      row('cold start phase: Xvfb up (sandboxed), p50 / p95 (ms)', phases.xvfb),
+      row('cold start phase: Chromium spawn to first DevTools answer (sandboxed, pipe), p50 / p95 (ms)', phases.chromium),
+      row('cold start phase: window mapped and filling, after DevTools answered, p50 / p95 (ms)', phases.window),
+    ],
+    bare: phases.bare,
+  };
+}
+
+/**
+ * Profile resume: a real Chromium profile (a cookie and localStorage set by a page), then
+ * the time to open it for the next session, kept plain and kept sealed (AES-256-GCM), and
+ * the time to seal it when its session stops.
+ */
+export async function benchProfileResume(log: (s: string) => void, runs = 8): Promise<Row[]> {
+  const { ProfileStore } = await import('../src/profiles/store.js');
+  const { silentLogger } = await import('../src/util/logger.js');
+  const { randomBytes } = await import('node:crypto');
+  const { createServer } = await import('node:http');
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html', 'set-cookie': 'sid=bench; Max-Age=86400' });
+    res.end('<script>localStorage.setItem("k", "v".repeat(1000))</script>ok');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as { port: number }).port;
+  const root = mkdtempSync(join(tmpdir(), 'bench-profiles-'));
+  const rows: Row[] = [];
+  try {
+    for (const sealed of [false, true]) {
+      const store = await ProfileStore.open({ root: join(root, sealed ? 'sealed' : 'plain'), key: sealed ? randomBytes(32) : null, logger: silentLogger });
+      // One real browser run fills the profile.
+      const first = store.claim('bench', { sessionId: 'fill', runId: 'fill' });
+      const { dir } = await first.open();
+      const xvfb = await XvfbDisplay.start({ width: 1280, height: 720, tmpRoot: '/dev/shm' });
+      const proc = launchProcess('/usr/lib/chromium/chromium', chromiumArgs({ width: 1280, height: 720, profileDir: dir, asRoot: process.getuid?.() === 0, devtools: 'port' }), { env: { ...process.env, ...xvfb.env(), TMPDIR: join(dir, 'tmp') } });
+      const cdp = await RawCdp.open(await devtoolsUrl(proc));
+      const sid = await attachPage(cdp);
+      await cdp.send('Page.navigate', { url: `http://127.0.0.1:${port}/` }, sid);
+      await new Promise((r) => setTimeout(r, 2000));
+      await cdp.send('Browser.close').catch(() => {});
+      await proc.exited;
+      await cdp.close().catch(() => {});
+      await xvfb.close();
+      const t = performance.now();
+      await first.release();
+      const sealMs = performance.now() - t;
+      const opens: number[] = [];
+      const releases: number[] = [];
+      for (let i = 0; i < runs; i++) {
+        const c = store.claim('bench', { sessionId: `s${i}`, runId: `r${i}` });
+        const a = performance.now();
+        await c.open();
+        opens.push(performance.now() - a);
+        const b = performance.now();
+        await c.release();
+        releases.push(performance.now() - b);
+      }
+      const size = (await store.list())[0]!.size;
+      log(`profile resume ${sealed ? 'sealed' : 'plain'}: open p50 ${fmt(stats(opens).p50, 1)} ms, release p50 ${fmt(stats(releases).p50, 1)} ms, ${fmt(size / 1e6, 2)} MB (first seal ${fmt(sealMs, 0)} ms)`);
+      rows.push({
+        figure: `profile resume, ${sealed ? 'sealed at rest (AES-256-GCM)' : 'plain'}: open p50 / p95 (ms); release (${sealed ? 'seal' : 'note'}) p50 (ms); size on disk (MB)`,
+        handoff: `${fmt(stats(opens).p50, 1)} / ${fmt(stats(opens).p95, 1)}`,
+        reference: `${fmt(stats(releases).p50, 1)}; ${fmt(size / 1e6, 2)} MB`,
+        ratio: '',
+        target: 'report',
+        ok: null,
+      });
+    }
+  } finally {
+    server.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+  return rows;
+}
+
+/** Issue 14 figures: `npm run bench -- sessions`. BENCH_IDLE_SESSIONS sets the many-sessions count (default 40). */
+export async function benchSessions(log: (s: string) => void): Promise<Row[]> {
+  const rows: Row[] = [];
+  rows.push(...(await benchMemoryChanges(log)));
+  rows.push(...(await benchProfileResume(log)));
+  const cold = await benchColdPhases(log);
+  rows.push(...cold.rows);
+  rows.push(...(await benchCreateLatency(log, stats(cold.bare).p50)));
+  rows.push(...(await benchIdleMemory(log, Number(process.env.BENCH_IDLE_SESSIONS ?? 40))));
+  return rows;
+}
+
+/**
+ * Connect to the first CDP answer (Browser.getVersion) through the daemon, one create per
+ * second: cold (--warm 0), held to 1.2x the bare Xvfb + Chromium launch measured in this run.
+ */
+export async function benchCreateLatency(log: (s: string) => void, bareP50: number, runs = 15): Promise<Row[]> {
+  const rows: Row[] = [];
+  const measure = async (args: string[]) => {
+    const daemon = await startDaemon({ args });
+    const out: number[] = [];
+    try {
+      await new Promise((r) => setTimeout(r, 3000));
+      for (let i = 0; i < runs; i++) {
+        const t = performance.now();
+        const c = await RawCdp.open(`${daemon.wsUrl}/?session=c${i}`);
+        await c.send('Browser.getVersion');
+        out.push(performance.now() - t);
+        await c.close();
+        await waitStopped(daemon.url, `c${i}`);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    } finally {
+      await daemon.cleanup();
+    }
+    return stats(out);
+  };
+  const cold = await measure(['--warm', '0']);
+  log(`create, cold: p50 ${fmt(cold.p50, 0)} ms (bare launch p50 ${fmt(bareP50, 0)} ms)`);
+  rows.push({ figure: 'connect to first CDP answer, cold, one create per second: p50 / p99 (ms)', handoff: `${fmt(cold.p50, 0)} / ${fmt(cold.p99, 0)}`, reference: `${fmt(bareP50, 0)} (bare Xvfb + Chromium launch p50)`, ratio: fmt(cold.p50 / bareP50), target: '<= 1.2x', ok: cold.p50 / bareP50 <= 1.2 });
+  return rows;
 }

@@ -1,7 +1,7 @@
 /** `npm run bench`: side-by-side measurements, written to bench/RESULTS.md. */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { benchCore, type Row } from './core.js';
+import { benchCore, benchSessions, type Row } from './core.js';
 import { benchVnc } from './vnc.js';
 import { benchScreencast } from './screencast.js';
 import { benchInputLatency } from './input-latency.js';
@@ -24,6 +24,12 @@ const SUITES: { name: string; title: string; note: string; run: (log: (s: string
     title: 'Daemon core (issue 2)',
     note: 'Reference: a second headful Chromium with the session flags and a TCP DevTools port instead of the pipe, on its own Xvfb of the same size, launched and measured in the same run (round trips, screenshots); a plain `chromium --headless=new` spawned and connected the same way (session creation).',
     run: benchCore,
+  },
+  {
+    name: 'sessions',
+    title: 'Sessions: memory, start, profiles (issue 14)',
+    note: 'Memory changes: bare Xvfb + Chromium with the session flags before and after each change, best of 2, 20 s after start (under load Chromium is not idle sooner). Cold phases: the sandboxed parts a session starts, started alone. Create latency: through the daemon at one create per second. Idle memory: the daemon\'s own sessions (sandbox processes included).',
+    run: benchSessions,
   },
   {
     name: 'vnc',

@@ -13,11 +13,14 @@ export const ALLOWED = {
   browser: ['util', 'config'],
   cdp: ['util', 'config'],
   audit: ['util', 'config'],
+  profiles: ['util', 'config', 'audit'],
   liveview: ['display', 'util', 'config'],
-  sessions: ['util', 'config', 'display', 'browser', 'cdp', 'audit', 'liveview'],
-  http: ['sessions', 'audit', 'util', 'config'],
+  sessions: ['util', 'config', 'display', 'browser', 'cdp', 'audit', 'liveview', 'profiles'],
+  http: ['sessions', 'audit', 'profiles', 'util', 'config'],
   // MCP is another front door beside http: its /mcp route and helpers come from there.
   mcp: ['http', 'sessions', 'util', 'config'],
+  // The browser side (viewer kit, dashboard): bundled for the browser, shares nothing with the daemon's code.
+  web: [],
   cli: ['*'],
   'main.ts': ['*'],
 };

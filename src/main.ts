@@ -27,6 +27,9 @@ import type { Services } from './http/routes/context.js';
 import { VncServer } from './liveview/vnc/server.js';
 import { WebhookSender } from './util/webhook.js';
 import { writeChromiumPolicy } from './browser/policy.js';
+import { ProfileStore } from './profiles/store.js';
+import { loadProfileKey } from './profiles/key.js';
+import { profileRoutes } from './http/routes/profiles.js';
 
 /**
  * The composition root: builds the parts in dependency order, starts them, and closes them
@@ -71,6 +74,8 @@ export class Daemon {
   }
 
   private static async build(config: Readonly<Config>, logger: Logger, undo: { what: string; run: () => unknown }[]): Promise<Daemon> {
+    // First: a bad profile key refuses to start before anything is touched.
+    const profileKey = loadProfileKey({ hex: config.profileKey, file: config.profileKeyFile });
     mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
     const pidFile = lockStateDir(config.stateDir);
     undo.push({ what: 'pid file', run: () => rmSync(pidFile, { force: true }) });
@@ -94,6 +99,7 @@ export class Daemon {
     if (webhook) undo.push({ what: 'webhook', run: () => webhook.close() });
     const notify = webhook ? (event: Record<string, unknown>) => webhook.send(event) : undefined;
     const registry = new SessionRegistry({ config, audit, journal, logger, notify, parts: realFactories(config) });
+    const profiles = await ProfileStore.open({ root: join(config.stateDir, 'profiles'), key: profileKey, audit, logger: logger.child({ component: 'profiles' }) });
     const liveLinks = new LiveLinks(loadLinkKey(join(config.stateDir, 'live-link.key'), (m) => logger.warn(m)), registry, config.liveLinkTtlMs, config.publicUrl);
     const http = new HttpServer({
       apiKey: config.apiKey,
@@ -126,6 +132,7 @@ export class Daemon {
     assetRoutes(http);
     previewRoutes(http, services);
     mcpRoutes(http, services);
+    profileRoutes(http, profiles);
 
     // One RFB server for the TCP port and for noVNC's WebSockets alike.
     const vnc = new VncServer({

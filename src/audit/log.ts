@@ -15,6 +15,8 @@ export const AUDIT_TYPES = [
   'download_completed',
   'live_url_issued',
   'live_url_revoked',
+  'profile_attached',
+  'profile_released',
 ] as const;
 export type AuditType = (typeof AUDIT_TYPES)[number];
 

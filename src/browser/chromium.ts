@@ -64,7 +64,12 @@ export function chromiumArgs(o: { width: number; height: number; profileDir: str
     '--disable-crash-reporter',
     '--metrics-recording-only',
     '--password-store=basic',
-    '--disable-features=Translate,MediaRouter,OptimizationHints,DialMediaRouteProvider',
+    // Idle memory (issue 14, bench/RESULTS.md): the omnibox popup WebUI that kiosk never shows
+    // (PreloadTopChromeWebUI, WebUIOmnibox*: two renderers) and the spare renderer kept for a
+    // next navigation (SpareRendererForSitePerProcess: one) are not started.
+    '--disable-features=Translate,MediaRouter,OptimizationHints,DialMediaRouteProvider,PreloadTopChromeWebUI,WebUIOmniboxPopup,WebUIOmniboxAimPopup,WebUIOmniboxFullPopup,SpareRendererForSitePerProcess',
+    // The network service in the browser process: one utility process less.
+    '--enable-features=NetworkServiceInProcess2',
     // WebGL without a GPU.
     '--use-angle=swiftshader',
     '--enable-unsafe-swiftshader',

@@ -32,6 +32,11 @@ export interface Config {
   agentKeepaliveMs: number;
   /** How long a handoff a live link started waits for its human to come back (reload, drop). */
   handoffGraceMs: number;
+  /** Spare sessions kept started for default-size creates (API.md 1 `--warm`); 0 = none. */
+  warm: number;
+  /** Seals persistent profiles at rest: 64+ hex characters, or a key file (profiles/key.ts). */
+  profileKey: string | null;
+  profileKeyFile: string | null;
 }
 
 export class ConfigError extends Error {}
@@ -49,6 +54,7 @@ const DEFAULTS = {
   stoppedRetentionS: 3600,
   agentKeepaliveS: 10,
   handoffGraceS: 15,
+  warm: 1,
 } as const;
 
 /** Flag name -> config key, env name, kind. One table so --help, env and file agree. */
@@ -70,6 +76,9 @@ export const OPTIONS = [
   { flag: 'public-url', env: 'HANDOFF_PUBLIC_URL', kind: 'string', help: 'the URL users reach this host at (behind a proxy): links and vnc_url use it, its host passes the Host check' },
   { flag: 'agent-keepalive', env: 'HANDOFF_AGENT_KEEPALIVE', kind: 'int', help: 'seconds an agent socket may go without answering a ping before it is detached, 2-600 (default 10)' },
   { flag: 'handoff-grace', env: 'HANDOFF_HANDOFF_GRACE', kind: 'int', help: 'seconds a live-link handoff waits for its human to come back after a reload or a drop, 1-600 (default 15)' },
+  { flag: 'warm', env: 'HANDOFF_WARM', kind: 'int', help: 'spare sessions kept started for default-size creates, 0 = off (default 1)' },
+  { flag: 'profile-key', env: 'HANDOFF_PROFILE_KEY', kind: 'string', help: 'seal persistent profiles at rest (AES-256-GCM) with this key: 64+ hex characters (prefer --profile-key-file)' },
+  { flag: 'profile-key-file', env: 'HANDOFF_PROFILE_KEY_FILE', kind: 'string', help: 'the same key from a file of 32-4096 bytes, mode 0600' },
   { flag: 'log-level', env: 'HANDOFF_LOG_LEVEL', kind: 'level', help: 'debug|info|warn|error (default info)' },
   { flag: 'chromium', env: 'HANDOFF_CHROMIUM', kind: 'string', help: `Chromium binary (default ${DEFAULTS.chromiumPath})` },
   { flag: 'live-link-ttl', env: 'HANDOFF_LIVE_LINK_TTL', kind: 'int', help: 'seconds a live view link may wait to be opened, 60-3600 (default 300)' },
@@ -163,6 +172,9 @@ export function loadConfig(
     webhookSecret: pick('webhook-secret') || null,
     agentKeepaliveMs: (intIn('agent-keepalive', pick('agent-keepalive'), 2, 600) ?? DEFAULTS.agentKeepaliveS) * 1000,
     handoffGraceMs: (intIn('handoff-grace', pick('handoff-grace'), 1, 600) ?? DEFAULTS.handoffGraceS) * 1000,
+    warm: intIn('warm', pick('warm'), 0, 16) ?? DEFAULTS.warm,
+    profileKey: pick('profile-key') || null,
+    profileKeyFile: pick('profile-key-file') || null,
   });
 }
 

@@ -60,6 +60,9 @@ export class XvfbDisplay {
         '-noreset',
         // No screen saver or DPMS blanking while nobody types.
         '-s', '0', '-dpms',
+        // No GLX: Chromium renders through SwiftShader and never asks X for GL; without it
+        // Xvfb does not load Mesa (about 25 MB less PSS per display, and a faster start).
+        '-extension', 'GLX',
       ];
       // Sandboxed: its own dir (framebuffer, cookie) and the socket dir the daemon connects
       // through, at the same paths. No pid namespace: see SandboxPolicy.pidNamespace.

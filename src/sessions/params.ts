@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { HandoffError } from '../util/errors.js';
 import { parseCidrList, type Cidr } from '../util/cidr.js';
+import { validProfileName } from '../profiles/name.js';
 
 export const SESSION_ID_RE = /^[A-Za-z0-9._-]{1,128}$/;
 const MAX_VALUE_LENGTH = 1024;
@@ -19,6 +20,8 @@ export interface SessionParams {
   hitlAllowedNetworks: Cidr[] | null;
   /** API.md 3.1 `debug_port`: open a Chrome-compatible loopback port for this session. */
   debugPort: boolean;
+  /** API.md 3.1 `profile`: the persistent profile the browser runs on; null: a fresh one. */
+  profile: string | null;
 }
 
 /** Creation parameters of API.md 3.1, validated; unknown parameters are ignored. */
@@ -52,7 +55,19 @@ export function parseSessionParams(q: URLSearchParams, overrides: { timeoutS?: n
     debug: bool(q, 'debug', false),
     hitlAllowedNetworks,
     debugPort: bool(q, 'debug_port', false),
+    profile: profileParam(q.get('profile')),
   };
+}
+
+/**
+ * API.md 3.1 `profile`. Until sessions run on profiles (issue 14: the session wiring waits
+ * for the session coordinator), a valid name is refused rather than silently ignored: a
+ * caller must not believe a login will last when it will not.
+ */
+function profileParam(v: string | null): string | null {
+  if (!v) return null;
+  validProfileName(v);
+  bad('profile is not available yet in this build: sessions do not run on persistent profiles (GET /profiles lists the store)');
 }
 
 /**

@@ -171,7 +171,7 @@ export class FfmpegEncoder {
   private readonly payloadType: number;
   private readonly log: Logger;
   private readonly listeners = new Set<PacketListener>();
-  private readonly gop = new GopBuffer();
+  private readonly gop = new GopBuffer<EncodedPacket>();
   private socket?: Socket;
   private port = 0;
   private proc?: LaunchedProcess;

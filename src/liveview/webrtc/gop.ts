@@ -1,4 +1,11 @@
-import type { EncodedPacket } from './encoder.js';
+/** What the buffer needs of an encoded packet (encoder.ts EncodedPacket). */
+export interface GopPacket {
+  data: Buffer;
+  /** Which encoder run produced it. */
+  generation: number;
+  /** The first packet of a keyframe a decoder can start from. */
+  keyframeStart: boolean;
+}
 
 /** The most a held GOP may take (a 720p one-second GOP is typically 0.2-2 MB). */
 export const MAX_GOP_BYTES = 8 * 1024 * 1024;
@@ -9,13 +16,13 @@ export const MAX_GOP_BYTES = 8 * 1024 * 1024;
  * up to a GOP for the next keyframe. Holds nothing before the first keyframe of a run, after
  * an encoder restart (a new generation) until its keyframe, or once the GOP outgrows maxBytes.
  */
-export class GopBuffer {
-  private packets: EncodedPacket[] = [];
+export class GopBuffer<P extends GopPacket> {
+  private packets: P[] = [];
   private bytes = 0;
 
   constructor(private readonly maxBytes = MAX_GOP_BYTES) {}
 
-  add(p: EncodedPacket): void {
+  add(p: P): void {
     const first = this.packets[0];
     if (p.keyframeStart || (first && p.generation !== first.generation)) this.clear();
     if (!p.keyframeStart && this.packets.length === 0) return;
@@ -26,7 +33,7 @@ export class GopBuffer {
   }
 
   /** A copy: the caller may go on reading while new packets arrive. */
-  snapshot(): readonly EncodedPacket[] {
+  snapshot(): readonly P[] {
     return this.packets.slice();
   }
 

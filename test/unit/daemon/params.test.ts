@@ -29,6 +29,7 @@ describe('parseSessionParams', () => {
       debug: false,
       hitlAllowedNetworks: null,
       debugPort: false,
+      profile: null,
     });
   });
 

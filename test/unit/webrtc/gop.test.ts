@@ -11,7 +11,7 @@ const seqs = (ps: readonly EncodedPacket[]) => ps.map((p) => p.info.sequenceNumb
 
 describe('GopBuffer', () => {
   it('holds nothing before the first keyframe, then everything from the latest keyframe on', () => {
-    const g = new GopBuffer();
+    const g = new GopBuffer<EncodedPacket>();
     g.add(packet(false));
     g.add(packet(false));
     expect(g.snapshot()).toEqual([]);
@@ -29,7 +29,7 @@ describe('GopBuffer', () => {
   });
 
   it('drops the GOP of an earlier encoder run: a restart holds nothing until its own keyframe', () => {
-    const g = new GopBuffer();
+    const g = new GopBuffer<EncodedPacket>();
     g.add(packet(true, 1));
     g.add(packet(false, 1));
     g.add(packet(false, 2));
@@ -40,7 +40,7 @@ describe('GopBuffer', () => {
   });
 
   it('gives up a GOP past its byte cap until the next keyframe', () => {
-    const g = new GopBuffer(1000);
+    const g = new GopBuffer<EncodedPacket>(1000);
     g.add(packet(true, 1, 400));
     g.add(packet(false, 1, 400));
     expect(g.snapshot()).toHaveLength(2);
@@ -53,7 +53,7 @@ describe('GopBuffer', () => {
   });
 
   it('gives a copy: packets added later do not appear in a snapshot being replayed', () => {
-    const g = new GopBuffer();
+    const g = new GopBuffer<EncodedPacket>();
     g.add(packet(true));
     const snap = g.snapshot();
     g.add(packet(false));
