@@ -15,6 +15,7 @@ export const AUDIT_TYPES = [
   'download_completed',
   'live_url_issued',
   'live_url_revoked',
+  'file_uploaded',
 ] as const;
 export type AuditType = (typeof AUDIT_TYPES)[number];
 

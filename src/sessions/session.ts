@@ -25,6 +25,7 @@ import { Viewer } from './viewer.js';
 import { Screencast } from '../liveview/screencast/screencast.js';
 import { WebRtcHub } from '../liveview/webrtc/hub.js';
 import { chromiumPolicyPath } from '../browser/policy.js';
+import { PageUi } from './page-ui.js';
 
 export type SessionState = 'starting' | 'ready' | 'stopped' | 'crashed';
 
@@ -101,6 +102,8 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
   private xinput?: XInput;
   chromium?: ChromiumBrowser<CdpPipeMux>;
   control?: BrowserControl;
+  /** Viewers' tab strip and file requests (page-ui.ts). */
+  pages?: PageUi;
   private recorder?: DisplayRecorder;
   private screencastHub?: Screencast;
   private webrtcHub?: WebRtcHub;
@@ -202,6 +205,7 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
         this.audit({ type: 'download_completed', detail: { ...d } });
         this.changed();
       });
+      this.pages = new PageUi(control, this.uploadDir, (e) => this.audit(e), () => this.changed());
       if (!this.live) throw new Error('stopped while starting');
       this.state = 'ready';
       this.scheduleIdle();
@@ -332,6 +336,7 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
   private async teardown(): Promise<void> {
     await this.webrtcHub?.close(SESSION_ENDED_CLOSE_CODE, this.endReason ?? 'session stopped');
     await this.screencastHub?.close(SESSION_ENDED_CLOSE_CODE, this.endReason ?? 'session stopped');
+    this.pages?.close();
     await this.control?.close().catch(() => {});
     await this.chromium?.close();
     await this.recorder?.close();
@@ -421,7 +426,7 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
   }
 
   viewerState(): ViewerState {
-    return { attachment: this.live ? this.lease.attachment : 'none', handoff: this.handoff, viewers: { ...this.viewerCounts }, downloads: this.downloadCount };
+    return { attachment: this.live ? this.lease.attachment : 'none', handoff: this.handoff, viewers: { ...this.viewerCounts }, downloads: this.downloadCount, tabs: this.pages?.tabs, fileRequest: this.pages?.fileRequest ?? null };
   }
 
   onViewerStateChange(listener: () => void): () => void {

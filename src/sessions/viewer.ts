@@ -20,7 +20,7 @@ export class Viewer implements ViewerHandle {
   constructor(
     private readonly session: Session,
     private readonly transport: Transport,
-    private readonly sourceIp: string,
+    readonly sourceIp: string,
     private readonly counts: Record<Transport, number>,
     private readonly link: LinkKind | undefined,
   ) {

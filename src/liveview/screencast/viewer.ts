@@ -17,6 +17,7 @@ import {
 } from './protocol.js';
 import { closeSocket } from '../viewer-socket.js';
 import { ViewerInput } from '../viewer-input.js';
+import { ViewerPageActions } from '../page-actions.js';
 
 /**
  * Beyond this many bytes still queued in the socket no new frame is sent, whatever the acks
@@ -60,11 +61,13 @@ export class ScreencastViewer {
   private seq = 0;
   private acked = 0;
   private readonly input: ViewerInput;
+  private readonly pageActions: ViewerPageActions;
   private lastState = '';
   private wantedQuality = DEFAULT_QUALITY;
   private lastQualityChange = -Infinity;
   private qualityTimer?: NodeJS.Timeout;
   private closed = false;
+  private readonly stopCopies?: () => void;
   private closedPromise: Promise<void>;
   private resolveClosed!: () => void;
 
@@ -77,9 +80,12 @@ export class ScreencastViewer {
     height: number,
   ) {
     this.input = new ViewerInput(host.session.input, host.session.framebuffer);
+    this.pageActions = new ViewerPageActions(() => host.session.pages, { transport: 'screencast', sourceIp: handle.sourceIp ?? '' }, (m) => this.sendJson(m));
     this.pending = new TileRegion(width, height);
     this.pending.addAll();
     this.closedPromise = new Promise((r) => (this.resolveClosed = r));
+    // Text copied in the session reaches the human in control (their viewer offers a copy button).
+    this.stopCopies = host.session.input.onCopy?.((text) => this.handle.canControl && this.sendJson({ type: 'clipboard', text }));
     ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(data, isBinary));
     // ws reports its own protocol errors (bad UTF-8, its maxPayload) here, then closes.
     ws.on('error', (err) => this.log.debug('screencast socket error', { err: err.message }));
@@ -122,6 +128,8 @@ export class ScreencastViewer {
       handoff: s.handoff,
       viewers: s.viewers,
       downloads: s.downloads,
+      tabs: s.tabs ?? [],
+      fileRequest: s.fileRequest ?? null,
     });
     if (text === this.lastState) return;
     this.lastState = text;
@@ -195,6 +203,12 @@ export class ScreencastViewer {
         return this.input.key(m.keysym, m.down);
       case 'paste':
         return this.input.paste(m.text);
+      case 'tab':
+      case 'file_start':
+      case 'file_chunk':
+      case 'file_end':
+      case 'file_cancel':
+        return this.pageActions.handle(m);
       case 'handoff':
         if (!this.handle.completeHandoff(m.outcome)) this.sendJson({ type: 'error', code: 'forbidden', message: 'a view link cannot end the handoff' });
         return;
@@ -233,6 +247,7 @@ export class ScreencastViewer {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.qualityTimer);
+    this.stopCopies?.();
     this.handle.leave();
     this.host.viewerClosed(this);
   }
