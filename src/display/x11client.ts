@@ -39,6 +39,8 @@ export interface XClient {
   GetWindowAttributes(w: number, cb: (err: Error | null, a: { mapState: number; overrideRedirect: number }) => void): void;
   ChangeWindowAttributes(w: number, values: Record<string, number>): void;
   ConfigureWindow(w: number, values: Record<string, number>): void;
+  /** revertTo: 0 None, 1 PointerRoot, 2 Parent; time is CurrentTime. */
+  SetInputFocus(w: number, revertTo: number): void;
   on(event: 'event', listener: (ev: XEvent) => void): void;
   on(event: 'error' | 'end', listener: (err?: Error) => void): void;
   removeAllListeners(): void;

@@ -51,7 +51,8 @@ export async function storeUpload(
       await fh.close();
     }
     // link() refuses an existing name, so a file the browser raced in under it is never replaced.
-    const base = safeFileName(name);
+    // A path given as a name keeps only its last part, as a browser's file input does.
+    const base = safeFileName(name.split(/[/\\]/).pop() ?? '');
     for (let attempt = 0; ; attempt++) {
       const unique = await uniqueName(dir, base);
       try {
