@@ -18,6 +18,7 @@ import { HttpServer } from './http/server.js';
 import { DebugPorts } from './http/debug-port.js';
 import { cdpRoutes } from './http/routes/cdp.js';
 import { handoffRoutes, sessionRoutes } from './http/routes/sessions.js';
+import { uploadRoutes } from './http/routes/uploads.js';
 import { systemRoutes } from './http/routes/system.js';
 import { liveRoutes } from './http/routes/live.js';
 import { assetRoutes } from './http/routes/assets.js';
@@ -127,6 +128,7 @@ export class Daemon {
     systemRoutes(http, services, { webhook, checkpoints, uncaughtErrors: uncaughtErrorCount });
     cdpRoutes(http, services);
     sessionRoutes(http, services, debugPorts);
+    uploadRoutes(http, services);
     handoffRoutes(http, services);
     liveRoutes(http, services);
     assetRoutes(http);

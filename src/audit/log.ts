@@ -17,6 +17,7 @@ export const AUDIT_TYPES = [
   'live_url_revoked',
   'profile_attached',
   'profile_released',
+  'file_uploaded',
 ] as const;
 export type AuditType = (typeof AUDIT_TYPES)[number];
 

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readdir, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -15,9 +15,19 @@ export interface TargetInfo {
 
 /** The pipe's root session as the control uses it (cdp/ CdpPipeMux is one). */
 export interface RootCdp {
-  send(method: string, params?: object): Promise<any>;
+  send(method: string, params?: object, sessionId?: string): Promise<any>;
   on(event: 'event', listener: (method: string, params: any, sessionId: string | undefined) => void): unknown;
   once(event: 'closed', listener: () => void): unknown;
+}
+
+/** A page asked for a file (Page.fileChooserOpened): the daemon answers it, never a native dialog. */
+export interface FileChooserRequest {
+  /** Ours, random: what a viewer names when it answers. */
+  id: string;
+  targetId: string;
+  multiple: boolean;
+  /** The <input type=file> in its page (DOM.setFileInputFiles takes it). */
+  backendNodeId: number;
 }
 
 export interface CompletedDownload {
@@ -32,8 +42,19 @@ export interface CompletedDownload {
  * and page routing), saves downloads into the session's directory, and closes the browser
  * gracefully.
  */
-export class BrowserControl extends EventEmitter<{ download: [CompletedDownload]; navigated: [url: string]; disconnected: [] }> {
+export class BrowserControl extends EventEmitter<{
+  download: [CompletedDownload];
+  navigated: [url: string];
+  disconnected: [];
+  /** The list of pages or one's title or url changed, or one opened or closed. */
+  pagesChanged: [];
+  /** A page opened a file chooser (a new one replaces the last), or it was answered (null). */
+  fileChooser: [FileChooserRequest | null];
+}> {
   private readonly targets = new Map<string, TargetInfo>();
+  /** Our own DevTools session on each page: file choosers are intercepted there. */
+  private readonly pageSessions = new Map<string, string>();
+  private chooser: FileChooserRequest | null = null;
   private readonly pendingDownloads = new Map<string, string>();
   private closed = false;
   private downloads: Promise<void> = Promise.resolve();
@@ -54,13 +75,26 @@ export class BrowserControl extends EventEmitter<{ download: [CompletedDownload]
 
   private async init(): Promise<void> {
     const handlers: Record<string, (p: any) => void> = {
-      'Target.targetCreated': ({ targetInfo }) => this.targets.set(targetInfo.targetId, targetInfo),
+      'Target.targetCreated': ({ targetInfo }) => {
+        this.targets.set(targetInfo.targetId, targetInfo);
+        if (targetInfo.type === 'page') {
+          void this.watchPage(targetInfo.targetId);
+          this.emit('pagesChanged');
+        }
+      },
       'Target.targetInfoChanged': ({ targetInfo }) => {
         const before = this.targets.get(targetInfo.targetId);
         this.targets.set(targetInfo.targetId, targetInfo);
         if (targetInfo.type === 'page' && before?.url !== targetInfo.url) this.emit('navigated', targetInfo.url);
+        if (targetInfo.type === 'page' && (before?.url !== targetInfo.url || before?.title !== targetInfo.title)) this.emit('pagesChanged');
       },
-      'Target.targetDestroyed': ({ targetId }) => this.targets.delete(targetId),
+      'Target.targetDestroyed': ({ targetId }) => {
+        const wasPage = this.targets.get(targetId)?.type === 'page';
+        this.targets.delete(targetId);
+        this.pageSessions.delete(targetId);
+        if (this.chooser?.targetId === targetId) this.setChooser(null);
+        if (wasPage) this.emit('pagesChanged');
+      },
       'Browser.downloadWillBegin': ({ guid, suggestedFilename }) => this.pendingDownloads.set(guid, suggestedFilename),
       'Browser.downloadProgress': ({ guid, state }) => {
         // One at a time, so two files with the same name get distinct unique names.
@@ -70,6 +104,7 @@ export class BrowserControl extends EventEmitter<{ download: [CompletedDownload]
     };
     this.cdp.on('event', (method, params, sessionId) => {
       if (sessionId === undefined) handlers[method]?.(params);
+      else if (method === 'Page.fileChooserOpened') this.chooserOpened(sessionId, params);
     });
     this.cdp.once('closed', () => {
       this.closed = true;
@@ -81,6 +116,100 @@ export class BrowserControl extends EventEmitter<{ download: [CompletedDownload]
       // a half-written file never shows under its real name.
       this.cdp.send('Browser.setDownloadBehavior', { behavior: 'allowAndName', downloadPath: this.downloadDir, eventsEnabled: true }),
     ]);
+  }
+
+  /**
+   * Attaches our own session to a page and turns file chooser interception on there
+   * (Page.setInterceptFileChooserDialog): from then on that page never opens the host's
+   * native file dialog, whose only files are the daemon's; it raises Page.fileChooserOpened.
+   * Opening a chooser needs a user gesture, so the few ms this takes on a new tab or popup
+   * leave nothing to race (and the managed policy forbids the dialog anyway).
+   */
+  private async watchPage(targetId: string): Promise<void> {
+    try {
+      const { sessionId } = await this.cdp.send('Target.attachToTarget', { targetId, flatten: true });
+      if (!this.targets.has(targetId)) return;
+      this.pageSessions.set(targetId, sessionId);
+      await Promise.all([
+        this.cdp.send('Page.enable', {}, sessionId),
+        this.cdp.send('Page.setInterceptFileChooserDialog', { enabled: true }, sessionId),
+      ]);
+    } catch (e) {
+      // The page closed meanwhile: nothing to guard.
+      if (this.targets.has(targetId) && !this.closed) this.logger?.warn('file chooser interception failed', { error: (e as Error).message });
+    }
+  }
+
+  private chooserOpened(sessionId: string, params: { mode?: string; backendNodeId?: number }): void {
+    const targetId = [...this.pageSessions].find(([, s]) => s === sessionId)?.[0];
+    if (!targetId || typeof params.backendNodeId !== 'number') return;
+    this.setChooser({ id: randomUUID(), targetId, multiple: params.mode === 'selectMultiple', backendNodeId: params.backendNodeId });
+  }
+
+  private setChooser(c: FileChooserRequest | null): void {
+    this.chooser = c;
+    this.emit('fileChooser', c);
+  }
+
+  /** The file request a human has not answered yet, if any. */
+  get pendingFileChooser(): FileChooserRequest | null {
+    return this.chooser;
+  }
+
+  /**
+   * Answers file request `id` with files already in the session's upload dir (absolute
+   * paths, as the sandboxed browser sees them too), or cancels it with none. False when the
+   * request is not the pending one any more.
+   */
+  async answerFileChooser(id: string, paths: string[]): Promise<boolean> {
+    const c = this.chooser;
+    if (!c || c.id !== id) return false;
+    this.setChooser(null);
+    const sessionId = this.pageSessions.get(c.targetId);
+    if (!sessionId) return false;
+    if (paths.length > 0) {
+      await this.cdp.send('DOM.setFileInputFiles', { files: c.multiple ? paths : paths.slice(0, 1), backendNodeId: c.backendNodeId }, sessionId);
+    } else {
+      // What a dismissed native dialog does: the input fires `cancel` (HTML: "show the picker").
+      const { object } = await this.cdp.send('DOM.resolveNode', { backendNodeId: c.backendNodeId }, sessionId);
+      await this.cdp.send('Runtime.callFunctionOn', {
+        objectId: object.objectId,
+        functionDeclaration: 'function () { this.dispatchEvent(new Event("cancel", { bubbles: true })); }',
+      }, sessionId);
+    }
+    return true;
+  }
+
+  /** Shows page `targetId` (Target.activateTarget brings its tab forward and raises its window). */
+  async activatePage(targetId: string): Promise<void> {
+    if (this.targets.get(targetId)?.type !== 'page') return;
+    await this.cdp.send('Target.activateTarget', { targetId });
+  }
+
+  async closePage(targetId: string): Promise<void> {
+    if (this.targets.get(targetId)?.type !== 'page') return;
+    await this.cdp.send('Target.closeTarget', { targetId });
+  }
+
+  async newPage(): Promise<void> {
+    await this.cdp.send('Target.createTarget', { url: 'about:blank' });
+  }
+
+  async reloadPage(targetId: string): Promise<void> {
+    const sessionId = this.pageSessions.get(targetId);
+    if (sessionId) await this.cdp.send('Page.reload', {}, sessionId);
+  }
+
+  /** The pages shown now: the front tab of each window (document.visibilityState). */
+  async visiblePages(): Promise<Set<string>> {
+    const out = new Set<string>();
+    await Promise.all(
+      [...this.pageSessions].map(async ([targetId, sessionId]) => {
+        const r = await this.cdp.send('Runtime.evaluate', { expression: 'document.visibilityState', returnByValue: true }, sessionId).catch(() => null);
+        if (r?.result?.value === 'visible') out.add(targetId);
+      }),
+    );
+    return out;
   }
 
   pages(): TargetInfo[] {

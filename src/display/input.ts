@@ -133,7 +133,9 @@ export function planKey(map: KeyboardMap, keysym: number, shiftHeld: boolean): K
   if (!loc) return { kind: 'bind' };
   let shift: 'add' | 'lift' | 'keep' = 'keep';
   if (loc.shifted && !shiftHeld) shift = 'add';
-  else if (!loc.shifted && shiftHeld && loc.levels[1] !== keysym) shift = 'lift';
+  // Only a character changes with Shift: Shift+Tab (Tab's shifted level is ISO_Left_Tab),
+  // Shift+arrows and the like keep the Shift the user holds.
+  else if (!loc.shifted && shiftHeld && loc.levels[1] !== keysym && charForKeysym(keysym) !== undefined) shift = 'lift';
   return { kind: 'press', keycode: loc.keycode, shift };
 }
 
@@ -175,6 +177,15 @@ const MAX_QUEUED = 10_000;
 const MAX_CLIPBOARD_CHARS = 1 << 20;
 
 const STD_ATOM = { PRIMARY: 1, ATOM: 4, STRING: 31 } as const;
+/**
+ * How often the CLIPBOARD is looked at while someone wants copies (onCopy). Core X has no
+ * "selection changed" event and an owner that copies again stays the same owner, so the
+ * text itself is compared: one small round trip to the owner per interval, only while a
+ * viewer listens.
+ */
+const COPY_POLL_MS = 400;
+/** A selection owner that does not answer a conversion within this is asked again next poll. */
+const CONVERT_TIMEOUT_MS = 2000;
 const PROP_MODE_REPLACE = 0;
 
 /** One queued input operation: does its work and returns 0, or asks to run again after that many ms. */
@@ -197,6 +208,11 @@ export class XInput implements InputSink {
   private readonly bound = new Set<number>();
   private readonly selections = new Map<number, string>();
   private readonly queue: Op[] = [];
+  private readonly copyListeners = new Set<(text: string) => void>();
+  private copyTimer?: NodeJS.Timeout;
+  /** The clipboard text last seen (undefined: not looked at yet, so the first look is no copy). */
+  private lastCopy?: string;
+  private converting = 0;
   private queueTimer?: NodeJS.Timeout;
   private closing?: Promise<void>;
 
@@ -205,7 +221,7 @@ export class XInput implements InputSink {
     private readonly xtest: XTestExt,
     private readonly keymap: KeyboardMap,
     private readonly window: number,
-    private readonly atoms: Record<'CLIPBOARD' | 'TARGETS' | 'UTF8_STRING' | 'TEXT', number>,
+    private readonly atoms: Record<'CLIPBOARD' | 'TARGETS' | 'UTF8_STRING' | 'TEXT' | 'HANDOFF_COPY', number>,
     private readonly logger: Logger,
   ) {
     this.shiftKeycodes = new Set(
@@ -224,7 +240,8 @@ export class XInput implements InputSink {
           err ? reject(err) : resolve(r),
         ),
       );
-      const names = ['CLIPBOARD', 'TARGETS', 'UTF8_STRING', 'TEXT'] as const;
+      // Interned on this connection (x11client isolates the package's atom cache per display).
+      const names = ['CLIPBOARD', 'TARGETS', 'UTF8_STRING', 'TEXT', 'HANDOFF_COPY'] as const;
       const values = await Promise.all(names.map((n) => conn.internAtom(n)));
       const atoms = Object.fromEntries(names.map((n, i) => [n, values[i]!])) as Record<(typeof names)[number], number>;
       // An unmapped InputOnly window is all a selection owner needs (ICCCM 2.1).
@@ -311,8 +328,17 @@ export class XInput implements InputSink {
   }
 
   private release(keysym: number): number {
-    const keycode = this.held.get(keysym);
-    if (keycode === undefined) return 0; // never pressed, or already lifted by releaseAll
+    let keycode = this.held.get(keysym);
+    if (keycode === undefined) {
+      // Some clients release a key under another keysym than they pressed it with
+      // (xtightvncviewer: press 'O' with Shift, release 'o' after it): the same key is the
+      // same keycode. Without this the key stayed down and auto-repeated.
+      const kc = this.keymap.lookup(keysym)?.keycode;
+      const pressedAs = kc === undefined ? undefined : [...this.held].find(([, k]) => k === kc)?.[0];
+      if (pressedAs === undefined) return 0; // never pressed, or already lifted by releaseAll
+      keysym = pressedAs;
+      keycode = kc!;
+    }
     this.held.delete(keysym);
     this.xtest.FakeInput(this.xtest.KeyRelease, keycode, 0, 0, 0, 0);
     this.touch(keycode);
@@ -399,8 +425,57 @@ export class XInput implements InputSink {
     });
   }
 
+  onCopy(listener: (text: string) => void): () => void {
+    this.copyListeners.add(listener);
+    if (!this.copyTimer) {
+      this.copyTimer = setInterval(() => this.pollCopy(), COPY_POLL_MS);
+      this.copyTimer.unref();
+      this.pollCopy();
+    }
+    return () => {
+      this.copyListeners.delete(listener);
+      if (this.copyListeners.size === 0) {
+        clearInterval(this.copyTimer);
+        this.copyTimer = undefined;
+        this.lastCopy = undefined;
+      }
+    };
+  }
+
+  /** Asks the CLIPBOARD's owner (unless it is us) for its text (ICCCM 2.4 ConvertSelection). */
+  private pollCopy(): void {
+    if (!this.usable || performance.now() - this.converting < CONVERT_TIMEOUT_MS) return;
+    this.conn.client.GetSelectionOwner(this.atoms.CLIPBOARD, (err, owner) => {
+      if (err || !this.usable) return;
+      if (owner === 0) return void (this.lastCopy ??= '');
+      // Our own selection is what a human pasted: it goes back to nobody.
+      if (owner === this.window) return void (this.lastCopy = this.selections.get(this.atoms.CLIPBOARD) ?? this.lastCopy);
+      this.converting = performance.now();
+      this.conn.client.ConvertSelection(this.window, this.atoms.CLIPBOARD, this.atoms.UTF8_STRING, this.atoms.HANDOFF_COPY, 0);
+    });
+  }
+
+  /** ICCCM 2.4: the owner put the text on our window's property (or refused: property None). */
+  private copyConverted(ev: XEvent): void {
+    this.converting = 0;
+    if (!ev.property) return;
+    this.conn.client.GetProperty(1, this.window, this.atoms.HANDOFF_COPY, 0, 0, MAX_CLIPBOARD_CHARS, (err, prop) => {
+      // An INCR transfer (a huge copy) is not followed: not worth a round trip per chunk.
+      if (err || !this.usable || prop.type !== this.atoms.UTF8_STRING || !prop.data) return;
+      const text = Buffer.from(prop.data).toString('utf8');
+      const first = this.lastCopy === undefined;
+      if (text === this.lastCopy) return;
+      this.lastCopy = text;
+      if (!first) for (const l of this.copyListeners) l(text);
+    });
+  }
+
   /** ICCCM 2.2 (responsibilities of the selection owner) for SelectionRequest and SelectionClear. */
   private handleEvent(ev: XEvent): void {
+    if (ev.name === 'SelectionNotify' && ev.requestor === this.window && ev.selection === this.atoms.CLIPBOARD) {
+      this.copyConverted(ev);
+      return;
+    }
     if (ev.name === 'SelectionClear' && ev.owner === this.window) {
       this.selections.delete(ev.selection); // someone else copied something
       return;
@@ -441,6 +516,8 @@ export class XInput implements InputSink {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.dropQueued();
+      clearInterval(this.copyTimer);
+      this.copyListeners.clear();
       if (this.conn.alive) {
         this.liftAll();
         const empty = new Array<number>(this.keymap.keysymsPerKeycode).fill(NO_SYMBOL);

@@ -49,4 +49,9 @@ export interface InputSink {
   setClipboard(text: string): void;
   /** Lifts every held key and button; runs whenever a human detaches. */
   releaseAll(): void;
+  /**
+   * Text copied inside the session (the X CLIPBOARD selection of another client than us):
+   * `listener` gets each new copy while subscribed. Returns the unsubscribe.
+   */
+  onCopy?(listener: (text: string) => void): () => void;
 }

@@ -14,6 +14,14 @@ const MAX_FITS_PER_WINDOW = 20;
  * page would not fill the display. We play the one part of a window manager that matters:
  * watch top-level windows (SubstructureNotify on the root) and configure them to fill.
  * Override-redirect windows (menus, <select> popups) are left alone.
+ *
+ * The other part of a window manager that matters is focus. Chromium focuses a window it
+ * opens (a popup) with revert-to Parent; when that window goes, X reverts the focus to None
+ * and nobody gives it back, so the browser window stays unfocused: keys still arrive (to the
+ * window under the pointer) but Chromium closes every <select> popup the moment it opens, as
+ * it does when its window loses focus (measured: after one window.open popup opened and
+ * closed, focus "0x50d, revert to None", and no <select> list ever showed again). So when a
+ * top-level window unmaps, the topmost remaining one gets the focus back.
  */
 export class WindowFitter {
   private readonly fits = new Map<number, number>();
@@ -27,6 +35,7 @@ export class WindowFitter {
     const fitter = new WindowFitter(x);
     x.client.ChangeWindowAttributes(x.root, { eventMask: SUBSTRUCTURE_NOTIFY });
     x.client.on('event', (ev: XEvent) => {
+      if (ev.name === 'UnmapNotify' || ev.name === 'DestroyNotify') return fitter.refocus();
       if (ev.overrideRedirect) return;
       if (ev.name === 'MapNotify') fitter.fit(ev.wid);
       if (ev.name === 'ConfigureNotify') fitter.configured(ev.wid1, ev as XEvent & { x: number; y: number; width: number; height: number });
@@ -50,6 +59,25 @@ export class WindowFitter {
         clearTimeout(timer);
         resolve(true);
       });
+    });
+  }
+
+  /** Focus to the topmost viewable top-level window that is not override-redirect (a menu). */
+  private refocus(): void {
+    if (!this.x.alive) return;
+    this.x.client.QueryTree(this.x.root, (e, tree) => {
+      if (e || !this.x.alive) return;
+      // QueryTree lists children bottom to top; only windows we fitted are the browser's own.
+      const candidates = tree.children.filter((w) => this.fits.has(w)).reverse();
+      const next = (i: number): void => {
+        const w = candidates[i];
+        if (w === undefined) return;
+        this.x.client.GetWindowAttributes(w, (err, a) => {
+          if (!err && a.mapState === IS_VIEWABLE && !a.overrideRedirect) this.x.client.SetInputFocus(w, 2 /* RevertToParent */);
+          else next(i + 1);
+        });
+      };
+      next(0);
     });
   }
 

@@ -28,6 +28,10 @@ export interface XClient {
     border: number, depth: number, cls: number, visual: number, values: Record<string, number>): void;
   DestroyWindow(id: number): void;
   SetSelectionOwner(owner: number, selection: number, time: number): void;
+  GetSelectionOwner(selection: number, cb: (err: Error | null, owner: number) => void): void;
+  ConvertSelection(requestor: number, selection: number, target: number, property: number, time: number): void;
+  GetProperty(del: number, wid: number, name: number, type: number, longOffset: number, longLength: number,
+    cb: (err: Error | null, prop: { type: number; format?: number; bytesAfter?: number; data: Buffer }) => void): void;
   ChangeProperty(mode: number, wid: number, name: number, type: number, format: number, data: Buffer | number[]): void;
   SendEvent(destination: number, propagate: number, eventMask: number, event: Record<string, unknown>): void;
   GetInputFocus(cb: (err: Error | null) => boolean | void): void;
@@ -35,6 +39,8 @@ export interface XClient {
   GetWindowAttributes(w: number, cb: (err: Error | null, a: { mapState: number; overrideRedirect: number }) => void): void;
   ChangeWindowAttributes(w: number, values: Record<string, number>): void;
   ConfigureWindow(w: number, values: Record<string, number>): void;
+  /** revertTo: 0 None, 1 PointerRoot, 2 Parent; time is CurrentTime. */
+  SetInputFocus(w: number, revertTo: number): void;
   on(event: 'event', listener: (ev: XEvent) => void): void;
   on(event: 'error' | 'end', listener: (err?: Error) => void): void;
   removeAllListeners(): void;
@@ -58,6 +64,22 @@ interface SetupInfo {
 const x11 = createRequire(import.meta.url)('x11') as {
   createClient(opts: Record<string, unknown>, cb: (err: Error | undefined, display: SetupInfo) => void): XClient;
 };
+
+/** X11 protocol appendix B: atoms 1..68 are predefined, the same on every server. */
+const LAST_PREDEFINED_ATOM = 68;
+
+/**
+ * The x11 package keeps one atom cache for the whole process (every client's `atoms` is the
+ * same object), so an atom interned on one display answered InternAtom on every other one
+ * with the first display's number: CLIPBOARD, TARGETS and UTF8_STRING were wrong in every
+ * session but the first. Each connection gets its own cache of the predefined atoms only.
+ */
+function isolateAtomCache(client: XClient): void {
+  const c = client as unknown as { atoms: Record<string, number>; atom_names: Record<number, string> };
+  const predefined = Object.entries(c.atoms).filter(([, v]) => v >= 1 && v <= LAST_PREDEFINED_ATOM);
+  c.atoms = Object.fromEntries(predefined);
+  c.atom_names = Object.fromEntries(predefined.map(([k, v]) => [v, k]));
+}
 
 export class X11Connection {
   private closing?: Promise<void>;
@@ -102,6 +124,7 @@ export class X11Connection {
           if (settled) return;
           settled = true;
           clearTimeout(timer);
+          isolateAtomCache(client);
           resolve(new X11Connection(client, setup, logger));
         },
       );

@@ -25,6 +25,37 @@ export interface ViewerSession {
   /** What a viewer shows in its status line; `onViewerStateChange` fires when any of it changes. */
   viewerState(): ViewerState;
   onViewerStateChange(listener: () => void): () => void;
+  /** The session's pages and file requests, once its browser is up (viewers' tab strip, file picker). */
+  readonly pages?: PagePort;
+}
+
+/** One page of the session as the viewer's tab strip shows it. */
+export interface PageTab {
+  id: string;
+  title: string;
+  url: string;
+  /** Shown now (its tab is the front one of its window). */
+  visible: boolean;
+}
+
+/** A page asked for a file: a viewer in control may answer with files of the human's own. */
+export interface FileRequest {
+  id: string;
+  multiple: boolean;
+}
+
+export interface UploadedFile {
+  name: string;
+  size: number;
+  sha256: string;
+}
+
+/** What viewers may do with the session's pages (sessions/ implements it). */
+export interface PagePort {
+  tabAction(action: 'activate' | 'close' | 'new' | 'reload', id?: string): Promise<void>;
+  /** Stores the files, fills the input that asked, audits `file_uploaded`. Rejects if the request is gone. */
+  answerFile(id: string, files: { name: string; data: Buffer }[], by: { transport: Transport; sourceIp: string }): Promise<UploadedFile[]>;
+  cancelFile(id: string): Promise<void>;
 }
 
 export interface ViewerState {
@@ -32,9 +63,13 @@ export interface ViewerState {
   handoff: null | { id: string; reason: string; requested_at: string };
   viewers: Record<Transport, number>;
   downloads: number;
+  tabs?: PageTab[];
+  fileRequest?: FileRequest | null;
 }
 
 export interface ViewerHandle {
+  /** Where the viewer connects from (audit rows of what it does). */
+  readonly sourceIp?: string;
   /** Whether this viewer's input may reach the browser right now. */
   readonly canControl: boolean;
   /** Fires when canControl changes. */

@@ -142,7 +142,16 @@ export class ViewerSocket {
   sendState(session: ViewerSession, handle: ViewerHandle): void {
     if (this.closedNow) return;
     const s = session.viewerState();
-    const text = JSON.stringify({ type: 'state', canControl: handle.canControl, attachment: s.attachment, handoff: s.handoff, viewers: s.viewers, downloads: s.downloads });
+    const text = JSON.stringify({
+      type: 'state',
+      canControl: handle.canControl,
+      attachment: s.attachment,
+      handoff: s.handoff,
+      viewers: s.viewers,
+      downloads: s.downloads,
+      tabs: s.tabs ?? [],
+      fileRequest: s.fileRequest ?? null,
+    });
     if (text === this.lastState) return;
     this.lastState = text;
     this.sendText(text);

@@ -1,7 +1,7 @@
 import type { WebSocket } from 'ws';
 import type { FrameSource, InputSink } from '../display/types.js';
 import type { AgentChannel } from '../cdp/pipe-mux.js';
-import type { CompletedDownload, TargetInfo } from '../browser/control.js';
+import type { BrowserControl, CompletedDownload, TargetInfo } from '../browser/control.js';
 import type { ViewerHandle, ViewerSession } from '../liveview/types.js';
 import type { LinkKind } from '../liveview/tokens.js';
 import type { Logger } from '../util/logger.js';
@@ -53,6 +53,8 @@ export interface BrowserPart extends Part {
   openTab(url: string): Promise<string>;
   on(event: 'download', listener: (d: CompletedDownload) => void): unknown;
   on(event: 'navigated', listener: (url: string) => void): unknown;
+  /** The page control behind it, for the viewers' tab strip and file requests (fakes leave it out). */
+  readonly control?: BrowserControl;
 }
 
 export interface RecorderPart extends Part {

@@ -97,6 +97,7 @@ async function startBrowser(config: Readonly<Config>, o: BrowserOptions): Promis
     hasTarget: (id) => control.hasTarget(id),
     version: () => control.version(),
     openTab: async (url) => (await chromium.cdp.send('Target.createTarget', { url })).targetId as string,
+    control,
     on(event: 'download' | 'navigated', listener: (x: any) => void) {
       return control.on(event, listener);
     },

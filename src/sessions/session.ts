@@ -19,6 +19,7 @@ import { sessionDir, type SessionParams } from './params.js';
 import type { SessionJournal } from './journal.js';
 import { Viewer } from './viewer.js';
 import { HandoffMachine, type HandoffCompleted, type HandoffInfo, type HandoffOutcome, type HandoffPhase, type HandoffRequest } from './handoff.js';
+import { PageUi } from './page-ui.js';
 import { PartStack, type BrowserPart, type DisplayPart, type OwnedProcess, type ScreencastPart, type SessionFactories, type WebRtcPart } from './parts.js';
 
 export type { HandoffCompleted } from './handoff.js';
@@ -90,6 +91,8 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
   private readonly parts: PartStack;
   private display?: DisplayPart;
   private browser?: BrowserPart;
+  /** The viewers' tab strip and file requests (page-ui.ts), while the browser runs. */
+  pages?: PageUi;
   private screencastHub?: ScreencastPart;
   private webrtcHub?: WebRtcPart;
   private readonly handoffs: HandoffMachine;
@@ -243,6 +246,11 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
         this.audit({ type: 'download_completed', detail: { ...d } });
         this.changed();
       });
+      if (b.control) {
+        const pages = new PageUi(b.control, this.uploadDir, (e) => this.audit(e), () => this.changed());
+        this.pages = pages;
+        this.parts.push('page ui', { close: async () => pages.close() });
+      }
       this.checkStillStarting();
       this.go('ready');
       this.scheduleIdle();
@@ -477,6 +485,7 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
         },
       },
       opts.transport,
+      opts.sourceIp,
       opts.link,
     );
     this.changed();
@@ -493,7 +502,14 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
   }
 
   viewerState(): ViewerState {
-    return { attachment: this.attachment, handoff: this.handoffs.info, viewers: { ...this.viewerCounts }, downloads: this.downloadCount };
+    return {
+      attachment: this.attachment,
+      handoff: this.handoffs.info,
+      viewers: { ...this.viewerCounts },
+      downloads: this.downloadCount,
+      tabs: this.pages?.tabs,
+      fileRequest: this.pages?.fileRequest ?? null,
+    };
   }
 
   onViewerStateChange(listener: () => void): () => void {

@@ -31,6 +31,7 @@ export class Viewer implements ViewerHandle {
   constructor(
     private readonly host: ViewerHost,
     private readonly transport: Transport,
+    readonly sourceIp: string,
     private readonly link: LinkKind | undefined,
   ) {
     host.viewerJoined(transport);

@@ -46,6 +46,8 @@ type Rfb2Client = rfb.RfbClient & {
   stream: net.Socket;
   pointerEvent(x: number, y: number, mask: number): void;
   keyEvent(keysym: number, down: number): void;
+  /** ClientCutText: the human's clipboard. */
+  updateClipboard(text: string): void;
 };
 
 /**

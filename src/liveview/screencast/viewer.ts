@@ -17,6 +17,7 @@ import {
 } from './protocol.js';
 import { ViewerSocket } from '../viewer-socket.js';
 import { ViewerInput } from '../viewer-input.js';
+import { ViewerPageActions } from '../page-actions.js';
 
 /**
  * Beyond this many bytes still queued in the socket no new frame is sent, whatever the acks
@@ -61,6 +62,8 @@ export class ScreencastViewer {
   private acked = 0;
   private readonly input: ViewerInput;
   private readonly socket: ViewerSocket;
+  private readonly pageActions: ViewerPageActions;
+  private readonly stopCopies?: () => void;
   private wantedQuality = DEFAULT_QUALITY;
   private lastQualityChange = -Infinity;
   private qualityTimer?: NodeJS.Timeout;
@@ -77,6 +80,9 @@ export class ScreencastViewer {
     this.pending = new TileRegion(width, height);
     this.pending.addAll();
     this.socket = new ViewerSocket(ws, 'screencast', log, { message: (data, isBinary) => this.onMessage(data, isBinary), closed: () => this.onClosed() });
+    this.pageActions = new ViewerPageActions(() => host.session.pages, { transport: 'screencast', sourceIp: handle.sourceIp ?? '' }, (m) => this.socket.sendJson(m));
+    // Text copied in the session reaches the human in control (their viewer offers a copy button).
+    this.stopCopies = host.session.input.onCopy?.((text) => this.handle.canControl && this.socket.sendJson({ type: 'clipboard', text }));
     handle.onControlChange((canControl) => {
       if (!canControl) this.input.reset();
       this.sendState();
@@ -171,6 +177,12 @@ export class ScreencastViewer {
         return this.input.key(m.keysym, m.down);
       case 'paste':
         return this.input.paste(m.text);
+      case 'tab':
+      case 'file_start':
+      case 'file_chunk':
+      case 'file_end':
+      case 'file_cancel':
+        return this.pageActions.handle(m);
       case 'handoff':
         if (!this.handle.completeHandoff(m.outcome)) this.socket.sendJson({ type: 'error', code: 'forbidden', message: 'a view link cannot end the handoff' });
         return;
@@ -195,6 +207,7 @@ export class ScreencastViewer {
   /** Runs once, whichever way the viewer goes: stop counting it, give the handle back. */
   private onClosed(): void {
     clearTimeout(this.qualityTimer);
+    this.stopCopies?.();
     this.handle.leave();
     this.host.viewerClosed(this);
   }

@@ -99,6 +99,9 @@ export class VncConnection {
   private size = { width: 0, height: 0 };
   /** What the client shows, as 0xRRGGBB, kept only for CopyRect scroll detection. */
   private shown: Uint32Array | null = null;
+  private stopCopies: (() => void) | null = null;
+  /** A copy that came while an update was being written: sent right after it. */
+  private pendingCut: string | null = null;
 
   constructor(private readonly opts: ConnectionOptions) {
     this.socket = opts.socket;
@@ -137,6 +140,7 @@ export class VncConnection {
       this.setTimer(null);
       this.ticket?.release();
       this.subscriber?.close();
+      this.stopCopies?.();
       this.handle?.leave();
       for (const encoder of this.encoders.values()) encoder.close?.();
       socket.end();
@@ -280,6 +284,25 @@ export class VncConnection {
     this.send(head, writePixelFormat(SERVER_PIXEL_FORMAT), lengthPrefixed(this.desktopName()));
     this.subscriber = fb.subscribe();
     this.subscriber.onDirty(() => this.pump());
+    // Text copied in the session goes to a client in control (RFC 6143 7.6.4 ServerCutText).
+    this.stopCopies = this.session!.input.onCopy?.((text) => {
+      if (!this.handle?.canControl || this.closing) return;
+      this.pendingCut = text;
+      if (!this.busy) this.flushCut();
+    }) ?? null;
+  }
+
+  /** ServerCutText between updates only: an update is written across awaits. */
+  private flushCut(): void {
+    const text = this.pendingCut;
+    if (text === null) return;
+    this.pendingCut = null;
+    // RFC 6143 7.6.4: the text is Latin-1; what it cannot carry becomes '?'.
+    const body = Buffer.from(text.replace(/[^\u0000-\u00ff]/gu, '?'), 'latin1');
+    const head = Buffer.alloc(8);
+    head[0] = ServerMessage.ServerCutText;
+    head.writeUInt32BE(body.length, 4);
+    this.send(head, body);
   }
 
   private desktopName(): string {
@@ -385,6 +408,7 @@ export class VncConnection {
     this.sendUpdate(frame, send).then(
       () => {
         this.busy = false;
+        this.flushCut();
         this.pump();
       },
       (err: unknown) => this.fail(`encoding: ${String(err)}`),

@@ -14,6 +14,7 @@ export const ClientMessage = {
 export const ServerMessage = {
   FramebufferUpdate: 0,
   SetColourMapEntries: 1,
+  ServerCutText: 3,
 } as const;
 
 export const Encoding = {
