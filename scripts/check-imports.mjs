@@ -12,9 +12,11 @@ const ALLOWED = {
   browser: ['util', 'config'],
   cdp: ['util', 'config'],
   audit: ['util', 'config'],
-  liveview: ['display', 'util', 'config'],
+  // Counters only (src/metrics/prometheus.ts, restarts): no layer above.
+  metrics: ['util', 'audit'],
+  liveview: ['display', 'util', 'config', 'metrics'],
   sessions: ['util', 'config', 'display', 'browser', 'cdp', 'audit', 'liveview'],
-  http: ['sessions', 'audit', 'util', 'config'],
+  http: ['sessions', 'audit', 'util', 'config', 'metrics'],
   // MCP is another front door beside http: its /mcp route and helpers come from there.
   mcp: ['http', 'sessions', 'util', 'config'],
   cli: ['*'],
