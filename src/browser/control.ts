@@ -4,6 +4,7 @@ import { createReadStream } from 'node:fs';
 import { readdir, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../util/logger.js';
+import { watchDownloadQuota } from './download-quota.js';
 
 export interface TargetInfo {
   targetId: string;
@@ -71,6 +72,7 @@ export class BrowserControl extends EventEmitter<{ download: [CompletedDownload]
     this.cdp.on('event', (method, params, sessionId) => {
       if (sessionId === undefined) handlers[method]?.(params);
     });
+    watchDownloadQuota(this.cdp, this.downloadDir, this.logger); // --max-download-mb
     this.cdp.once('closed', () => {
       this.closed = true;
       this.emit('disconnected');

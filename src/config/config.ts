@@ -30,6 +30,15 @@ export interface Config {
   webhookSecret: string | null;
   /** An agent socket that answers no WebSocket ping for this long is detached. */
   agentKeepaliveMs: number;
+  /** Download quotas (MB): per session, and all sessions' downloads together. */
+  maxDownloadMb: number;
+  maxDownloadTotalMb: number;
+  /** A debug recording stops growing here (MB). */
+  maxRecordingMb: number;
+  /** Files of stopped sessions are removed this long after their last write; 0 keeps them. */
+  retentionMs: number;
+  /** New sessions are refused below this much free space (MB); null: 5% of the disk, at most 1024. */
+  minFreeMb: number | null;
 }
 
 export class ConfigError extends Error {}
@@ -46,6 +55,10 @@ const DEFAULTS = {
   liveLinkTtlMs: 5 * 60_000,
   stoppedRetentionS: 3600,
   agentKeepaliveS: 10,
+  maxDownloadMb: 1024,
+  maxDownloadTotalMb: 10240,
+  maxRecordingMb: 1024,
+  retention: '7d',
 } as const;
 
 /** Flag name -> config key, env name, kind. One table so --help, env and file agree. */
@@ -66,6 +79,11 @@ export const OPTIONS = [
   { flag: 'allowed-origins', env: 'HANDOFF_ALLOWED_ORIGINS', kind: 'string', help: 'browser origins allowed to use the API and CDP besides the daemon\'s own, comma separated (e.g. https://ops.example.com)' },
   { flag: 'public-url', env: 'HANDOFF_PUBLIC_URL', kind: 'string', help: 'the URL users reach this host at (behind a proxy): links and vnc_url use it, its host passes the Host check' },
   { flag: 'agent-keepalive', env: 'HANDOFF_AGENT_KEEPALIVE', kind: 'int', help: 'seconds an agent socket may go without answering a ping before it is detached, 2-600 (default 10)' },
+  { flag: 'max-download-mb', env: 'HANDOFF_MAX_DOWNLOAD_MB', kind: 'int', help: 'download quota per session in MB; a download past it is cancelled (default 1024)' },
+  { flag: 'max-download-total-mb', env: 'HANDOFF_MAX_DOWNLOAD_TOTAL_MB', kind: 'int', help: 'download quota of all sessions together in MB (default 10240)' },
+  { flag: 'max-recording-mb', env: 'HANDOFF_MAX_RECORDING_MB', kind: 'int', help: 'size cap of one debug recording in MB; it stops growing there (default 1024)' },
+  { flag: 'retention', env: 'HANDOFF_RETENTION', kind: 'string', help: 'keep the files of stopped sessions (downloads, uploads, recordings) this long: 90m, 12h, 7d; 0 = forever (default 7d)' },
+  { flag: 'min-free-mb', env: 'HANDOFF_MIN_FREE_MB', kind: 'int', help: 'refuse new sessions while the state dir has less free space, in MB; 0 = off (default 5% of the disk, at most 1024)' },
   { flag: 'log-level', env: 'HANDOFF_LOG_LEVEL', kind: 'level', help: 'debug|info|warn|error (default info)' },
   { flag: 'chromium', env: 'HANDOFF_CHROMIUM', kind: 'string', help: `Chromium binary (default ${DEFAULTS.chromiumPath})` },
   { flag: 'live-link-ttl', env: 'HANDOFF_LIVE_LINK_TTL', kind: 'int', help: 'seconds a live view link may wait to be opened, 60-3600 (default 300)' },
@@ -158,6 +176,11 @@ export function loadConfig(
     publicUrl: pub,
     webhookSecret: pick('webhook-secret') || null,
     agentKeepaliveMs: (intIn('agent-keepalive', pick('agent-keepalive'), 2, 600) ?? DEFAULTS.agentKeepaliveS) * 1000,
+    maxDownloadMb: intIn('max-download-mb', pick('max-download-mb'), 1, 1 << 20) ?? DEFAULTS.maxDownloadMb,
+    maxDownloadTotalMb: intIn('max-download-total-mb', pick('max-download-total-mb'), 1, 1 << 24) ?? DEFAULTS.maxDownloadTotalMb,
+    maxRecordingMb: intIn('max-recording-mb', pick('max-recording-mb'), 1, 1 << 20) ?? DEFAULTS.maxRecordingMb,
+    retentionMs: duration('retention', pick('retention') ?? DEFAULTS.retention),
+    minFreeMb: intIn('min-free-mb', pick('min-free-mb'), 0, 1 << 24) ?? null,
   });
 }
 
@@ -170,6 +193,13 @@ function intIn(name: string, v: string | undefined, min: number, max: number): n
   const n = Number(v);
   if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`--${name} must be a whole number from ${min} to ${max}, got "${v}"`);
   return n;
+}
+
+/** `90m`, `12h`, `7d`, `3600s` or seconds; `0` is forever (README "Disk"). */
+function duration(name: string, v: string): number {
+  const m = /^(\d{1,9})([smhd]?)$/.exec(v.trim());
+  if (!m) throw new ConfigError(`--${name} must look like 90m, 12h or 7d (0 = forever), got "${v}"`);
+  return Number(m[1]) * { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] as '' | 's' | 'm' | 'h' | 'd'] * 1000;
 }
 
 function port(name: string, v: string | undefined): number | undefined {
