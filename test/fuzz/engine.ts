@@ -135,7 +135,8 @@ export async function fuzz(t: Target, opts: { inputs: number; seed?: number; max
   for (; n < opts.inputs; n++) {
     if (opts.maxMs !== undefined && (n & 63) === 0 && performance.now() - start > opts.maxMs) break;
     const input = n < t.seeds.length ? t.seeds[n]! : mutate(rng.pick(t.seeds), rng, t.seeds);
-    const t0 = performance.now();
+    // CPU time, not wall time: on a shared, loaded machine a process can wait seconds for a core.
+    const c0 = process.cpuUsage();
     let problem: Omit<Finding, 'target' | 'input'> | null = null;
     try {
       const r = t.run(input, rng);
@@ -144,12 +145,13 @@ export async function fuzz(t: Target, opts: { inputs: number; seed?: number; max
     } catch (e) {
       if (!t.expected(e)) problem = { kind: 'crash', message: (e as Error)?.stack?.split('\n').slice(0, 3).join(' | ') ?? String(e) };
     }
-    const ms = performance.now() - t0;
-    if (!problem && ms > HANG_MS) problem = { kind: 'hang', message: `${ms.toFixed(0)} ms` };
+    const cpu = process.cpuUsage(c0);
+    const ms = (cpu.user + cpu.system) / 1000;
+    if (!problem && ms > HANG_MS) problem = { kind: 'hang', message: `${ms.toFixed(0)} ms of CPU` };
     if (problem) {
       // One finding per distinct message (the first input that showed it).
       // Keyed by the error's type and where it was thrown, not its text (positions vary).
-      const parts = problem.message.split(' | ');
+      const parts = problem.kind === 'hang' ? ['hang'] : problem.message.split(' | ');
       const key = `${problem.kind}:${parts[0]!.split(':')[0]}:${parts[1] ?? parts[0]}`;
       if (!seen.has(key)) {
         seen.add(key);

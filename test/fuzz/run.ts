@@ -32,7 +32,7 @@ if (results.some((r) => r.findings.length)) {
 const rows = results.map(
   (r) => `| ${r.target} | ${r.inputs.toLocaleString('en')} | ${(r.ms / 1000).toFixed(1)} | ${Math.round((r.inputs / r.ms) * 1000).toLocaleString('en')} | ${r.findings.filter((f) => f.kind === 'crash').length} | ${r.findings.filter((f) => f.kind === 'hang').length} | ${r.findings.filter((f) => f.kind === 'invariant').length} |`,
 );
-const section = [
+let section = [
   '## Fuzzing (issue 10)',
   '',
   `Measured ${new Date().toISOString()} with \`npm run fuzz\` (seed 20261130, nice 10, sharing the 2 cores with other work). Engine: the seeded mutation loop of test/fuzz/engine.ts over real captures (test/fuzz/capture.ts); fast-check properties run in \`npm test\` (test/fuzz/fuzz.test.ts). Jazzer.js does not load here (its addon needs glibc 2.38, Debian 12 has 2.36). A crash is an exception other than the target's one failure path, a hang an input over 1 s, an invariant a broken cap or contract.`,
@@ -43,10 +43,13 @@ const section = [
 ].join('\n');
 process.stdout.write(section + '\n');
 
-if (inputs >= 1_000_000) {
+if (inputs >= 1_000_000 || args.includes('--write')) {
   const file = new URL('../../bench/RESULTS.md', import.meta.url);
   const previous = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmark results\n';
   const re = /## Fuzzing \(issue 10\)[\s\S]*?(?=\n## |$)/;
+  // Rows of targets not run this time stay (`npm run fuzz -- cdp` reruns some).
+  const kept = (re.exec(previous)?.[0] ?? '').split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| target') && !chosen.some((t) => l.startsWith(`| ${t.name} |`)));
+  section = section.replace(/\n\| target[^\n]*\n\|---[^\n]*/, (h) => `${h}\n${kept.join('\n')}`.replace(/\n$/, ''));
   const next = re.test(previous) ? previous.replace(re, section + '\n') : `${previous.trimEnd()}\n\n${section}\n`;
   writeFileSync(file, next);
   process.stdout.write('fuzz: wrote bench/RESULTS.md\n');

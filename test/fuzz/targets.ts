@@ -4,7 +4,7 @@
  * hand-made inputs where nothing on the wire carries that format to a recorder (DataChannel
  * input, creation query strings, REST bodies).
  */
-import { PassThrough, Readable } from 'node:stream';
+import { PassThrough, Readable, Writable } from 'node:stream';
 import { loadSeeds, type Rng, type Target } from './engine.js';
 import { RfbParser, MAX_CUT_TEXT, type ClientMsg } from '../../src/liveview/vnc/parser.js';
 import { parseViewerMessage, MAX_TEXT_BYTES } from '../../src/liveview/screencast/protocol.js';
@@ -129,7 +129,8 @@ const MUX_CAP = 64 * 1024;
 
 /** A mux on fake pipes with a root command and an agent (owning SID) waiting for answers. */
 function muxWithAgent(): { mux: CdpPipeMux; agent: AgentChannel; out: Buffer[] } {
-  const mux = new CdpPipeMux(new PassThrough(), new PassThrough());
+  // Commands to the browser are dropped as written (nobody reads them; kept, they would pile up).
+  const mux = new CdpPipeMux(new Writable({ write: (_c, _e, cb) => cb() }), new PassThrough());
   const route = (m: PipeMessage) => (mux as unknown as { route(m: PipeMessage): void }).route(m);
   mux.send('Browser.getVersion').catch(() => {});
   mux.send('Target.setDiscoverTargets', { discover: true }).catch(() => {});
@@ -147,12 +148,17 @@ function muxWithAgent(): { mux: CdpPipeMux; agent: AgentChannel; out: Buffer[] }
   return { mux, agent, out };
 }
 
+let pipeMux: ReturnType<typeof muxWithAgent> | null = null;
+let pipeRuns = 0;
 export const cdpPipe: Target = {
   name: 'cdp pipe splitter and router',
   seeds: pipeSeeds,
   expected: never,
   run(input, rng) {
-    const { mux, out } = muxWithAgent();
+    // One mux for many inputs, as for agent commands; a fresh one now and then.
+    if (!pipeMux || ++pipeRuns % 2000 === 0) pipeMux = muxWithAgent();
+    const { mux, out } = pipeMux;
+    out.length = 0;
     const route = (m: PipeMessage) => (mux as unknown as { route(m: PipeMessage): void }).route(m);
     const split = new NulSplitter(MUX_CAP, route, (head) => (mux as unknown as { oversize(h: string): void }).oversize(head));
     for (const c of resplit(input, rng)) {
