@@ -11,7 +11,7 @@ import { TARGETS } from './targets.js';
 const args = process.argv.slice(2);
 const at = args.indexOf('--inputs');
 const inputs = at >= 0 ? Number(args[at + 1]) : 1_000_000;
-const names = args.filter((a, i) => !a.startsWith('--') && i !== at + 1);
+const names = args.filter((a, i) => !a.startsWith('--') && !(at >= 0 && i === at + 1));
 const chosen = TARGETS.filter((t) => !names.length || names.some((n) => t.name.includes(n)));
 
 const results: FuzzResult[] = [];
