@@ -9,6 +9,7 @@ import { benchWebRtc } from './webrtc.js';
 import { benchMcp } from './mcp.js';
 import { benchAgentVanish } from './agent-vanish.js';
 import { benchSecurity } from './security.js';
+import { benchLoad } from './load.js';
 
 const log = (s: string) => process.stdout.write(`bench: ${s}\n`);
 
@@ -67,6 +68,12 @@ const SUITES: { name: string; title: string; note: string; run: (log: (s: string
     note: 'Reference: the REST long poll GET /session/ID/wait for the same handoff outcome, same run. Each sample is a call ending on the daemon\'s 1 s handoff timeout, minus that second.',
     run: (log) => benchMcp(log),
   },
+  {
+    name: 'load',
+    title: 'Load (issue 10)',
+    note: 'Real daemon, real sockets: attach racers are raw WebSocket agents on /devtools/browser/ID; REST clients are keep-alive HTTP clients from 10 loopback addresses (the per-source cap is 64 connections). Idle sessions stop at LOAD_MAX_SESSIONS (default 40) or 2 GB of memory left: the 2 cores and the memory are shared with other work.',
+    run: benchLoad,
+  },
 ];
 
 // `npm run bench -- vnc screencast` runs only those; the other sections of RESULTS.md stay.
@@ -85,6 +92,8 @@ for (const suite of SUITES) {
   sections.push(`## ${suite.title}\n\nMeasured ${new Date().toISOString()}. ${suite.note}\n\n${table(rows)}`);
   process.stdout.write(sections.at(-1) + '\n');
 }
+// Sections other commands write (npm run fuzz, npm run soak) stay as they are.
+for (const m of previous.matchAll(/\n## ([^\n]+)[\s\S]*?(?=\n## |$)/g)) if (!SUITES.some((s) => s.title === m[1])) sections.push(m[0].trim());
 const header = `# Benchmark results\n\nMachine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}.\nRegenerate with \`npm run bench\` (or \`npm run bench -- core vnc screencast webrtc\` for some).\n`;
 writeFileSync(file, `${header}\n${sections.join('\n\n')}\n`);
 log('wrote bench/RESULTS.md');

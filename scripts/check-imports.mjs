@@ -14,9 +14,11 @@ export const ALLOWED = {
   cdp: ['util', 'config'],
   audit: ['util', 'config'],
   profiles: ['util', 'config', 'audit'],
-  liveview: ['display', 'util', 'config'],
+  // Counters only (src/metrics/prometheus.ts, restarts): no layer above.
+  metrics: ['util', 'audit'],
+  liveview: ['display', 'util', 'config', 'metrics'],
   sessions: ['util', 'config', 'display', 'browser', 'cdp', 'audit', 'liveview', 'profiles'],
-  http: ['sessions', 'audit', 'profiles', 'util', 'config'],
+  http: ['sessions', 'audit', 'profiles', 'util', 'config', 'metrics'],
   // MCP is another front door beside http: its /mcp route and helpers come from there.
   mcp: ['http', 'sessions', 'util', 'config'],
   // The browser side (viewer kit, dashboard): bundled for the browser, shares nothing with the daemon's code.

@@ -31,6 +31,9 @@ import { writeChromiumPolicy } from './browser/policy.js';
 import { ProfileStore } from './profiles/store.js';
 import { loadProfileKey } from './profiles/key.js';
 import { profileRoutes } from './http/routes/profiles.js';
+import { setDownloadLimits } from './browser/download-quota.js';
+import { setRecordingLimit } from './display/recorder.js';
+import { startRetention } from './util/disk.js';
 
 /**
  * The composition root: builds the parts in dependency order, starts them, and closes them
@@ -101,6 +104,15 @@ export class Daemon {
     const notify = webhook ? (event: Record<string, unknown>) => webhook.send(event) : undefined;
     const registry = new SessionRegistry({ config, audit, journal, logger, notify, parts: realFactories(config) });
     const profiles = await ProfileStore.open({ root: join(config.stateDir, 'profiles'), key: profileKey, audit, logger: logger.child({ component: 'profiles' }) });
+    // Disk limits (README "Disk"): quotas and the recording cap are read by the code that writes.
+    const MB = 1024 * 1024;
+    setDownloadLimits({
+      perSessionBytes: config.maxDownloadMb * MB,
+      totalBytes: config.maxDownloadTotalMb * MB,
+      onCancelled: (e) => audit.append({ type: 'download_cancelled', session_id: e.sessionId, detail: { name: e.name, received_bytes: e.receivedBytes, limit: e.limit, limit_bytes: e.limitBytes } }),
+    });
+    setRecordingLimit(config.maxRecordingMb * MB);
+    undo.push({ what: 'retention', run: startRetention({ stateDir: config.stateDir, retentionMs: config.retentionMs, isLive: (id) => !!registry.get(id)?.live, logger }) });
     const liveLinks = new LiveLinks(loadLinkKey(join(config.stateDir, 'live-link.key'), (m) => logger.warn(m)), registry, config.liveLinkTtlMs, config.publicUrl);
     const http = new HttpServer({
       apiKey: config.apiKey,

@@ -13,6 +13,7 @@ export const AUDIT_TYPES = [
   'handoff_requested',
   'handoff_completed',
   'download_completed',
+  'download_cancelled',
   'live_url_issued',
   'live_url_revoked',
   'profile_attached',

@@ -4,6 +4,8 @@ import { createReadStream } from 'node:fs';
 import { readdir, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../util/logger.js';
+import { watchDownloadQuota } from './download-quota.js';
+import type { RootCdp } from './root-cdp.js';
 
 export interface TargetInfo {
   targetId: string;
@@ -13,12 +15,7 @@ export interface TargetInfo {
   attached: boolean;
 }
 
-/** The pipe's root session as the control uses it (cdp/ CdpPipeMux is one). */
-export interface RootCdp {
-  send(method: string, params?: object, sessionId?: string): Promise<any>;
-  on(event: 'event', listener: (method: string, params: any, sessionId: string | undefined) => void): unknown;
-  once(event: 'closed', listener: () => void): unknown;
-}
+export type { RootCdp } from './root-cdp.js';
 
 /** A page asked for a file (Page.fileChooserOpened): the daemon answers it, never a native dialog. */
 export interface FileChooserRequest {
@@ -106,6 +103,7 @@ export class BrowserControl extends EventEmitter<{
       if (sessionId === undefined) handlers[method]?.(params);
       else if (method === 'Page.fileChooserOpened') this.chooserOpened(sessionId, params);
     });
+    watchDownloadQuota(this.cdp, this.downloadDir, this.logger); // --max-download-mb
     this.cdp.once('closed', () => {
       this.closed = true;
       this.emit('disconnected');

@@ -58,8 +58,15 @@ export class PipeMessage {
     return this.whole;
   }
 
+  /** The parsed message; null when it is not JSON (Chromium never writes that, but a pipe read must not throw). */
   json(): any {
-    if (this.parsed === undefined) this.parsed = JSON.parse(this.bytes().toString('utf8'));
+    if (this.parsed === undefined) {
+      try {
+        this.parsed = JSON.parse(this.bytes().toString('utf8'));
+      } catch {
+        this.parsed = null;
+      }
+    }
     return this.parsed;
   }
 

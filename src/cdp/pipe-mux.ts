@@ -266,6 +266,11 @@ class RootClient extends MuxClient {
 
   deliver(m: PipeMessage, clientId: number | undefined): void {
     const o = m.json();
+    if (!o || typeof o !== 'object') {
+      // Not a JSON object (a broken pipe, never Chromium itself): an error for whoever waits, no throw.
+      if (clientId !== undefined) this.fail(clientId, { code: -32700, message: 'the browser answered with something that is not a JSON object' });
+      return;
+    }
     if (clientId !== undefined) {
       const w = this.waiting.get(clientId);
       if (!w) return;

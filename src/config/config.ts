@@ -37,6 +37,15 @@ export interface Config {
   /** Seals persistent profiles at rest: 64+ hex characters, or a key file (profiles/key.ts). */
   profileKey: string | null;
   profileKeyFile: string | null;
+  /** Download quotas (MB): per session, and all sessions' downloads together. */
+  maxDownloadMb: number;
+  maxDownloadTotalMb: number;
+  /** A debug recording stops growing here (MB). */
+  maxRecordingMb: number;
+  /** Files of stopped sessions are removed this long after their last write; 0 keeps them. */
+  retentionMs: number;
+  /** New sessions are refused below this much free space (MB); null: 5% of the disk, at most 1024. */
+  minFreeMb: number | null;
 }
 
 export class ConfigError extends Error {}
@@ -55,6 +64,10 @@ const DEFAULTS = {
   agentKeepaliveS: 10,
   handoffGraceS: 15,
   warm: 1,
+  maxDownloadMb: 1024,
+  maxDownloadTotalMb: 10240,
+  maxRecordingMb: 1024,
+  retention: '7d',
 } as const;
 
 /** Flag name -> config key, env name, kind. One table so --help, env and file agree. */
@@ -79,6 +92,11 @@ export const OPTIONS = [
   { flag: 'warm', env: 'HANDOFF_WARM', kind: 'int', help: 'spare sessions kept started for default-size creates, 0 = off (default 1)' },
   { flag: 'profile-key', env: 'HANDOFF_PROFILE_KEY', kind: 'string', help: 'seal persistent profiles at rest (AES-256-GCM) with this key: 64+ hex characters (prefer --profile-key-file)' },
   { flag: 'profile-key-file', env: 'HANDOFF_PROFILE_KEY_FILE', kind: 'string', help: 'the same key from a file of 32-4096 bytes, mode 0600' },
+  { flag: 'max-download-mb', env: 'HANDOFF_MAX_DOWNLOAD_MB', kind: 'int', help: 'download quota per session in MB; a download past it is cancelled (default 1024)' },
+  { flag: 'max-download-total-mb', env: 'HANDOFF_MAX_DOWNLOAD_TOTAL_MB', kind: 'int', help: 'download quota of all sessions together in MB (default 10240)' },
+  { flag: 'max-recording-mb', env: 'HANDOFF_MAX_RECORDING_MB', kind: 'int', help: 'size cap of one debug recording in MB; it stops growing there (default 1024)' },
+  { flag: 'retention', env: 'HANDOFF_RETENTION', kind: 'string', help: 'keep the files of stopped sessions (downloads, uploads, recordings) this long: 90m, 12h, 7d; 0 = forever (default 7d)' },
+  { flag: 'min-free-mb', env: 'HANDOFF_MIN_FREE_MB', kind: 'int', help: 'refuse new sessions while the state dir has less free space, in MB; 0 = off (default 5% of the disk, at most 1024)' },
   { flag: 'log-level', env: 'HANDOFF_LOG_LEVEL', kind: 'level', help: 'debug|info|warn|error (default info)' },
   { flag: 'chromium', env: 'HANDOFF_CHROMIUM', kind: 'string', help: `Chromium binary (default ${DEFAULTS.chromiumPath})` },
   { flag: 'live-link-ttl', env: 'HANDOFF_LIVE_LINK_TTL', kind: 'int', help: 'seconds a live view link may wait to be opened, 60-3600 (default 300)' },
@@ -175,6 +193,11 @@ export function loadConfig(
     warm: intIn('warm', pick('warm'), 0, 16) ?? DEFAULTS.warm,
     profileKey: pick('profile-key') || null,
     profileKeyFile: pick('profile-key-file') || null,
+    maxDownloadMb: intIn('max-download-mb', pick('max-download-mb'), 1, 1 << 20) ?? DEFAULTS.maxDownloadMb,
+    maxDownloadTotalMb: intIn('max-download-total-mb', pick('max-download-total-mb'), 1, 1 << 24) ?? DEFAULTS.maxDownloadTotalMb,
+    maxRecordingMb: intIn('max-recording-mb', pick('max-recording-mb'), 1, 1 << 20) ?? DEFAULTS.maxRecordingMb,
+    retentionMs: duration('retention', pick('retention') ?? DEFAULTS.retention),
+    minFreeMb: intIn('min-free-mb', pick('min-free-mb'), 0, 1 << 24) ?? null,
   });
 }
 
@@ -187,6 +210,13 @@ function intIn(name: string, v: string | undefined, min: number, max: number): n
   const n = Number(v);
   if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`--${name} must be a whole number from ${min} to ${max}, got "${v}"`);
   return n;
+}
+
+/** `90m`, `12h`, `7d`, `3600s` or seconds; `0` is forever (README "Disk"). */
+function duration(name: string, v: string): number {
+  const m = /^(\d{1,9})([smhd]?)$/.exec(v.trim());
+  if (!m) throw new ConfigError(`--${name} must look like 90m, 12h or 7d (0 = forever), got "${v}"`);
+  return Number(m[1]) * { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] as '' | 's' | 'm' | 'h' | 'd'] * 1000;
 }
 
 function port(name: string, v: string | undefined): number | undefined {

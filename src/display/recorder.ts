@@ -15,10 +15,17 @@ export interface RecorderOptions {
   ffmpegPath?: string;
 }
 
+let maxBytes = 1024 * 1024 * 1024;
+
+/** The size cap of one recording (`--max-recording-mb`), set once by the daemon at start. */
+export function setRecordingLimit(bytes: number): void {
+  maxBytes = bytes;
+}
+
 /**
  * Records a display to an MP4 file for replay (API.md 3.1 `debug`). Fragmented MP4, so the
  * file plays even while it is being written or if ffmpeg is killed; a low frame rate and a
- * fast preset keep it to a small share of a core.
+ * fast preset keep it to a small share of a core. It stops at the size cap (setRecordingLimit).
  */
 export class DisplayRecorder {
   private constructor(
@@ -44,6 +51,8 @@ export class DisplayRecorder {
       '-crf', '30', // small files; text stays readable
       '-pix_fmt', 'yuv420p', // what every player decodes
       '-movflags', '+frag_keyframe+empty_moov+default_base_moof', // playable while written
+      '-frag_duration', '1000000', // 1 s fragments: written as they come, so the cap below is checked every second
+      '-fs', String(maxBytes), // the size cap: ffmpeg stops writing (and exits) there; the file stays playable
       '-y', o.path,
     ];
     // Sandboxed: it sees the display and writes this session's recording dir, nothing else.

@@ -25,6 +25,7 @@ const STATUS: Record<ErrorCode, number> = {
   forbidden: 403,
   profile_in_use: 409,
   audit_unavailable: 503,
+  insufficient_storage: 507,
   too_many_requests: 429,
   internal: 500,
 };

@@ -4,6 +4,7 @@ import { Session, type SessionDeps, type SessionInfo } from './session.js';
 import { AttachmentLease, type AgentSlot } from './attachment.js';
 import type { SessionParams } from './params.js';
 import { vncPasswordsCollide } from '../liveview/vnc/des.js';
+import { requireFreeSpace } from '../util/disk.js';
 
 /**
  * All sessions of the daemon, by id. The only place that creates sessions, so the session
@@ -88,6 +89,7 @@ export class SessionRegistry {
       throw new HandoffError('too_many_sessions', `the daemon runs at most ${this.deps.config.maxSessions} sessions`);
     }
     if (params.enableVnc && params.vncPassword) this.checkVncPassword(params.vncPassword);
+    requireFreeSpace(this.deps.config.stateDir, this.deps.config.minFreeMb); // 507 below the floor (README "Disk")
     const lease = new AttachmentLease();
     const session = new Session(id, params, autoClose, this.deps, lease);
     this.leases.set(session, lease);

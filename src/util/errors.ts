@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'forbidden'
   | 'profile_in_use'
   | 'audit_unavailable'
+  | 'insufficient_storage'
   | 'too_many_requests'
   | 'shutting_down'
   | 'internal';

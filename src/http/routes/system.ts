@@ -4,6 +4,7 @@ import { int } from '../../sessions/params.js';
 import { sendJson, type HttpServer } from '../server.js';
 import type { Services } from './context.js';
 import type { WebhookStats } from '../../util/webhook.js';
+import { daemonMetrics } from '../../metrics/daemon.js';
 
 /** Health, Prometheus metrics and the audit query. */
 export function systemRoutes(
@@ -37,32 +38,17 @@ export function systemRoutes(
     true,
   );
 
+  // Built once: its counters follow the audit rows from now on (src/metrics/daemon.ts).
+  const metrics = daemonMetrics({
+    audit: s.audit,
+    sessions: () => s.registry.list().map((x) => ({ state: x.state, live: x.live, attachment: x.attachment, viewers: x.viewerState().viewers })),
+    maxSessions: s.config.maxSessions,
+    startedAt: s.startedAt,
+    webhook: () => webhook?.stats() ?? { ok: 0, failed: 0, dropped: 0, pending: 0 },
+    uncaughtErrors,
+  });
   http.route('GET', '/metrics', (_ctx, res) => {
-    const sessions = s.registry.list();
-    const lines: string[] = [];
-    const gauge = (name: string, help: string, samples: [string, number][]) => {
-      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
-      for (const [labels, v] of samples) lines.push(`${name}${labels} ${v}`);
-    };
-    const count = (pred: (x: (typeof sessions)[number]) => boolean) => sessions.filter(pred).length;
-    gauge('handoff_sessions', 'Sessions by state.', (['starting', 'ready', 'stopped', 'crashed'] as const).map((st) => [`{state="${st}"}`, count((x) => x.state === st)]));
-    gauge('handoff_attachments', 'Live sessions by attachment.', (['none', 'agent', 'human'] as const).map((a) => [`{attachment="${a}"}`, count((x) => x.live && x.attachment === a)]));
-    gauge('handoff_viewers', 'Human viewers by transport.', (['screencast', 'webrtc', 'vnc'] as const).map((t) => [`{transport="${t}"}`, sessions.reduce((n, x) => n + x.viewerState().viewers[t], 0)]));
-    gauge('handoff_max_sessions', 'Configured session limit.', [['', s.config.maxSessions]]);
-    gauge('handoff_process_resident_bytes', 'Daemon resident memory.', [['', process.memoryUsage().rss]]);
-    gauge('handoff_uptime_seconds', 'Seconds since the daemon started.', [['', Math.round((Date.now() - s.startedAt) / 1000)]]);
-    const hook = webhook?.stats() ?? { ok: 0, failed: 0, dropped: 0, pending: 0 };
-    lines.push('# HELP handoff_webhook_deliveries_total Webhook events by final result (failed: after all retries; dropped: queue full or shutdown).', '# TYPE handoff_webhook_deliveries_total counter');
-    for (const r of ['ok', 'failed', 'dropped'] as const) lines.push(`handoff_webhook_deliveries_total{result="${r}"} ${hook[r]}`);
-    gauge('handoff_webhook_pending', 'Webhook events waiting to be sent.', [['', hook.pending]]);
-    const counter = (name: string, help: string, value: number) => lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${value}`);
-    const audit = s.audit.stats();
-    counter('handoff_audit_appends_total', 'Audit rows written to the database.', audit.appends);
-    counter('handoff_audit_append_failures_total', 'Audit write attempts that failed (the rows wait in the retry queue).', audit.failures);
-    counter('handoff_audit_dropped_total', 'Audit rows refused because the retry queue was full (each one is in the log in full).', audit.dropped);
-    gauge('handoff_audit_queue_depth', 'Audit rows waiting to be written.', [['', audit.queued]]);
-    counter('handoff_uncaught_errors_total', 'Errors that reached the last-resort uncaughtException/unhandledRejection handlers.', uncaughtErrors());
-    const text = lines.join('\n') + '\n';
+    const text = metrics.render();
     res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', 'content-length': Buffer.byteLength(text) });
     res.end(text);
   });

@@ -5,6 +5,7 @@ import { displayClientPaths, localeEnv, SANDBOX_PATH, sandboxed } from '../../ut
 import type { Codec } from './protocol.js';
 import { keyframeStart, parseRtp, type RtpInfo } from './rtp.js';
 import { GopBuffer } from './gop.js';
+import { processRestarts } from '../../metrics/daemon.js';
 
 /** RTP payload types ffmpeg writes (dynamic range, RFC 3551 6); werift rewrites them per viewer. */
 export const FFMPEG_PAYLOAD_TYPE: Record<Codec, number> = { H264: 96, VP8: 97 };
@@ -288,6 +289,7 @@ export class FfmpegEncoder {
     const proc = launchProcess(cmd.cmd, cmd.args, { env: {}, logger: this.log });
     this.proc = proc;
     this.log.debug('webrtc encoder started', { pid: proc.pid, generation: this.generation });
+    if (this.generation > 1) processRestarts.inc({ kind: 'encoder' });
     this.opts.onProcess?.(proc.pid);
     void proc.exited.then((code) => {
       this.opts.onProcess?.(null);
