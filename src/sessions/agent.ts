@@ -8,6 +8,7 @@ import { SESSION_ENDED_CLOSE_CODE, type Session } from './session.js';
 import { CdpHandoffDomain } from './handoff-cdp.js';
 import { AgentInputHold } from './input-hold.js';
 import type { IssuedLink } from './live-links.js';
+export { upgradeHeaders } from '../cdp/agent-socket.js';
 
 export interface AgentUpgrade {
   req: IncomingMessage;

@@ -24,6 +24,8 @@ export function systemRoutes(
       const degraded = s.audit.degraded;
       sendJson(res, 200, {
         ok: degraded === null,
+        // At --max-sessions: a load balancer sends new sessions elsewhere (deploy/haproxy).
+        full: s.registry.liveCount() >= s.config.maxSessions,
         ...(degraded !== null ? { degraded: `audit: ${degraded}` } : {}),
         version: process.env.npm_package_version ?? '0.1.0',
         uptime_s: Math.round((Date.now() - s.startedAt) / 1000),
