@@ -9,6 +9,7 @@ import { benchWebRtc } from './webrtc.js';
 import { benchMcp } from './mcp.js';
 import { benchAgentVanish } from './agent-vanish.js';
 import { benchSecurity } from './security.js';
+import { benchFleet } from './fleet.js';
 
 const log = (s: string) => process.stdout.write(`bench: ${s}\n`);
 
@@ -60,6 +61,12 @@ const SUITES: { name: string; title: string; note: string; run: (log: (s: string
     title: 'MCP (issue 15)',
     note: 'Reference: the REST long poll GET /session/ID/wait for the same handoff outcome, same run. Each sample is a call ending on the daemon\'s 1 s handoff timeout, minus that second.',
     run: (log) => benchMcp(log),
+  },
+  {
+    name: 'fleet',
+    title: 'Fleet behind HAProxy (issue 16)',
+    note: 'Reference: the same requests straight to a host, same run: two hosts on 127.0.0.2 and 127.0.0.3 behind HAProxy 2.6 on 127.0.0.1 (deploy/haproxy/haproxy.cfg, addresses replaced); creation samples alternate between the balancer and a host, round trips go to two sessions on the same host.',
+    run: benchFleet,
   },
 ];
 

@@ -39,6 +39,9 @@ export function systemRoutes(
     true,
   );
 
+  // The dashboard's other hosts (--peer); the page reads each with that host's key (deploy/README.md).
+  http.route('GET', '/peers', (ctx, res) => sendJson(res, 200, { self: ctx.publicOrigin, peers: s.config.peers }));
+
   http.route('GET', '/metrics', (_ctx, res) => {
     const sessions = s.registry.list();
     const lines: string[] = [];
