@@ -62,7 +62,8 @@ export async function fleetPorts(): Promise<FleetPorts> {
 export async function startHost(name: FleetHost['name'], ports: FleetPorts, extraArgs: string[] = [], stateDir?: string): Promise<FleetHost> {
   const ip = HOST_IPS[name === 'h1' ? 0 : 1];
   const url = `http://${ip}:${ports.http}`;
-  const daemon = await startDaemon({ args: ['--host', ip, '--port', String(ports.http), '--vnc-port', String(ports.vnc), '--public-url', url, ...extraArgs], stateDir });
+  // Two daemons start at once on a shared machine: more time than the helper's default.
+  const daemon = await startDaemon({ args: ['--host', ip, '--port', String(ports.http), '--vnc-port', String(ports.vnc), '--public-url', url, ...extraArgs], stateDir, startTimeoutMs: 45_000 });
   return { name, ip, url, daemon, stateDir: daemon.stateDir };
 }
 

@@ -17,7 +17,7 @@ import { fleetPorts, freePort, startBalancer, startHost, type Balancer, type Fle
  * through the balancer stick to their owner (also through the other balancer: the peers share
  * the table); a killed host's sessions answer 404 at once; a restarted host takes new ones.
  */
-const SESSIONS = 20;
+const SESSIONS = Number(process.env.FLEET_SESSIONS_DEBUG ?? 20);
 
 let ports: FleetPorts;
 let port: number; // every host's HTTP port (on its own address)
@@ -40,6 +40,27 @@ function handoffCli(args: string[]): Promise<{ code: number; stdout: string; std
       r({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stdout, stderr });
     });
   });
+}
+
+/**
+ * On a shared 2-core machine a Chromium start can miss the daemon's 15 s limit (502
+ * browser_failed); a client tries again, as this test does (twice at most). Routing, what
+ * this file tests, is not involved in that failure.
+ */
+async function startRetried<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (e) {
+      const text = (e as { message?: string }).message ?? String(e);
+      if (attempt === 3 || !/502|browser_failed/.test(text)) throw new Error(`${text}\n${errorLogs()}`);
+    }
+  }
+}
+
+/** The hosts' error log lines, for a failure message. */
+function errorLogs(): string {
+  return hosts.flatMap((h) => h.daemon.logs().split('\n').filter((l) => l.includes('"level":"error"')).slice(-3)).join('\n');
 }
 
 /** Which host holds a live session, asked of each host directly. */
@@ -85,8 +106,12 @@ beforeAll(async () => {
   const local = ['127.0.0.1'];
   const [lb1Port, lb2Port, peer1, peer2] = [await freePort(local), await freePort(local), await freePort(local), await freePort(local)];
   pages = await startPageServer();
-  hosts = await Promise.all([startHost('h1', ports, hostArgs('h1')), startHost('h2', ports, hostArgs('h2'))]);
-  lbs = [await startBalancer('lb1', tmp, port, lb1Port, [peer1, peer2]), await startBalancer('lb2', tmp, port, lb2Port, [peer1, peer2])];
+  // Each started host is kept for afterAll even when the other fails to start.
+  const started = await Promise.allSettled([startHost('h1', ports, hostArgs('h1')), startHost('h2', ports, hostArgs('h2'))]);
+  hosts = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  for (const r of started) if (r.status === 'rejected') throw r.reason;
+  lbs.push(await startBalancer('lb1', tmp, port, lb1Port, [peer1, peer2]));
+  lbs.push(await startBalancer('lb2', tmp, port, lb2Port, [peer1, peer2]));
   // Both hosts healthy and not full as the balancer sees them.
   await waitFor('the hosts to answer through the balancer', async () => (await api(lbs[0]!.url, '/health').catch(() => null))?.body?.full === false);
 }, 90_000);
@@ -113,12 +138,12 @@ describe('a fleet of two hosts behind HAProxy (deploy/haproxy/haproxy.cfg)', () 
     await new Promise<void>((r) => (anon.once('close', () => r()), anon.close()));
 
     const specs = Array.from({ length: SESSIONS }, (_, i) => ({ i, style: (i % 2 ? '3.2' : '3.1') as Made['style'] }));
-    const created = await pool(specs, 4, async ({ i, style }) => {
+    const created = await pool(specs, 2, async ({ i, style }) => {
       let id: string;
       if (style === '3.2') {
         // Each host's VNC port is its own: vnc_url names the owner (--public-url), not the balancer.
-        const r = await api(lb.url, `/devtools/browser?keep_alive=600000&enable_vnc=true&vnc_password=f${String(i).padStart(2, '0')}-secret`, { method: 'POST' });
-        expect(r.status, JSON.stringify(r.body)).toBe(200);
+        const r = await startRetried(() => api(lb.url, `/devtools/browser?keep_alive=600000&enable_vnc=true&vnc_password=f${String(i).padStart(2, '0')}-secret`, { method: 'POST' }).then((x) => (x.status === 502 ? Promise.reject(new Error(JSON.stringify(x.body))) : x)));
+        expect(r.status, `${JSON.stringify(r.body)} ${errorLogs()}`).toBe(200);
         id = r.body.sessionId;
         expect(r.headers.get('x-handoff-session')).toBe(id);
         // The URLs the host hands back point at the host itself.
@@ -127,7 +152,7 @@ describe('a fleet of two hosts behind HAProxy (deploy/haproxy/haproxy.cfg)', () 
         id = i === 0 ? header : `fleet-${i}`;
       }
       const endpoint = style === '3.2' ? `${ws}/devtools/browser/${id}` : `${ws}/?session=${id}&auto_close=false`;
-      const browser = await puppeteer.connect({ browserWSEndpoint: endpoint, defaultViewport: null });
+      const browser = await startRetried(() => puppeteer.connect({ browserWSEndpoint: endpoint, defaultViewport: null }));
       const page = await firstPage(browser);
       await page.goto(`${pages.url}/form?s=${id}`);
       await page.evaluate((v) => (document.cookie = `fleet=${v}; max-age=3600`), id);
@@ -150,7 +175,7 @@ describe('a fleet of two hosts behind HAProxy (deploy/haproxy/haproxy.cfg)', () 
     expect(list.code, list.stderr).toBe(0);
     expect(list.stdout.split('\n')[0]).toMatch(/^HOST\s+SESSION\s+STATE/);
     for (const m of made) expect(list.stdout).toMatch(new RegExp(`^${hosts.find((h) => h.name === m.owner)!.url.replace(/\./g, '\\.')}\\s+${m.id}\\s+ready`, 'm'));
-  }, 150_000);
+  }, 300_000);
 
   it('resumes each session through either balancer on its owner: same cookie, same page', async () => {
     expect(made.length).toBe(SESSIONS);
@@ -249,7 +274,7 @@ describe('a fleet of two hosts behind HAProxy (deploy/haproxy/haproxy.cfg)', () 
         if (owner !== 'h2') await api(lb.url, `/devtools/browser/${r.body.sessionId}`, { method: 'DELETE' });
         return owner === 'h2' ? r.body.sessionId : null;
       },
-      30_000,
+      120_000,
       500,
     );
     expect(await ownerOf(landed)).toBe('h2');
@@ -262,5 +287,5 @@ describe('a fleet of two hosts behind HAProxy (deploy/haproxy/haproxy.cfg)', () 
     // Rows after that id, in order (more may have been written between the two runs).
     expect(ids.slice(0, rows.length - 2)).toEqual(rows.slice(2).map((r) => r.id));
     expect(ids.every((id) => id > rows[1].id)).toBe(true);
-  }, 90_000);
+  }, 240_000);
 });
