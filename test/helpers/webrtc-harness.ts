@@ -25,7 +25,7 @@ import type { Transport, ViewerHandle, ViewerSession, ViewerState } from '../../
 import { WebRtcHub, type WebRtcOptions } from '../../src/liveview/webrtc/hub.js';
 
 export const CHROMIUM = '/usr/lib/chromium/chromium';
-const KIT = readFileSync(fileURLToPath(new URL('../../src/http/assets/kit-webrtc.js', import.meta.url)), 'utf8');
+const KIT = readFileSync(fileURLToPath(new URL('../../dist/http/assets/kit-webrtc.js', import.meta.url)), 'utf8');
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -10,6 +10,13 @@ import type { HttpServer, RequestContext } from '../server.js';
 /** `src/http/assets` under tsx, `dist/http/assets` after the build copies it to the same place. */
 export const ASSETS_DIR = fileURLToPath(new URL('../assets/', import.meta.url));
 
+/**
+ * The browser code bundled from src/web by the build (scripts/build-web.mjs): beside the other
+ * assets in dist/, and read from dist/ when the daemon runs from src/ (tests under tsx).
+ */
+const BUNDLES = new Set(['hitl-kit.js', 'kit-webrtc.js', 'dashboard.js']);
+const BUNDLE_DIR = existsSync(join(ASSETS_DIR, 'hitl-kit.js')) ? ASSETS_DIR : fileURLToPath(new URL('../../../dist/http/assets/', import.meta.url));
+
 const TYPES: Record<string, string> = {
   '.js': 'text/javascript; charset=utf-8',
   '.mjs': 'text/javascript; charset=utf-8',
@@ -33,9 +40,12 @@ const TYPES: Record<string, string> = {
 export function assetRoutes(http: HttpServer): void {
   const novnc = novncRoot();
   http.route('GET', '/', (ctx, res) => sendFile(ctx, res, join(ASSETS_DIR, 'dashboard.html')), true);
-  http.route('GET', '/hitl-kit.js', (ctx, res) => sendFile(ctx, res, join(ASSETS_DIR, 'hitl-kit.js')), true);
+  http.route('GET', '/hitl-kit.js', (ctx, res) => sendFile(ctx, res, join(BUNDLE_DIR, 'hitl-kit.js')), true);
   http.route('GET', '/assets/novnc/:path*', (ctx, res) => sendFile(ctx, res, inside(novnc, ctx.params.path!)), true);
-  http.route('GET', '/assets/:name', (ctx, res) => sendFile(ctx, res, inside(ASSETS_DIR, ctx.params.name!)), true);
+  http.route('GET', '/assets/:name', (ctx, res) => {
+    const name = ctx.params.name!;
+    return sendFile(ctx, res, inside(BUNDLES.has(name) ? BUNDLE_DIR : ASSETS_DIR, name));
+  }, true);
 }
 
 /** The @novnc/novnc package directory (its `exports` hides package.json, so walk up from the entry). */

@@ -4,7 +4,7 @@ import { runInNewContext } from 'node:vm';
 
 // The kit is a classic browser script; its pure helpers are HandoffKit.util. Loading it in a bare
 // context also proves it touches no DOM until mount() is called.
-const source = readFileSync(new URL('../../../src/http/assets/hitl-kit.js', import.meta.url), 'utf8');
+const source = readFileSync(new URL('../../../dist/http/assets/hitl-kit.js', import.meta.url), 'utf8');
 const sandbox: { window: Record<string, any>; URL: typeof URL } = { window: {}, URL };
 runInNewContext(source, sandbox);
 const util = sandbox.window.HandoffKit.util;

@@ -1,0 +1,98 @@
+// The screencast transport (docs/screencast-protocol.md): JPEG tiles on a canvas, input as JSON.
+import { h } from '../dom.js';
+import { controlInput, fitter } from '../input.js';
+import { MAX_PASTE, parseTile, toFramebuffer, type Tile } from '../util.js';
+import type { Link, TransportContext } from '../types.js';
+
+export function screencast(ctx: TransportContext): Link {
+  const ws = new WebSocket(ctx.ep.ws + '/screencast');
+  ws.binaryType = 'arraybuffer';
+  const canvas = h('canvas', { class: 'hk-surface', tabindex: '0', role: 'application', 'data-handoff-surface': true, 'aria-label': 'Remote browser screen' });
+  canvas.width = ctx.info.width || 1280;
+  canvas.height = ctx.info.height || 720;
+  const g = canvas.getContext('2d')!;
+  ctx.stage.replaceChildren(canvas);
+  const fit = fitter(ctx.stage, canvas, () => [canvas.width, canvas.height]);
+
+  let canControl = false;
+  let drawing: Promise<unknown> = Promise.resolve();
+  let frames = 0;
+  let endedReason = '';
+  const sendText = (text: string) => { if (ws.readyState === WebSocket.OPEN) ws.send(text); };
+  const send = (msg: unknown) => sendText(JSON.stringify(msg));
+  const fpsTimer = window.setInterval(() => { if (ctx.status.fps !== frames) ctx.update({ fps: frames }); frames = 0; }, 1000);
+  const input = controlInput(canvas, {
+    canControl: () => canControl,
+    point: (x, y) => toFramebuffer(x, y, canvas.getBoundingClientRect(), canvas.width, canvas.height),
+    pointer: (x, y, buttons) => send({ type: 'pointer', x, y, buttons }),
+    wheel: (x, y, dx, dy) => send({ type: 'wheel', x, y, dx, dy }),
+    key: (keysym, down) => send({ type: 'key', keysym, down }),
+    paste(text) {
+      const msg = JSON.stringify({ type: 'paste', text });
+      if (new Blob([msg]).size > MAX_PASTE) return false;
+      sendText(msg);
+      return true;
+    },
+  }, () => ctx.update({ message: 'That text is too large to paste (1 MiB at most).' }));
+
+  ws.onmessage = (ev) => {
+    if (!ctx.current()) return;
+    if (typeof ev.data !== 'string') return drawTile(parseTile(ev.data));
+    let msg: Record<string, any>;
+    try {
+      msg = JSON.parse(ev.data);
+    } catch {
+      return;
+    }
+    if (!msg || typeof msg !== 'object') return;
+    if (msg.type === 'hello') {
+      ctx.connected();
+      if (msg.width !== canvas.width || msg.height !== canvas.height) {
+        canvas.width = msg.width;
+        canvas.height = msg.height;
+        fit();
+      }
+    } else if (msg.type === 'state') {
+      canControl = !!msg.canControl;
+      if (!canControl) input.release();
+      ctx.update({ state: canControl ? 'live' : 'view-only', canControl, attachment: msg.attachment, handoff: msg.handoff || null, viewers: msg.viewers || null, message: '' });
+      if (typeof msg.downloads === 'number') ctx.downloadsChanged(msg.downloads);
+    } else if (msg.type === 'ended') {
+      endedReason = msg.reason || '';
+    } else if (msg.type === 'error') {
+      ctx.update({ message: 'The host refused the viewer: ' + (msg.message || msg.code) });
+    }
+  };
+  ws.onclose = (ev) => {
+    if (!ctx.current()) return;
+    if (ev.code === 4000) ctx.finish('ended', 'The session has ended' + (endedReason || ev.reason ? ': ' + (endedReason || ev.reason) : '') + '.');
+    else ctx.retry(ev.code === 1008 || ev.code === 1009 ? 'The connection was refused (' + (ev.reason || ev.code) + ').' : 'Connection lost.');
+  };
+
+  // Tiles decode in parallel and draw in order; the frame is acked once its last tile is drawn,
+  // even if a tile fails to decode, so the server never waits for us forever.
+  function drawTile(t: Tile | null): void {
+    if (!t) return;
+    const bitmap = createImageBitmap(new Blob([t.jpeg as BlobPart], { type: 'image/jpeg' }));
+    drawing = drawing
+      .then(() => bitmap)
+      .then((b) => { g.drawImage(b, t.x, t.y); b.close(); })
+      .catch(() => {})
+      .then(() => {
+        if (t.kind !== 2 || !ctx.current()) return;
+        send({ type: 'ack', seq: t.seq });
+        frames++;
+      });
+  }
+
+  return {
+    sendHandoff: (outcome) => send({ type: 'handoff', outcome }),
+    close() {
+      input.stop();
+      clearInterval(fpsTimer);
+      fit.stop();
+      ws.onclose = ws.onmessage = null;
+      ws.close(1000);
+    },
+  };
+}

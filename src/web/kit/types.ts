@@ -1,0 +1,92 @@
+// The kit's shared types: the viewer status, the /info answer, and the transport interface.
+import type { Endpoints } from './util.js';
+
+export type TransportName = 'screencast' | 'vnc' | 'webrtc';
+export type ViewerState = 'connecting' | 'live' | 'view-only' | 'ended' | 'expired' | 'error';
+export type Outcome = 'done' | 'failed';
+
+export interface Handoff { id: string; reason: string; requested_at?: string }
+
+/** GET /live/TOKEN/info (API.md 5). */
+export interface LiveInfo {
+  sessionId: string;
+  width?: number;
+  height?: number;
+  transports?: Partial<Record<TransportName, boolean>>;
+  attachment: string | null;
+  handoff?: Handoff | null;
+  viewOnly?: boolean;
+  link?: 'control' | 'view';
+  downloads?: number;
+}
+
+/** What the viewer shows; a copy goes to 'status' and 'state' listeners. */
+export interface Status {
+  state: ViewerState;
+  transport: TransportName;
+  sessionId: string | null;
+  attachment: string | null;
+  canControl: boolean;
+  handoff: Handoff | null;
+  viewers: Record<string, number> | null;
+  fps: number;
+  message: string;
+  /** Why the screencast shows in place of the transport asked for. */
+  fallback: string;
+  /** WebRTC: the codec, the peer connection's state, the measured latency. */
+  codec: string | null;
+  media: string | null;
+  latencyMs: number | null;
+  viewLink: boolean;
+}
+
+export interface KitOptions {
+  url: string;
+  transport?: TransportName;
+  password?: string;
+  username?: string;
+  onStateChange?: (s: Status) => void;
+}
+
+/** Credentials asked in the page, kept for reconnects. */
+export interface Credentials { vncPassword: string; rtcUsername: string; rtcPassword: string }
+
+/** An open transport. */
+export interface Link {
+  close(): void;
+  /** Sends Done / Can't do it over the transport's own channel; without it the kit POSTs. */
+  sendHandoff?(outcome: Outcome): void;
+}
+
+/** What the viewer lends a transport for one connection. */
+export interface TransportContext {
+  readonly ep: Endpoints;
+  /** The last /info answer. */
+  readonly info: LiveInfo;
+  /** Where the transport puts its surface. */
+  readonly stage: HTMLElement;
+  readonly status: Readonly<Status>;
+  readonly credentials: Credentials;
+  /** False once this connection is no longer the one shown (callbacks bail out). */
+  current(): boolean;
+  /** Applies a status change; a `message` is shown over the picture, with `extra` controls. */
+  update(patch: Partial<Status>, extra?: Node): void;
+  /** The connection works: the next failure starts the backoff over. */
+  connected(): void;
+  /** A final state: no reconnect. */
+  finish(state: ViewerState, message: string): void;
+  /** Reconnects after a backoff, saying why. */
+  retry(message: string): void;
+  /** Shows the screencast in place of this transport, saying why. */
+  fallBack(reason: string): void;
+  /** Closes this connection (the transport's callbacks go stale). */
+  closeLink(): void;
+  /** Connects again from the start (after new credentials). */
+  reconnect(): void;
+  /** A fresh /info answer (polling transports). */
+  applyInfo(info: LiveInfo): void;
+  /** The transport's count of downloads; the list is fetched again when it changed. */
+  downloadsChanged(count: number): void;
+}
+
+export type Transport = (ctx: TransportContext) => Link;
