@@ -4,6 +4,7 @@ import { sessionActions } from './actions.js';
 import { refreshAudit } from './audit.js';
 import { $ } from './format.js';
 import { sessionList } from './sessions.js';
+import { startPeers } from './peers.js';
 import type { SessionInfo } from './types.js';
 
 const POLL_MS = 1000;
@@ -12,6 +13,7 @@ const HEALTH_EVERY = 30;
 
 let pollTimer = 0;
 let polls = 0;
+let peersShown = false;
 const sessions = sessionList(sessionActions(() => poll()));
 
 // ---------------------------------------------------------------- login
@@ -49,6 +51,7 @@ async function poll(): Promise<void> {
     $('content').hidden = false;
     $('offline').hidden = true;
     sessions.render(list);
+    if (!peersShown) (peersShown = true), void startPeers(); // --peer hosts, once logged in
   } catch (e) {
     if (e instanceof Unauthorized) return; // the key form is showing; it restarts the poll
     $('offline').hidden = false;
