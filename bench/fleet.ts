@@ -57,10 +57,10 @@ export async function benchFleet(log: (s: string) => void): Promise<Row[]> {
       await new Promise((r) => setTimeout(r, 100));
     }
 
-    log('session creation through HAProxy vs straight to a host (10 each, interleaved)...');
+    log('session creation through HAProxy vs straight to a host (6 each, interleaved)...');
     const viaLb: number[] = [];
     const straight: number[] = [];
-    for (let i = 0; i < 10; i++) {
+    for (let i = 0; i < 6; i++) {
       for (const [url, out, id] of [
         [`${lb.wsUrl}/?session=lb-${i}`, viaLb, `lb-${i}`],
         [`${hosts[i % 2]!.url.replace('http://', 'ws://')}/?session=direct-${i}`, straight, `direct-${i}`],

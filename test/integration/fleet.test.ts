@@ -129,11 +129,15 @@ describe('a fleet of two hosts behind HAProxy (deploy/haproxy/haproxy.cfg)', () 
     const lb = lbs[0]!;
     const ws = lb.url.replace('http://', 'ws://');
     // A 3.1 connect without session=: the id comes back in the 101 answer's X-Handoff-Session.
-    const anon = new WebSocket(`${ws}/?auto_close=false`, { perMessageDeflate: false });
-    const header = await new Promise<string>((r, j) => {
-      anon.once('upgrade', (res) => r(String(res.headers['x-handoff-session'] ?? '')));
-      anon.once('error', j);
-    });
+    let anon!: WebSocket;
+    const header = await startRetried(
+      () =>
+        new Promise<string>((r, j) => {
+          anon = new WebSocket(`${ws}/?auto_close=false`, { perMessageDeflate: false });
+          anon.once('upgrade', (res) => r(String(res.headers['x-handoff-session'] ?? '')));
+          anon.once('error', j);
+        }),
+    );
     expect(header).toMatch(/^[A-Za-z0-9._-]{1,128}$/);
     await new Promise<void>((r) => (anon.once('close', () => r()), anon.close()));
 
