@@ -10,6 +10,7 @@ import { benchMcp } from './mcp.js';
 import { benchAgentVanish } from './agent-vanish.js';
 import { benchSecurity } from './security.js';
 import { benchLoad } from './load.js';
+import { benchFleet } from './fleet.js';
 
 const log = (s: string) => process.stdout.write(`bench: ${s}\n`);
 
@@ -73,6 +74,12 @@ const SUITES: { name: string; title: string; note: string; run: (log: (s: string
     title: 'Load (issue 10)',
     note: 'Real daemon, real sockets: attach racers are raw WebSocket agents on /devtools/browser/ID; REST clients are keep-alive HTTP clients from 10 loopback addresses (the per-source cap is 64 connections). Idle sessions stop at LOAD_MAX_SESSIONS (default 40) or 2 GB of memory left: the 2 cores and the memory are shared with other work.',
     run: benchLoad,
+  },
+  {
+    name: 'fleet',
+    title: 'Fleet behind HAProxy (issue 16)',
+    note: 'Reference: the same requests straight to a host, same run: two hosts on 127.0.0.2 and 127.0.0.3 behind HAProxy 2.6 on 127.0.0.1 (deploy/haproxy/haproxy.cfg, addresses replaced); creation samples alternate between the balancer and a host, round trips go to two sessions on the same host.',
+    run: benchFleet,
   },
 ];
 

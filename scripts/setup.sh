@@ -41,6 +41,7 @@ if [ "$want_test" = 1 ]; then
   need mount mount              # fault tests: the state dir on a small tmpfs
   need umount mount
   need chromedriver chromium-driver  # selenium-webdriver attaches through a session's debug port
+  need haproxy haproxy          # fleet test and bench: two hosts behind deploy/haproxy/haproxy.cfg
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   cmd="apt-get install -y --no-install-recommends ${missing[*]}"

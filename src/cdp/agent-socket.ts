@@ -17,6 +17,9 @@ const HIGH_WATER = 32 * 1024 * 1024;
 const LOW_WATER = 8 * 1024 * 1024;
 
 const agentWss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: AGENT_MAX_PAYLOAD, clientTracking: false });
+/** Extra lines for an upgrade's 101 answer, set by the route (`X-Handoff-Session`, API.md 3.1). */
+export const upgradeHeaders = new WeakMap<IncomingMessage, string[]>();
+agentWss.on('headers', (headers, req) => headers.push(...(upgradeHeaders.get(req) ?? [])));
 
 /** Refuses what is not a WebSocket upgrade, before anything is set up for it. */
 export function checkUpgrade(req: IncomingMessage): void {

@@ -21,6 +21,7 @@ Usage:
   handoff mcp                        MCP server on stdio (session_create, request_human...) for a running daemon
   handoff audit tail [-n N] [-f]     last audit events (-f keeps following)
   handoff audit export               every event as JSON lines on stdout
+         [--since ID|TIME]           ... only those after this row id or ISO time (collect incrementally)
   handoff audit verify               check the hash chain; exit 1 and name the row if broken
          [--checkpoint ID:HASH]      ... and that it still reaches this logged checkpoint
          [--from-log FILE]           ... and the last checkpoint in a daemon's log (JSON lines)
@@ -126,6 +127,7 @@ async function audit(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
         follow: { type: 'boolean', short: 'f' },
         checkpoint: { type: 'string', multiple: true },
         'from-log': { type: 'string' },
+        since: { type: 'string' },
         ...Object.fromEntries(OPTIONS.map((o) => [o.flag, { type: 'string' as const }])),
       },
     });
@@ -151,6 +153,8 @@ async function audit(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   if (sub !== 'verify' && checkpoints.length) throw new ConfigError('--checkpoint and --from-log go with `audit verify`');
   if (!['tail', 'export', 'verify'].includes(sub)) throw new ConfigError(`unknown audit command "${sub}" (tail, export, verify)`);
   if (!Number.isInteger(n) || n < 1) throw new ConfigError('-n takes a positive whole number');
+  const after = exportAfter(values.since);
+  if (after && sub !== 'export') throw new ConfigError('--since goes with `audit export`');
 
   const db = openDatabase(join(cfg.stateDir, 'handoff.db'));
   const log = new AuditLog(db);
@@ -172,7 +176,7 @@ async function audit(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
       return failed ? 1 : 0;
     }
     if (sub === 'export') {
-      for (const e of log.iterate()) process.stdout.write(JSON.stringify(e) + '\n');
+      for (const e of log.iterate()) if (!after || after(e)) process.stdout.write(JSON.stringify(e) + '\n');
       return 0;
     }
     let last = 0;
@@ -191,6 +195,19 @@ async function audit(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   } finally {
     db.close();
   }
+}
+
+/**
+ * `audit export --since`: a row id (rows after it: a collector passes the last id it has) or
+ * an ISO time (rows written after it). Rows are compared as stored (ids grow; ts is UTC ISO).
+ */
+function exportAfter(since: string | undefined): ((e: { id: number; ts: string }) => boolean) | null {
+  if (since === undefined) return null;
+  if (/^\d{1,15}$/.test(since)) return (e) => e.id > Number(since);
+  const t = Date.parse(since);
+  if (since.length > 64 || Number.isNaN(t)) throw new ConfigError(`--since takes a row id or an ISO time, got "${since.slice(0, 64)}"`);
+  const iso = new Date(t).toISOString();
+  return (e) => e.ts > iso;
 }
 
 /** The last checkpoint line in a daemon's log (JSON lines, e.g. `journalctl -u handoff -o cat`). */

@@ -46,6 +46,8 @@ export interface Config {
   retentionMs: number;
   /** New sessions are refused below this much free space (MB); null: 5% of the disk, at most 1024. */
   minFreeMb: number | null;
+  /** `--peer`: other hosts' URLs (origins) the dashboard shows beside this one (deploy/README.md). */
+  peers: string[];
 }
 
 export class ConfigError extends Error {}
@@ -86,6 +88,7 @@ export const OPTIONS = [
   { flag: 'webhook', env: 'HANDOFF_WEBHOOK', kind: 'string', help: 'URL that receives handoff notifications (POST JSON)' },
   { flag: 'webhook-secret', env: 'HANDOFF_WEBHOOK_SECRET', kind: 'string', help: 'signs webhook bodies (HMAC-SHA256, X-Handoff-Signature header)' },
   { flag: 'allowed-origins', env: 'HANDOFF_ALLOWED_ORIGINS', kind: 'string', help: 'browser origins allowed to use the API and CDP besides the daemon\'s own, comma separated (e.g. https://ops.example.com)' },
+  { flag: 'peer', env: 'HANDOFF_PEER', kind: 'string', help: 'other handoff hosts the dashboard shows beside this one, comma separated URLs (each allows this one in its --allowed-origins)' },
   { flag: 'public-url', env: 'HANDOFF_PUBLIC_URL', kind: 'string', help: 'the URL users reach this host at (behind a proxy): links and vnc_url use it, its host passes the Host check' },
   { flag: 'agent-keepalive', env: 'HANDOFF_AGENT_KEEPALIVE', kind: 'int', help: 'seconds an agent socket may go without answering a ping before it is detached, 2-600 (default 10)' },
   { flag: 'handoff-grace', env: 'HANDOFF_HANDOFF_GRACE', kind: 'int', help: 'seconds a live-link handoff waits for its human to come back after a reload or a drop, 1-600 (default 15)' },
@@ -198,6 +201,7 @@ export function loadConfig(
     maxRecordingMb: intIn('max-recording-mb', pick('max-recording-mb'), 1, 1 << 20) ?? DEFAULTS.maxRecordingMb,
     retentionMs: duration('retention', pick('retention') ?? DEFAULTS.retention),
     minFreeMb: intIn('min-free-mb', pick('min-free-mb'), 0, 1 << 24) ?? null,
+    peers: origins(pick('peer'), 'peer'),
   });
 }
 
@@ -252,17 +256,17 @@ function level(v: string | undefined): Config['logLevel'] | undefined {
 }
 
 /** Exact origins, as browsers send them: scheme://host[:port], no path. */
-function origins(v: string | undefined): string[] {
+function origins(v: string | undefined, flag = 'allowed-origins'): string[] {
   const out: string[] = [];
   for (const o of (v ?? '').split(',').map((x) => x.trim()).filter(Boolean)) {
     let u: URL;
     try {
       u = new URL(o);
     } catch {
-      throw new ConfigError(`--allowed-origins takes origins like https://ops.example.com, got "${o}"`);
+      throw new ConfigError(`--${flag} takes origins like https://ops.example.com, got "${o}"`);
     }
     if (!/^https?:$/.test(u.protocol) || u.origin !== o.replace(/\/$/, '')) {
-      throw new ConfigError(`--allowed-origins takes origins like https://ops.example.com (no path), got "${o}"`);
+      throw new ConfigError(`--${flag} takes origins like https://ops.example.com (no path), got "${o}"`);
     }
     out.push(u.origin);
   }

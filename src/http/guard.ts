@@ -123,6 +123,20 @@ export function preflightHeaders(requestHeaders: Record<string, string | string[
 }
 
 /**
+ * CORS for a page of an `--allowed-origins` origin on the API (a peer host's dashboard,
+ * deploy/README.md): it may read the answers and send `Authorization`. No cookies are used,
+ * so no credentials mode. Null for any other origin (they get no CORS headers, as before).
+ */
+export function allowedOriginCors(policy: GuardPolicy, origin: string | undefined, preflight: boolean): Record<string, string> | null {
+  if (origin === undefined || !policy.allowedOrigins.includes(origin)) return null;
+  return {
+    'access-control-allow-origin': origin,
+    vary: 'Origin',
+    ...(preflight ? { 'access-control-allow-methods': 'GET, HEAD, POST, DELETE', 'access-control-allow-headers': 'authorization, content-type', 'access-control-max-age': '600' } : {}),
+  };
+}
+
+/**
  * Content types a page may send cross-site without a preflight (a form post, text/plain). No
  * route takes them, so a body of these types is refused before any handler runs.
  */

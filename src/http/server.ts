@@ -7,7 +7,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { HandoffError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { rejectUpgrade, sendError, toPublicError } from './errors.js';
-import { CORS_HEADERS, describeOrigin, isCorsPath, isSimpleBodyType, preflightHeaders, verdict, type GuardPolicy } from './guard.js';
+import { CORS_HEADERS, allowedOriginCors, describeOrigin, isCorsPath, isSimpleBodyType, preflightHeaders, verdict, type GuardPolicy } from './guard.js';
 import { CredentialThrottle } from '../util/throttle.js';
 import { ConnectionCaps, DEFAULT_CONNECTION_CAPS, type ConnectionCapsOptions, type ConnectionSlot } from './caps.js';
 
@@ -275,6 +275,9 @@ export class HttpServer {
         res.end();
         return;
       }
+      const fromAllowed = cors ? null : allowedOriginCors(this.policy, req.headers.origin, req.method === 'OPTIONS');
+      for (const [k, v] of Object.entries(fromAllowed ?? {})) res.setHeader(k, v);
+      if (fromAllowed && req.method === 'OPTIONS') return void res.writeHead(204).end();
       // A page may send these cross-site without asking first (a form post): no route takes them.
       const hasBody = (req.headers['content-length'] ?? '0') !== '0' || req.headers['transfer-encoding'] !== undefined;
       if (STATE_CHANGING.has(req.method ?? '') && hasBody && isSimpleBodyType(req.headers['content-type'])) {

@@ -9,6 +9,7 @@ import type { AgentSlot } from './attachment.js';
 import { CdpHandoffDomain } from './handoff-cdp.js';
 import { AgentInputHold } from './input-hold.js';
 import type { IssuedLink } from './live-links.js';
+export { upgradeHeaders } from '../cdp/agent-socket.js';
 
 export interface AgentUpgrade {
   req: IncomingMessage;

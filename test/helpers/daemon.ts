@@ -19,7 +19,7 @@ export interface RunningDaemon {
 }
 
 /** Starts `handoff serve` on free ports with a fresh state dir (or the one given). */
-export async function startDaemon(opts: { args?: string[]; env?: Record<string, string>; stateDir?: string } = {}): Promise<RunningDaemon> {
+export async function startDaemon(opts: { args?: string[]; env?: Record<string, string>; stateDir?: string; startTimeoutMs?: number } = {}): Promise<RunningDaemon> {
   const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), 'handoff-test-state-'));
   const proc = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--vnc-port', '0', '--state-dir', stateDir, ...(opts.args ?? [])], {
     env: { ...process.env, ...opts.env },
@@ -30,7 +30,8 @@ export async function startDaemon(opts: { args?: string[]; env?: Record<string, 
   proc.stderr!.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
   const url = await new Promise<string>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`daemon did not start:\n${out}`)), 60_000); // 2 cores shared by many test runs
+    // A daemon that did not come up is not left running (nobody else holds its pid).
+    const timer = setTimeout(() => (proc.kill('SIGKILL'), rej(new Error(`daemon did not start:\n${out}`))), opts.startTimeoutMs ?? 60_000); // 2 cores shared
     const onData = () => {
       const m = /handoff listening on (http:\/\/\S+?)"/.exec(out);
       if (m) {

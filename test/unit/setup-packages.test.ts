@@ -191,7 +191,7 @@ describe('every program the code, tests and benches start is installed by script
     }
     const programs = new Set(all.map((f) => basename(f.program)));
     // The collector sees the known spawns (a broken collector would find nothing and pass).
-    for (const p of ['chromium', 'Xvfb', 'ffmpeg', 'setpriv', 'node', 'vncsnapshot', 'ffprobe', 'x11vnc', 'npm', 'fc-list', 'systemd-analyze', 'bwrap']) expect(programs).toContain(p);
+    for (const p of ['chromium', 'Xvfb', 'ffmpeg', 'setpriv', 'node', 'vncsnapshot', 'ffprobe', 'x11vnc', 'npm', 'fc-list', 'systemd-analyze', 'bwrap', 'haproxy']) expect(programs).toContain(p);
     const missing = all.filter((f) => !providedBy(f.program, needs)).map((f) => `${f.program} (${f.where})`);
     expect(missing).toEqual([]);
   });

@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { HandoffError } from '../../util/errors.js';
 import { parseAutoClose, parseSessionParams, validSessionId, int } from '../../sessions/params.js';
-import { runAgent } from '../../sessions/agent.js';
+import { runAgent, upgradeHeaders } from '../../sessions/agent.js';
 import type { Session } from '../../sessions/session.js';
 import { sendJson, type HttpServer, type RequestContext, type Upgrade } from '../server.js';
 import { sessionById, type Services } from './context.js';
@@ -19,6 +19,7 @@ export function cdpRoutes(http: HttpServer, s: Services): void {
       () => parseSessionParams(q),
       () => parseAutoClose(q, true),
     );
+    upgradeHeaders.set(ctx.req, [`X-Handoff-Session: ${session.id}`]); // the balancer's routing key
     await runAgent(session, slot, agentUpgrade(ctx, up, s, session));
   });
 
@@ -51,6 +52,7 @@ export function cdpRoutes(http: HttpServer, s: Services): void {
       webSocketDebuggerUrl: `${ctx.wsOrigin}/devtools/browser/${session.id}${keyQuery(ctx)}`,
     };
     if (q.get('targets') === 'true') body.targets = targets(session, ctx, liveViewFrontend(session, ctx, s));
+    res.setHeader('X-Handoff-Session', session.id); // the balancer's routing key
     sendJson(res, 200, body);
   });
 

@@ -25,6 +25,8 @@ export function systemRoutes(
       const degraded = s.audit.degraded;
       sendJson(res, 200, {
         ok: degraded === null,
+        // At --max-sessions: a load balancer sends new sessions elsewhere (deploy/haproxy).
+        full: s.registry.liveCount() >= s.config.maxSessions,
         ...(degraded !== null ? { degraded: `audit: ${degraded}` } : {}),
         version: process.env.npm_package_version ?? '0.1.0',
         uptime_s: Math.round((Date.now() - s.startedAt) / 1000),
@@ -37,6 +39,10 @@ export function systemRoutes(
     },
     true,
   );
+
+  // The dashboard's other hosts (--peer); the page reads each with that host's key (deploy/README.md).
+  http.route('GET', '/peers', (ctx, res) => sendJson(res, 200, { self: ctx.publicOrigin, peers: s.config.peers }));
+
 
   // Built once: its counters follow the audit rows from now on (src/metrics/daemon.ts).
   const metrics = daemonMetrics({

@@ -6,6 +6,7 @@ import { $ } from './format.js';
 import { sessionList } from './sessions.js';
 import { setUpAlerts } from './alerts.js';
 import { previews } from './preview.js';
+import { startPeers } from './peers.js';
 import type { SessionInfo } from './types.js';
 
 const POLL_MS = 1000;
@@ -14,6 +15,7 @@ const HEALTH_EVERY = 30;
 
 let pollTimer = 0;
 let polls = 0;
+let peersShown = false;
 const sessions = sessionList(sessionActions(() => poll()));
 setUpAlerts();
 previews(sessions.liveIds, sessions.showPreview);
@@ -53,6 +55,7 @@ async function poll(): Promise<void> {
     $('content').hidden = false;
     $('offline').hidden = true;
     sessions.render(list);
+    if (!peersShown) (peersShown = true), void startPeers(); // --peer hosts, once logged in
   } catch (e) {
     if (e instanceof Unauthorized) return; // the key form is showing; it restarts the poll
     $('offline').hidden = false;
