@@ -41,6 +41,8 @@ if [ "$want_test" = 1 ]; then
   need mount mount              # fault tests: the state dir on a small tmpfs
   need umount mount
   need chromedriver chromium-driver  # selenium-webdriver attaches through a session's debug port
+  need debootstrap debootstrap  # npm run bundle / test:airgap: a clean minimal Debian 12 root
+  need ip iproute2              # test:airgap: loopback up in the cut-off network namespace
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   cmd="apt-get install -y --no-install-recommends ${missing[*]}"
