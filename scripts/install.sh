@@ -55,18 +55,35 @@ started=$(date +%s)
 
 # 1. Debian packages: those not installed, or installed older than the bundle's. A newer
 #    one already there is kept (security updates win over the bundle).
-todo=()
-for deb in "$here"/debs/*.deb; do
-  read -r pkg ver < <(dpkg-deb --show --showformat='${Package} ${Version}\n' "$deb")
-  have=$(dpkg-query -W -f='${db:Status-Abbrev} ${Version}' "$pkg" 2>/dev/null || true)
-  if [ "${have%% *}" = ii ] && dpkg --compare-versions "${have#* }" ge "$ver"; then continue; fi
-  todo+=("$deb")
-done
+pending() {
+  todo=()
+  local deb info pkg ver have
+  for deb in "$here"/debs/*.deb; do
+    info=$(dpkg-deb --show --showformat='${Package} ${Version}' "$deb")
+    pkg=${info%% *} ver=${info#* }
+    have=$(dpkg-query -W -f='${db:Status-Abbrev} ${Version}' "$pkg" 2>/dev/null || true)
+    if [ "${have%% *}" = ii ] && dpkg --compare-versions "${have#* }" ge "$ver"; then continue; fi
+    todo+=("$deb")
+  done
+}
+log=/var/log/handoff-install-dpkg.log
+: >"$log"
+pending
 if [ ${#todo[@]} -gt 0 ]; then
-  say "installing ${#todo[@]} Debian packages from the bundle (dpkg, no network)"
-  # One dpkg run unpacks the whole set, then configures it in dependency order.
-  DEBIAN_FRONTEND=noninteractive dpkg -i --force-confold "${todo[@]}" >/var/log/handoff-install-dpkg.log 2>&1 ||
-    die "dpkg failed; see /var/log/handoff-install-dpkg.log"
+  say "installing ${#todo[@]} Debian packages from the bundle (dpkg, no network; log $log)"
+  # dpkg unpacks the whole set, then configures it in dependency order; a package whose
+  # Pre-Depends were not configured yet is refused in one pass and goes in the next.
+  for pass in 1 2 3; do
+    DEBIAN_FRONTEND=noninteractive dpkg -i --force-confold "${todo[@]}" >>"$log" 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive dpkg --configure -a >>"$log" 2>&1 || true
+    pending
+    [ ${#todo[@]} -eq 0 ] && break
+    say "pass $pass left ${#todo[@]} packages; again"
+  done
+  if [ ${#todo[@]} -gt 0 ]; then
+    grep -iE 'error|problem|depend' "$log" | tail -15 >&2
+    die "dpkg could not install: ${todo[*]##*/} (see $log)"
+  fi
 else
   say "Debian packages: all $(ls "$here"/debs/*.deb | wc -l) already installed"
 fi

@@ -6,6 +6,7 @@
 # that nothing is left. Needs root. Never skips: anything missing is a failure.
 #   HANDOFF_AIRGAP_STATE  cache of the root and the bundle (default ~/.cache/handoff)
 #   HANDOFF_BUNDLE        use this bundle instead of building one
+#   HANDOFF_AIRGAP_KEEP=1 keep the root afterwards (its path is printed), to look at the logs
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 say() { echo "airgap: $*"; }
@@ -27,10 +28,12 @@ fi
 say "bundle $bundle ($(( $(stat -c %s "$bundle") / 1048576 )) MB)"
 
 work=$(mktemp -d /var/tmp/handoff-airgap.XXXXXX)
-trap 'rm -rf --one-file-system "$work"' EXIT
+if [ "${HANDOFF_AIRGAP_KEEP:-}" = 1 ]; then trap 'say "kept $work"' EXIT; else trap 'rm -rf --one-file-system "$work"' EXIT; fi
 root="$work/root"
 cp -a "$base" "$root"
 tar -xzf "$bundle" -C "$root/root"
+# Only for working on install.sh itself: try the checkout's copy in an already built bundle.
+[ "${HANDOFF_AIRGAP_INSTALL_SH:-}" = checkout ] && cp scripts/install.sh "$root"/root/handoff-*/install.sh
 cp test/airgap/inside.sh test/airgap/drive.mjs "$root/root/"
 
 # New network (loopback only), mount and pid namespaces: every mount below and every process
@@ -47,6 +50,8 @@ unshare --net --mount --pid --fork --propagation private /bin/bash -euc '
   mkdir -p "$r/dev/pts" "$r/dev/shm"
   mount -t devpts -o newinstance,ptmxmode=0666 devpts "$r/dev/pts"
   ln -s pts/ptmx "$r/dev/ptmx"
+  ln -s /proc/self/fd "$r/dev/fd"
+  for i in 0 1 2; do ln -s "/proc/self/fd/$i" "$r/dev/$(echo stdin stdout stderr | cut -d" " -f$((i + 1)))"; done
   mount -t tmpfs -o mode=1777,size=512m tmpfs "$r/dev/shm"
   mount -t tmpfs -o mode=1777 tmpfs "$r/tmp"
   exec chroot "$r" /bin/bash /root/inside.sh
