@@ -73,7 +73,7 @@ if [ ${#todo[@]} -gt 0 ]; then
   say "installing ${#todo[@]} Debian packages from the bundle (dpkg, no network; log $log)"
   # dpkg unpacks the whole set, then configures it in dependency order; a package whose
   # Pre-Depends were not configured yet is refused in one pass and goes in the next.
-  for pass in 1 2 3; do
+  for pass in 1 2 3 4 5; do
     DEBIAN_FRONTEND=noninteractive dpkg -i --force-confold "${todo[@]}" >>"$log" 2>&1 || true
     DEBIAN_FRONTEND=noninteractive dpkg --configure -a >>"$log" 2>&1 || true
     pending
