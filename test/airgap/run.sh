@@ -27,6 +27,13 @@ fi
 [ -f "$bundle" ] || fail "no bundle at $bundle"
 say "bundle $bundle ($(( $(stat -c %s "$bundle") / 1048576 )) MB)"
 
+# Working on the later steps: HANDOFF_AIRGAP_REENTER=DIR re-enters a root kept (with
+# HANDOFF_AIRGAP_KEEP=1) after its install, and skips the install.
+if [ -n "${HANDOFF_AIRGAP_REENTER:-}" ]; then
+  root="$HANDOFF_AIRGAP_REENTER/root"
+  cp test/airgap/inside.sh test/airgap/drive.mjs "$root/root/"
+  set -- --installed
+else
 work=$(mktemp -d /var/tmp/handoff-airgap.XXXXXX)
 if [ "${HANDOFF_AIRGAP_KEEP:-}" = 1 ]; then trap 'say "kept $work"' EXIT; else trap 'rm -rf --one-file-system "$work"' EXIT; fi
 root="$work/root"
@@ -35,6 +42,8 @@ tar -xzf "$bundle" -C "$root/root"
 # Only for working on install.sh itself: try the checkout's copy in an already built bundle.
 [ "${HANDOFF_AIRGAP_INSTALL_SH:-}" = checkout ] && cp scripts/install.sh "$root"/root/handoff-*/install.sh
 cp test/airgap/inside.sh test/airgap/drive.mjs "$root/root/"
+set --
+fi
 
 # New network (loopback only), mount and pid namespaces: every mount below and every process
 # inside end with the namespace. "/" of the chroot is a mount point, as on a real machine.
@@ -54,7 +63,10 @@ unshare --net --mount --pid --fork --propagation private /bin/bash -euc '
   for i in 0 1 2; do ln -s "/proc/self/fd/$i" "$r/dev/$(echo stdin stdout stderr | cut -d" " -f$((i + 1)))"; done
   mount -t tmpfs -o mode=1777,size=512m tmpfs "$r/dev/shm"
   mount -t tmpfs -o mode=1777 tmpfs "$r/tmp"
-  exec chroot "$r" /bin/bash /root/inside.sh
-' airgap "$root" || status=$?
+  # pivot_root, not a bare chroot: the kernel refuses unprivileged user namespaces (bwrap,
+  # Chromium) to a chrooted process, so the new tree becomes the root of the namespace.
+  cd "$r" && mkdir -p .oldroot && pivot_root . .oldroot
+  exec chroot . /bin/sh -c "umount -l /.oldroot && rmdir /.oldroot && exec /bin/bash /root/inside.sh \"\$@\"" inside "${@:2}"
+' airgap "$root" "$@" || status=$?
 [ "$status" = 0 ] || say "FAIL inside the air-gapped root (status $status)"
 exit "$status"
