@@ -42,6 +42,8 @@ if [ "$want_test" = 1 ]; then
   need umount mount
   need chromedriver chromium-driver  # selenium-webdriver attaches through a session's debug port
   need haproxy haproxy          # fleet test and bench: two hosts behind deploy/haproxy/haproxy.cfg
+  need debootstrap debootstrap  # npm run bundle / test:airgap: a clean minimal Debian 12 root
+  need ip iproute2              # test:airgap: loopback up in the cut-off network namespace
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   cmd="apt-get install -y --no-install-recommends ${missing[*]}"

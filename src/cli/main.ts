@@ -25,7 +25,7 @@ Usage:
   handoff audit verify               check the hash chain; exit 1 and name the row if broken
          [--checkpoint ID:HASH]      ... and that it still reaches this logged checkpoint
          [--from-log FILE]           ... and the last checkpoint in a daemon's log (JSON lines)
-  handoff doctor                     check chromium, Xvfb, ffmpeg, tmpfs, fonts, ports; print fixes
+  handoff doctor                     check chromium, Xvfb, ffmpeg, sandbox, /dev/shm, disk, API key, ports, bundle; print fixes
 
 Options (flag, environment, or a JSON file given with --config):
 ${OPTIONS.map((o) => `  --${o.flag.padEnd(16)} ${o.env.padEnd(22)} ${o.help}`).join('\n')}
@@ -51,7 +51,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       case 'audit':
         return await audit(rest, env);
       case 'doctor':
-        return await runDoctor(config(stripKnown(rest, []), env));
+        return await runDoctor((extra) => config(stripKnown(rest, []), { ...env, ...extra }));
       default:
         process.stderr.write(`handoff: unknown command "${command}"\n\n${HELP}\n`);
         return 2;
