@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync, existsSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Config } from './config/config.js';
@@ -81,6 +81,12 @@ export class Daemon {
     // First: a bad profile key refuses to start before anything is touched.
     const profileKey = loadProfileKey({ hex: config.profileKey, file: config.profileKeyFile });
     mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+    // An existing state dir others can read would show them the audit DB and the sessions' files.
+    const mode = statSync(config.stateDir).mode & 0o777;
+    if (mode & 0o077) {
+      chmodSync(config.stateDir, 0o700);
+      logger.warn(`state dir ${config.stateDir} was mode ${mode.toString(8)}; narrowed to 700`);
+    }
     const pidFile = lockStateDir(config.stateDir);
     undo.push({ what: 'pid file', run: () => rmSync(pidFile, { force: true }) });
     const db = openDatabase(join(config.stateDir, 'handoff.db'), { busyTimeoutMs: DAEMON_BUSY_TIMEOUT_MS });
@@ -132,6 +138,7 @@ export class Daemon {
       startedAt: Date.now(),
       vncBridge: (stream, ip, sessionId) => vnc.handleSocket(stream, ip, sessionId),
       browserVersion: await browserVersion(config.chromiumPath, logger),
+      mainHost: '',
     };
     const debugPorts = new DebugPorts(services, logger.child({ component: 'debug-port' }));
     registry.onCreated((session) => {
@@ -164,6 +171,7 @@ export class Daemon {
     writeChromiumPolicy(config.stateDir, addr.port, config.publicUrl);
     const vncPort = config.vncPort ? await vnc.listen(config.vncPort, config.host) : 0;
     const url = `http://${hostForUrl(addr.address)}:${addr.port}`;
+    services.mainHost = config.publicUrl?.host ?? new URL(url).host;
     checkpoints.start();
     const daemon = new Daemon(config, url, addr.port, vncPort, db, audit, checkpoints, http, debugPorts, vnc, registry, webhook, pidFile, logger);
     logger.info(`handoff listening on ${url}`, { url, port: addr.port, vnc_port: vncPort || 'off', state_dir: config.stateDir, api_key: config.apiKey ? 'required' : 'off (loopback)' });

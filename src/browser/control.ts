@@ -250,9 +250,20 @@ export function safeFileName(name: string): string {
     .replace(/[/\\\0]/g, '_')
     .replace(/[\x00-\x1f\x7f]/g, '')
     .replace(/^\.+/, '')
-    .trim()
-    .slice(0, 200);
-  return cleaned || 'download';
+    .trim();
+  return cutToBytes(cleaned, 200) || 'download';
+}
+
+/** At most `max` UTF-8 bytes, cut on a code point (file names are limited in bytes: NAME_MAX 255). */
+function cutToBytes(s: string, max: number): string {
+  let bytes = 0;
+  let out = '';
+  for (const ch of s) {
+    bytes += Buffer.byteLength(ch);
+    if (bytes > max) break;
+    out += ch;
+  }
+  return out;
 }
 
 /** `name`, or `name (1).ext`, `name (2).ext`... whichever is free (API.md 4). */

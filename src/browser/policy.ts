@@ -22,11 +22,14 @@ export const MANAGED_POLICY_FILE = '/etc/chromium/policies/managed/handoff.json'
  * the daemon's port on every host (127.0.0.1, localhost, [::1], a LAN address, a name that
  * resolves to any of them), and the whole host of --public-url (its proxy reaches the daemon).
  */
-export function chromiumPolicy(port: number, publicUrl: URL | null): { URLBlocklist: string[] } {
+export function chromiumPolicy(port: number, publicUrl: URL | null): { URLBlocklist: string[]; AllowFileSelectionDialogs: false } {
   const list = [`*:${port}`];
   // A leading dot: that host only, not its subdomains (other sites may live there).
   if (publicUrl) list.push(`.${publicUrl.hostname}`);
-  return { URLBlocklist: list };
+  // No native open/save dialog ever shows the host's files: file inputs are answered through
+  // DevTools interception (browser/control.ts), which comes before this check; a chooser it
+  // does not see (a cross-origin iframe's, Ctrl+O) is refused here (security review).
+  return { URLBlocklist: list, AllowFileSelectionDialogs: false };
 }
 
 /** Writes the policy for this daemon's port, atomically (a session may be starting). */

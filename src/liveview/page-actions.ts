@@ -30,6 +30,8 @@ export class ViewerPageActions {
         port.tabAction(m.action, m.id).catch((e: Error) => fail('bad_request', `tab ${m.action} failed: ${e.message.slice(0, 200)}`));
         return;
       case 'file_start':
+        // Only an open request is answered: nothing is buffered for a made-up one (security review).
+        if (port.fileRequest?.id !== m.request) return fail('bad_request', 'no such file request (it was answered or cancelled)', m.request);
         if (this.request !== m.request) this.reset(m.request);
         if (this.files.length >= MAX_FILES) return this.abort(fail, 'bad_request', `at most ${MAX_FILES} files`);
         if (this.total + m.size > MAX_HUMAN_UPLOAD_BYTES) return this.abort(fail, 'bad_request', `an upload is at most ${MAX_HUMAN_UPLOAD_BYTES} bytes`);

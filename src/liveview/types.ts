@@ -52,6 +52,8 @@ export interface UploadedFile {
 
 /** What viewers may do with the session's pages (sessions/ implements it). */
 export interface PagePort {
+  /** The page's open file request, if any: a human's upload must answer it. */
+  readonly fileRequest: FileRequest | null;
   tabAction(action: 'activate' | 'close' | 'new' | 'reload', id?: string): Promise<void>;
   /** Stores the files, fills the input that asked, audits `file_uploaded`. Rejects if the request is gone. */
   answerFile(id: string, files: { name: string; data: Buffer }[], by: { transport: Transport; sourceIp: string }): Promise<UploadedFile[]>;
@@ -72,6 +74,11 @@ export interface ViewerHandle {
   readonly sourceIp?: string;
   /** Whether this viewer's input may reach the browser right now. */
   readonly canControl: boolean;
+  /**
+   * It came with a view link (API.md 3.4: it may get input, never more): it is not sent the
+   * session's copies or full tab URLs and may not answer file requests or act on tabs.
+   */
+  readonly viewLink?: boolean;
   /** Fires when canControl changes. */
   onControlChange(listener: (canControl: boolean) => void): void;
   /** Fires once when the session ends; the transport closes its connection with `reason`. */

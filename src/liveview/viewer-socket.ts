@@ -149,8 +149,9 @@ export class ViewerSocket {
       handoff: s.handoff,
       viewers: s.viewers,
       downloads: s.downloads,
-      tabs: s.tabs ?? [],
-      fileRequest: s.fileRequest ?? null,
+      // A view link sees which tabs exist, not their full URLs (tokens in query strings).
+      tabs: handle.viewLink ? (s.tabs ?? []).map((t) => ({ ...t, url: originOf(t.url) })) : (s.tabs ?? []),
+      fileRequest: handle.viewLink ? null : (s.fileRequest ?? null),
     });
     if (text === this.lastState) return;
     this.lastState = text;
@@ -181,5 +182,14 @@ export class ViewerSocket {
     if (this.closedNow) return;
     this.closedNow = true;
     this.on.closed();
+  }
+}
+
+function originOf(url: string): string {
+  try {
+    const o = new URL(url).origin;
+    return o === 'null' ? url.split(':')[0] + ':' : o;
+  } catch {
+    return '';
   }
 }

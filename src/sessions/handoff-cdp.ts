@@ -20,6 +20,9 @@ const INVALID_PARAMS = -32602;
  * are answered on the CDP session they came on; the event goes to every CDP session that
  * used the domain (the root connection when none did).
  */
+/** CDP sessions of one connection that get Handoff.completed; an agent uses one or two. */
+const MAX_EVENT_SESSIONS = 32;
+
 export class CdpHandoffDomain {
   private readonly listeners = new Set<string | undefined>();
   private readonly onCompleted = (e: HandoffCompleted) => this.emit('Handoff.completed', e);
@@ -36,7 +39,8 @@ export class CdpHandoffDomain {
   handle(cmd: CdpCommand): boolean {
     if (!cmd || typeof cmd !== 'object' || typeof cmd.method !== 'string' || !cmd.method.startsWith('Handoff.') || typeof cmd.id !== 'number') return false;
     if (cmd.sessionId !== undefined && typeof cmd.sessionId !== 'string') return false;
-    this.listeners.add(cmd.sessionId);
+    // Bounded: an agent naming made-up session ids must not grow this (or the events) without end.
+    if (this.listeners.size < MAX_EVENT_SESSIONS) this.listeners.add(cmd.sessionId);
     const on = cmd.sessionId ? { sessionId: cmd.sessionId } : {};
     const reply = (result: object) => (this.send({ id: cmd.id, result, ...on }), true);
     const fail = (code: number, message: string) => (this.send({ id: cmd.id, error: { code, message }, ...on }), true);

@@ -46,6 +46,10 @@ export class Viewer implements ViewerHandle {
     return this.seat.canControl;
   }
 
+  get viewLink(): boolean {
+    return this.link === 'view';
+  }
+
   /** A view link watches and may get input, but never ends a handoff (API.md 3.4, 7). */
   completeHandoff(outcome: 'done' | 'failed'): boolean {
     if (this.link === 'view') return false;

@@ -3,7 +3,7 @@ import puppeteer, { type Browser } from 'puppeteer-core';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { connect } from 'node:net';
 import WebSocket from 'ws';
-import { api, rawRequest, tryWs, waitFor } from '../helpers/client.js';
+import { api, cdpCall, rawRequest, tryWs, waitFor } from '../helpers/client.js';
 import { LeakTracker } from '../helpers/leaks.js';
 
 /**
@@ -161,6 +161,30 @@ describe('a session\'s debug port', () => {
     expect((await api(d.url, '/session/dp')).body.debug_port).toBeNull();
     await waitFor('the port is closed', async () => !(await listening(port)));
     expect((await api(d.url, '/session/nope/port', { method: 'POST' })).status).toBe(404);
+  });
+
+  it('a refused client changes nothing (auto_close), and links minted on a debug port point at the main port (security review)', async () => {
+    const agent = await puppeteer.connect({ browserWSEndpoint: `${d.wsUrl}/?session=dpsec&auto_close=false&debug_port=true`, defaultViewport: null });
+    const port: number = await waitFor('a debug port', async () => (await api(d.url, '/session/dpsec')).body.debug_port);
+    try {
+      const refused = await tryWs(`ws://127.0.0.1:${port}/devtools/browser/dpsec?auto_close=true`);
+      if (refused.kind === 'open') refused.ws.close();
+      expect(refused.kind === 'refused' && refused.status).toBe(409);
+      expect((await api(d.url, '/session/dpsec')).body.auto_close).toBe(false);
+    } finally {
+      await agent.disconnect();
+    }
+    await waitFor('detached', async () => (await api(d.url, '/session/dpsec')).body.attachment === 'none');
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/devtools/browser/dpsec`);
+    await new Promise((r, j) => (ws.once('open', r), ws.once('error', j)));
+    try {
+      const { liveUrl: url } = await cdpCall(ws, 1, 'Handoff.liveUrl');
+      expect(url.startsWith(`${d.url}/live/`)).toBe(true);
+      expect((await fetch(url)).status).toBe(200);
+    } finally {
+      ws.close();
+      await api(d.url, '/devtools/browser/dpsec', { method: 'DELETE' });
+    }
   });
 
   it('debug_port=true on the 3.1 socket gives the session a port at creation', async () => {

@@ -45,7 +45,12 @@ let agent: Browser;
 let page: Page;
 
 beforeAll(async () => {
-  site = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(PAGE));
+  site = createServer((req, res) => {
+    const port = (site.address() as AddressInfo).port;
+    // /framed: the file input inside a cross-origin iframe (localhost inside 127.0.0.1).
+    const body = req.url === '/framed' ? `<body style="margin:0;background:rgb(20,140,220)"><iframe src="http://localhost:${port}/" style="border:0;width:1280px;height:720px"></iframe></body>` : PAGE;
+    res.writeHead(200, { 'content-type': 'text/html' }).end(body);
+  });
   await new Promise<void>((r) => site.listen(0, '127.0.0.1', r));
   siteUrl = `http://127.0.0.1:${(site.address() as AddressInfo).port}/`;
   vncPort = await freePort();
@@ -148,11 +153,21 @@ describe('file inputs never open a native chooser', () => {
       human.sendFile(again.id, 'late.bin', Buffer.from('late'));
       human.send({ type: 'file_end', request: again.id });
       const refused = await human.next('refusal', (m) => m.type === 'error' && m.request === again.id);
-      expect(refused.code).toBe('not_found');
+      expect(refused.code).toBe('bad_request'); // nothing is buffered for a request that is gone
       expect((await got()).length).toBe(1);
     } finally {
       await human.close();
     }
+  });
+
+  it('a file input in a cross-origin iframe opens no native dialog either (security review: the GTK chooser showed the profile)', async () => {
+    await page.goto(`${siteUrl}framed`);
+    const frame = await waitFor('the cross-origin frame', async () => page.frames().find((f) => f.url().startsWith('http://localhost:')) ?? null);
+    await frame.waitForSelector('#f');
+    await frame.click('#f');
+    await new Promise((r) => setTimeout(r, 1500)); // a dialog would be mapped by now
+    await pageStillOnScreen();
+    await page.goto(siteUrl);
   });
 
   it('a popup\'s file input is intercepted too', async () => {

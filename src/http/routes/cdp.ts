@@ -127,8 +127,9 @@ export function debugPortRoutes(http: HttpServer, s: Services, session: Session)
   const browser = async (ctx: RequestContext, up: Upgrade) => {
     if (ctx.params.id !== undefined && ctx.params.id !== session.id) throw new HandoffError('not_found', 'this port serves one session only');
     const q = ctx.url.searchParams;
-    if (q.has('auto_close')) session.autoClose = parseAutoClose(q, session.autoClose);
-    await attachExisting(ctx, up, s, live());
+    // Applied only once the attach succeeded: a refused client changes nothing (security review).
+    const autoClose = q.has('auto_close') ? parseAutoClose(q, session.autoClose) : undefined;
+    await attachExisting(ctx, up, s, live(), undefined, autoClose);
   };
   http.upgrade('/devtools/browser', browser);
   http.upgrade('/devtools/browser/:id', browser);
@@ -140,22 +141,25 @@ export function debugPortRoutes(http: HttpServer, s: Services, session: Session)
 }
 
 /** Attaches an agent to a session that must already exist (API.md 3.4: 409 when attached). */
-async function attachExisting(ctx: RequestContext, up: Upgrade, s: Services, session: Session, targetId?: string): Promise<void> {
+async function attachExisting(ctx: RequestContext, up: Upgrade, s: Services, session: Session, targetId?: string, autoClose?: boolean): Promise<void> {
   const slot = s.registry.attachAgentTo(session);
-  // On a debug port (the only caller on another port), the attach row names it.
+  if (autoClose !== undefined) session.autoClose = autoClose;
+  // On a debug port (the only caller on another port), the attach row names it, and the links
+  // the agent mints point at the main port (/live is not served on a debug port).
   const port = ctx.req.socket.localPort;
-  const via = session.debugPort !== null && port === session.debugPort ? { debug_port: port } : undefined;
-  await runAgent(session, slot, { ...agentUpgrade(ctx, up, s, session), via }, targetId);
+  const onDebugPort = session.debugPort !== null && port === session.debugPort;
+  const upgrade = agentUpgrade(ctx, up, s, session, onDebugPort ? s.mainHost : ctx.publicHost);
+  await runAgent(session, slot, { ...upgrade, via: onDebugPort ? { debug_port: port } : undefined }, targetId);
 }
 
-function agentUpgrade(ctx: RequestContext, up: Upgrade, s: Services, session: Session) {
+function agentUpgrade(ctx: RequestContext, up: Upgrade, s: Services, session: Session, linkHost = ctx.publicHost) {
   return {
     req: ctx.req,
     socket: up.socket,
     head: up.head,
     sourceIp: ctx.sourceIp,
     keepaliveMs: s.config.agentKeepaliveMs,
-    liveLink: (opts?: { singleUse?: boolean }) => s.liveLinks.issue(session, ctx.publicHost, 'control', ctx.sourceIp, opts),
+    liveLink: (opts?: { singleUse?: boolean }) => s.liveLinks.issue(session, linkHost, 'control', ctx.sourceIp, opts),
   };
 }
 

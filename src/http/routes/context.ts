@@ -20,6 +20,11 @@ export interface Services {
   vncBridge: (stream: Duplex, sourceIp: string, sessionId: string) => void;
   /** e.g. "Chrome/156.0.8078.79", read once at start. */
   browserVersion: string;
+  /**
+   * host:port of the main port as users reach it (--public-url's, else the listening address),
+   * set once it listens: links minted on a debug port point there (/live is not on a debug port).
+   */
+  mainHost: string;
 }
 
 /**

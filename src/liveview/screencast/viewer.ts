@@ -82,7 +82,7 @@ export class ScreencastViewer {
     this.socket = new ViewerSocket(ws, 'screencast', log, { message: (data, isBinary) => this.onMessage(data, isBinary), closed: () => this.onClosed() });
     this.pageActions = new ViewerPageActions(() => host.session.pages, { transport: 'screencast', sourceIp: handle.sourceIp ?? '' }, (m) => this.socket.sendJson(m));
     // Text copied in the session reaches the human in control (their viewer offers a copy button).
-    this.stopCopies = host.session.input.onCopy?.((text) => this.handle.canControl && this.socket.sendJson({ type: 'clipboard', text }));
+    this.stopCopies = host.session.input.onCopy?.((text) => this.handle.canControl && !this.handle.viewLink && this.socket.sendJson({ type: 'clipboard', text }));
     handle.onControlChange((canControl) => {
       if (!canControl) this.input.reset();
       this.sendState();
@@ -182,6 +182,7 @@ export class ScreencastViewer {
       case 'file_chunk':
       case 'file_end':
       case 'file_cancel':
+        if (this.handle.viewLink) return this.socket.sendJson({ type: 'error', code: 'forbidden', message: 'a view link cannot act on tabs or files' });
         return this.pageActions.handle(m);
       case 'handoff':
         if (!this.handle.completeHandoff(m.outcome)) this.socket.sendJson({ type: 'error', code: 'forbidden', message: 'a view link cannot end the handoff' });

@@ -6,8 +6,8 @@ import { chromiumPolicy, chromiumPolicyPath, writeChromiumPolicy } from '../../.
 
 describe('the Chromium policy barring the daemon', () => {
   it("blocks the daemon's port on every host, and the public URL's host when set", () => {
-    expect(chromiumPolicy(8765, null)).toEqual({ URLBlocklist: ['*:8765'] });
-    expect(chromiumPolicy(8765, new URL('https://handoff.example.com'))).toEqual({ URLBlocklist: ['*:8765', '.handoff.example.com'] });
+    expect(chromiumPolicy(8765, null)).toEqual({ URLBlocklist: ['*:8765'], AllowFileSelectionDialogs: false });
+    expect(chromiumPolicy(8765, new URL('https://handoff.example.com'))).toEqual({ URLBlocklist: ['*:8765', '.handoff.example.com'], AllowFileSelectionDialogs: false });
   });
 
   it('is written to STATE_DIR/chromium-policy.json, replacing the previous port', () => {
@@ -15,7 +15,7 @@ describe('the Chromium policy barring the daemon', () => {
     try {
       writeChromiumPolicy(dir, 1111, null);
       expect(writeChromiumPolicy(dir, 2222, null)).toBe(chromiumPolicyPath(dir));
-      expect(JSON.parse(readFileSync(join(dir, 'chromium-policy.json'), 'utf8'))).toEqual({ URLBlocklist: ['*:2222'] });
+      expect(JSON.parse(readFileSync(join(dir, 'chromium-policy.json'), 'utf8'))).toEqual({ URLBlocklist: ['*:2222'], AllowFileSelectionDialogs: false });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -36,6 +36,8 @@ describe('Screencast frames', () => {
       handoff: null,
       viewers: { screencast: 0, webrtc: 0, vnc: 0 },
       downloads: 0,
+      tabs: [],
+      fileRequest: null,
     });
     expect(v.pictures[0]).toMatchObject({ kind: 2, seq: 1, x: 0, y: 0, width: 320, height: 192 });
     expect(v.maxDiff(t.fb.rgb())).toBeLessThanOrEqual(TOLERANCE);
