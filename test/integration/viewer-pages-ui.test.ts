@@ -124,6 +124,7 @@ describe('the viewer shows the session\'s pages', () => {
     await vp.click('.hk-page[data-visible="false"] .hk-page-title');
     await waitFor('the first tab in front', async () => JSON.stringify(await tabTitles()) === JSON.stringify([['First page', 'true'], ['Second page', 'false']]));
     expect(await page.evaluate(() => document.visibilityState)).toBe('visible');
+    expect(await vp.evaluate(() => document.activeElement?.hasAttribute('data-handoff-surface'))).toBe(true); // the keyboard is back on the picture
 
     await vp.click('.hk-keymenu summary');
     await vp.click('.hk-menuitem[data-key="next"]');

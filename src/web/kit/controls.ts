@@ -15,6 +15,8 @@ export interface Controls {
   attach(surface: HTMLElement, sink: InputSink, tooLarge: () => void): ControlInput;
   /** Presses and releases a key in the session (the key menu). */
   press(keysym: number): void;
+  /** Gives the keyboard back to the attached surface. */
+  focus(): void;
   /** Shows the key bar while the viewer has control. */
   render(status: Status): void;
 }
@@ -63,6 +65,7 @@ export function createControls(root: HTMLElement, stage: HTMLElement, view: HTML
       };
     },
     press: (keysym) => kb.press(keysym),
+    focus: () => hint.focus(),
     render(status) {
       bar.hidden = !touch || !sink || status.state !== 'live';
       if (bar.hidden && proxy.isOpen) proxy.close();

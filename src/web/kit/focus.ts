@@ -5,17 +5,21 @@ import { h } from './dom.js';
 export interface TypingHint {
   /** Focuses `surface` and follows its focus until the returned stop(). */
   attach(surface: HTMLElement): () => void;
+  /** Gives the focus back to the picture (after a click on the viewer's own buttons). */
+  focus(): void;
 }
 
 export function typingHint(view: HTMLElement): TypingHint {
   let target: HTMLElement | null = null;
   const hint = h('button', {
     type: 'button', class: 'hk-typehint', text: 'Click the picture to type',
-    onclick: () => target?.focus({ preventScroll: true }),
+    onclick: () => focus(),
   });
   view.append(hint);
+  const focus = () => target?.focus({ preventScroll: true });
   const sync = () => view.toggleAttribute('data-typing', !!target && document.activeElement === target);
   return {
+    focus,
     attach(surface) {
       target = surface;
       surface.addEventListener('focus', sync);

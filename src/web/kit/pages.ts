@@ -17,13 +17,13 @@ export interface Pages {
   reset(): void;
 }
 
-/** `dropZone`: where files are dropped; `escape` presses Esc in the session. */
-export function createPages(dropZone: HTMLElement, escape: () => void): Pages {
+/** `dropZone`: where files are dropped; `escape` presses Esc in the session; `refocus` gives the picture the keyboard. */
+export function createPages(dropZone: HTMLElement, escape: () => void, refocus: () => void): Pages {
   let channel: PageChannel | null = null;
   let tabs: PageTab[] = [];
   let request: FileRequest | null = null;
   let control = false;
-  const strip = tabStrip({ tab: (action, id) => channel?.send(id ? { type: 'tab', action, id } : { type: 'tab', action }), escape });
+  const strip = tabStrip({ tab: (action, id) => channel?.send(id ? { type: 'tab', action, id } : { type: 'tab', action }), escape, refocus });
   const files = filePanel(dropZone);
   const clip = clipboardPanel();
   const el = h('div', { class: 'hk-pagesui' }, [strip.el, files.el, clip.el]);

@@ -8,6 +8,8 @@ export interface TabActions {
   /** A `tab` message (docs/screencast-protocol.md). */
   tab(action: 'activate' | 'close' | 'new' | 'reload', id?: string): void;
   escape(): void;
+  /** After a click here, the keyboard goes back to the picture. */
+  refocus(): void;
 }
 
 export interface TabStrip {
@@ -41,7 +43,11 @@ export function tabStrip(actions: TabActions): TabStrip {
     h('div', { class: 'hk-menu' }, menuButtons),
   ]);
   // A menu item closes the menu, so the next click lands on the picture.
-  menu.addEventListener('click', (ev) => { if ((ev.target as HTMLElement).closest('.hk-menuitem')) menu.open = false; });
+  menu.addEventListener('click', (ev) => {
+    if (!(ev.target as HTMLElement).closest('.hk-menuitem')) return;
+    menu.open = false;
+    actions.refocus();
+  });
   const el = h('nav', { class: 'hk-pagebar', 'aria-label': 'Tabs', hidden: true }, [list, menu]);
 
   return {
@@ -55,11 +61,11 @@ export function tabStrip(actions: TabActions): TabStrip {
         return h('div', { class: 'hk-page', role: 'presentation', 'data-tab-id': t.id, 'data-visible': String(t.visible) }, [
           h('button', {
             type: 'button', class: 'hk-page-title', role: 'tab', text: title, title: t.url, 'aria-selected': String(t.visible),
-            disabled: !canControl, onclick: () => actions.tab('activate', t.id),
+            disabled: !canControl, onclick: () => { actions.tab('activate', t.id); actions.refocus(); },
           }),
           h('button', {
             type: 'button', class: 'hk-page-close', text: '×', 'aria-label': 'Close ' + title, disabled: !canControl,
-            onclick: () => actions.tab('close', t.id),
+            onclick: () => { actions.tab('close', t.id); actions.refocus(); },
           }),
         ]);
       }));
