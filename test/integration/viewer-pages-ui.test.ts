@@ -87,7 +87,7 @@ describe('the viewer shows the session\'s pages', () => {
     expect(await shown('.hk-typehint')).toBe(false);
   });
 
-  it('file: the page asks, the human picks a file of their own, the page reads its exact bytes; Cancel cancels', async () => {
+  it('file: the page asks, the human picks a file of their own, the page reads its exact bytes; Cancel cancels; a drop works', async () => {
     expect(await shown('.hk-filereq')).toBe(false);
     await clickSurface(vp, 300, 140);
     await waitFor('the file request in the viewer', () => shown('.hk-filereq'));
@@ -111,6 +111,20 @@ describe('the viewer shows the session\'s pages', () => {
     await waitFor('the page saw cancel', async () => (await page.evaluate(() => (window as any).cancels)) === 1);
     await waitFor('the request is gone again', async () => !(await shown('.hk-filereq')));
     expect((await page.evaluate(() => (window as any).got)).length).toBe(1);
+
+    // A file dropped onto the picture answers the request too.
+    await clickSurface(vp, 300, 140);
+    await waitFor('a third request', () => shown('.hk-filereq'));
+    await vp.evaluate(() => {
+      const dt = new DataTransfer();
+      dt.items.add(new File(['dropped ✓'], 'dropped.txt', { type: 'text/plain' }));
+      const view = document.querySelector('.hk-view')!;
+      view.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
+      view.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    });
+    const dropped = await waitFor('the page read the dropped file', async () => (await page.evaluate(() => (window as any).got)).at(1));
+    expect(dropped).toEqual([{ name: 'dropped.txt', b64: Buffer.from('dropped ✓').toString('base64') }]);
+    await waitFor('the request is gone after the drop', async () => !(await shown('.hk-filereq')));
   });
 
   it('tabs: a tab the page opens is in the strip; clicking a tab shows it, the key menu goes to the next, × closes', async () => {
