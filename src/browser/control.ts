@@ -102,6 +102,7 @@ export class BrowserControl extends EventEmitter<{
     this.cdp.on('event', (method, params, sessionId) => {
       if (sessionId === undefined) handlers[method]?.(params);
       else if (method === 'Page.fileChooserOpened') this.chooserOpened(sessionId, params);
+      else if (method === 'Page.domContentEventFired' || method === 'Page.loadEventFired') this.refreshTitle(sessionId);
     });
     watchDownloadQuota(this.cdp, this.downloadDir, this.logger); // --max-download-mb
     this.cdp.once('closed', () => {
@@ -136,6 +137,18 @@ export class BrowserControl extends EventEmitter<{
       // The page closed meanwhile: nothing to guard.
       if (this.targets.has(targetId) && !this.closed) this.logger?.warn('file chooser interception failed', { error: (e as Error).message });
     }
+  }
+
+  /** Chromium sends no targetInfoChanged for a new title: read it once a page has loaded. */
+  private refreshTitle(sessionId: string): void {
+    const targetId = [...this.pageSessions].find(([, s]) => s === sessionId)?.[0];
+    if (!targetId) return;
+    this.cdp.send('Target.getTargetInfo', { targetId }).then(({ targetInfo }: { targetInfo: TargetInfo }) => {
+      const before = this.targets.get(targetId);
+      if (!before || before.title === targetInfo.title) return;
+      this.targets.set(targetId, { ...before, title: targetInfo.title });
+      this.emit('pagesChanged');
+    }, () => {});
   }
 
   private chooserOpened(sessionId: string, params: { mode?: string; backendNodeId?: number }): void {

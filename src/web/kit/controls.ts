@@ -6,12 +6,17 @@ import { keyBar } from './keybar.js';
 import { keyboard } from './keyboard.js';
 import { textProxy } from './textproxy.js';
 import { touchInput } from './touch.js';
+import { typingHint } from './focus.js';
 import { zoomer, type Zoom } from './zoom.js';
 import type { Status } from './types.js';
 
 export interface Controls {
   /** Input from `surface` goes to `sink` until stop(). */
   attach(surface: HTMLElement, sink: InputSink, tooLarge: () => void): ControlInput;
+  /** Presses and releases a key in the session (the key menu). */
+  press(keysym: number): void;
+  /** Gives the keyboard back to the attached surface. */
+  focus(): void;
   /** Shows the key bar while the viewer has control. */
   render(status: Status): void;
 }
@@ -31,6 +36,7 @@ export function createControls(root: HTMLElement, stage: HTMLElement, view: HTML
   view.append(proxy.el);
   bar.replaceChildren(keys.el);
   bar.hidden = true;
+  const hint = typingHint(view);
 
   return {
     attach(surface, to, tooLarge) {
@@ -40,6 +46,7 @@ export function createControls(root: HTMLElement, stage: HTMLElement, view: HTML
         root.toggleAttribute('data-zoomed', scale > 1);
       });
       const gestures = touchInput(surface, to, z);
+      const unfocus = hint.attach(surface);
       sink = to;
       zoom = z;
       return {
@@ -47,6 +54,7 @@ export function createControls(root: HTMLElement, stage: HTMLElement, view: HTML
         stop() {
           base.stop();
           gestures.stop();
+          unfocus();
           z.reset();
           z.stop();
           if (sink !== to) return;
@@ -56,6 +64,8 @@ export function createControls(root: HTMLElement, stage: HTMLElement, view: HTML
         },
       };
     },
+    press: (keysym) => kb.press(keysym),
+    focus: () => hint.focus(),
     render(status) {
       bar.hidden = !touch || !sink || status.state !== 'live';
       if (bar.hidden && proxy.isOpen) proxy.close();

@@ -57,6 +57,26 @@ export interface Link {
   close(): void;
   /** Sends Done / Can't do it over the transport's own channel; without it the kit POSTs. */
   sendHandoff?(outcome: Outcome): void;
+  /** Tab and file messages (docs/screencast-protocol.md, issue 11), where the transport carries them. */
+  page?: PageChannel;
+}
+
+/** A session's page, from the viewer state (issue 11). */
+export interface PageTab { id: string; title: string; url: string; visible: boolean }
+export interface FileRequest { id: string; multiple: boolean }
+
+/** Where tab and file messages go; `buffered` is what the transport has not sent yet (bytes). */
+export interface PageChannel {
+  send(msg: object): void;
+  buffered(): number;
+}
+
+/** What a transport reports about the session's pages: tabs, file requests, remote copies. */
+export interface PageEvents {
+  state(tabs: PageTab[], fileRequest: FileRequest | null): void;
+  clipboard(text: string): void;
+  /** `file_done`, or an `error` that names a request. */
+  fileAnswer(msg: { type: string; request?: string; code?: string; message?: string }): void;
 }
 
 /** What the viewer lends a transport for one connection. */
@@ -90,6 +110,7 @@ export interface TransportContext {
   input(surface: HTMLElement, sink: InputSink): ControlInput;
   /** The transport's count of downloads; the list is fetched again when it changed. */
   downloadsChanged(count: number): void;
+  readonly pages: PageEvents;
 }
 
 export type Transport = (ctx: TransportContext) => Link;

@@ -5,6 +5,8 @@ import { ensureStyles } from './dom.js';
 import { backoffDelay, liveEndpoints } from './util.js';
 import { createUi, TRANSPORT_TEXT, type DownloadFile } from './ui.js';
 import { createControls } from './controls.js';
+import { KEYSYM } from './keyboard.js';
+import { createPages } from './pages.js';
 import { screencast } from './transports/screencast.js';
 import { vnc } from './transports/vnc.js';
 import { webrtc } from './transports/webrtc.js';
@@ -48,6 +50,8 @@ export function mount(element: Element, options: KitOptions): Viewer {
   const ui = createUi({ pickTransport: setTransport, answer: finishHandoff }, status);
   element.replaceChildren(ui.root);
   const controls = createControls(ui.root, ui.stage, ui.view, ui.keys);
+  const pages = createPages(ui.view, () => controls.press(KEYSYM.Escape), () => controls.focus());
+  ui.view.before(pages.el);
   const tooLarge = () => update({ message: 'That text is too large to paste (1 MiB at most).' });
 
   // --- status and events
@@ -67,6 +71,7 @@ export function mount(element: Element, options: KitOptions): Viewer {
     if ('message' in patch) ui.showNotice(status.message, extra);
     ui.render(status, answered);
     controls.render(status);
+    pages.render(status);
     const snapshot = { ...status };
     emit('status', snapshot);
     if (before !== status.state + '/' + status.transport) {
@@ -81,12 +86,14 @@ export function mount(element: Element, options: KitOptions): Viewer {
     clearTimeout(retryTimer);
     if (link) link.close();
     link = null;
+    pages.setChannel(null);
     generation++;
   }
 
   function finish(state: ViewerState, message: string): void {
     closeLink();
     ui.stage.replaceChildren();
+    pages.reset();
     update({ state, message, fps: 0, handoff: null, canControl: false });
   }
 
@@ -130,6 +137,7 @@ export function mount(element: Element, options: KitOptions): Viewer {
       return fallBack(TRANSPORT_TEXT[status.transport] + ' is not enabled for this session.');
     }
     link = TRANSPORTS[status.transport](context(gen, answer));
+    pages.setChannel(link.page || null);
   }
 
   /** What a transport may do, for the connection of generation `gen`. */
@@ -151,6 +159,7 @@ export function mount(element: Element, options: KitOptions): Viewer {
       applyInfo,
       input: (surface, sink) => controls.attach(surface, sink, tooLarge),
       downloadsChanged: (count) => { if (count !== downloadsSeen) refreshDownloads(count); },
+      pages: pages.events,
     };
   }
 

@@ -57,6 +57,11 @@ export function screencast(ctx: TransportContext): Link {
       if (!canControl) input.release();
       ctx.update({ state: canControl ? 'live' : 'view-only', canControl, attachment: msg.attachment, handoff: msg.handoff || null, viewers: msg.viewers || null, message: '' });
       if (typeof msg.downloads === 'number') ctx.downloadsChanged(msg.downloads);
+      ctx.pages.state(msg.tabs || [], msg.fileRequest || null);
+    } else if (msg.type === 'clipboard') {
+      ctx.pages.clipboard(msg.text);
+    } else if (msg.type === 'file_done' || (msg.type === 'error' && msg.request)) {
+      ctx.pages.fileAnswer(msg as { type: string });
     } else if (msg.type === 'ended') {
       endedReason = msg.reason || '';
     } else if (msg.type === 'error') {
@@ -87,6 +92,7 @@ export function screencast(ctx: TransportContext): Link {
 
   return {
     sendHandoff: (outcome) => send({ type: 'handoff', outcome }),
+    page: { send, buffered: () => ws.bufferedAmount },
     close() {
       input.stop();
       clearInterval(fpsTimer);

@@ -1,0 +1,74 @@
+// The session's tabs above the picture (issue 11 item 2): one button per page, the visible one
+// marked, click to show it, × to close it; and a small key menu for the keys the local browser
+// keeps for itself (new tab, close tab, next tab, reload, Esc).
+import { h } from './dom.js';
+import type { PageTab } from './types.js';
+
+export interface TabActions {
+  /** A `tab` message (docs/screencast-protocol.md). */
+  tab(action: 'activate' | 'close' | 'new' | 'reload', id?: string): void;
+  escape(): void;
+  /** After a click here, the keyboard goes back to the picture. */
+  refocus(): void;
+}
+
+export interface TabStrip {
+  el: HTMLElement;
+  render(tabs: PageTab[], canControl: boolean): void;
+}
+
+const MAX_TITLE = 80;
+
+export function tabStrip(actions: TabActions): TabStrip {
+  const list = h('div', { class: 'hk-pages', role: 'tablist', 'aria-label': 'Tabs of the session' });
+  let tabs: PageTab[] = [];
+  const visible = () => tabs.find((t) => t.visible) || tabs[0];
+  const onVisible = (action: 'close' | 'reload') => () => { const t = visible(); if (t) actions.tab(action, t.id); };
+  const next = () => {
+    if (tabs.length < 2) return;
+    const i = tabs.indexOf(visible()!);
+    actions.tab('activate', tabs[(i + 1) % tabs.length]!.id);
+  };
+  const item = (text: string, onclick: () => void, key: string) =>
+    h('button', { type: 'button', class: 'hk-btn hk-menuitem', text, onclick, 'data-key': key });
+  const menuButtons = [
+    item('New tab', () => actions.tab('new'), 'new'),
+    item('Close tab', onVisible('close'), 'close'),
+    item('Next tab', next, 'next'),
+    item('Reload', onVisible('reload'), 'reload'),
+    item('Esc', actions.escape, 'escape'),
+  ];
+  const menu = h('details', { class: 'hk-keymenu' }, [
+    h('summary', { text: 'Keys', title: 'Keys your browser keeps for itself' }),
+    h('div', { class: 'hk-menu' }, menuButtons),
+  ]);
+  // A menu item closes the menu, so the next click lands on the picture.
+  menu.addEventListener('click', (ev) => {
+    if (!(ev.target as HTMLElement).closest('.hk-menuitem')) return;
+    menu.open = false;
+    actions.refocus();
+  });
+  const el = h('nav', { class: 'hk-pagebar', 'aria-label': 'Tabs', hidden: true }, [list, menu]);
+
+  return {
+    el,
+    render(next, canControl) {
+      tabs = next;
+      el.hidden = tabs.length === 0;
+      for (const b of menuButtons) b.disabled = !canControl;
+      list.replaceChildren(...tabs.map((t) => {
+        const title = (t.title || t.url || 'New tab').slice(0, MAX_TITLE);
+        return h('div', { class: 'hk-page', role: 'presentation', 'data-tab-id': t.id, 'data-visible': String(t.visible) }, [
+          h('button', {
+            type: 'button', class: 'hk-page-title', role: 'tab', text: title, title: t.url, 'aria-selected': String(t.visible),
+            disabled: !canControl, onclick: () => { actions.tab('activate', t.id); actions.refocus(); },
+          }),
+          h('button', {
+            type: 'button', class: 'hk-page-close', text: '×', 'aria-label': 'Close ' + title, disabled: !canControl,
+            onclick: () => { actions.tab('close', t.id); actions.refocus(); },
+          }),
+        ]);
+      }));
+    },
+  };
+}
