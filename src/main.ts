@@ -102,8 +102,8 @@ export class Daemon {
     const webhook = config.webhook ? new WebhookSender({ url: config.webhook, secret: config.webhookSecret, logger: logger.child({ component: 'webhook' }) }) : null;
     if (webhook) undo.push({ what: 'webhook', run: () => webhook.close() });
     const notify = webhook ? (event: Record<string, unknown>) => webhook.send(event) : undefined;
-    const registry = new SessionRegistry({ config, audit, journal, logger, notify, parts: realFactories(config) });
     const profiles = await ProfileStore.open({ root: join(config.stateDir, 'profiles'), key: profileKey, audit, logger: logger.child({ component: 'profiles' }) });
+    const registry = new SessionRegistry({ config, audit, journal, logger, notify, profiles, parts: realFactories(config) });
     // Disk limits (README "Disk"): quotas and the recording cap are read by the code that writes.
     const MB = 1024 * 1024;
     setDownloadLimits({
