@@ -59,7 +59,6 @@ describe('persistent profiles (sealed at rest with a profile key)', () => {
   });
 
   afterAll(async () => {
-    if (process.env.HANDOFF_TEST_LOGS) console.log(daemon?.logs().slice(-20000));
     await daemon?.cleanup();
     await site?.close();
     if (keyDir) rmSync(keyDir, { recursive: true, force: true });
@@ -125,6 +124,31 @@ describe('persistent profiles (sealed at rest with a profile key)', () => {
     // Free again: deleted for good.
     expect((await api(daemon.url, '/profiles/acme', { method: 'DELETE' })).body).toEqual({ deleted: true });
     expect((await api(daemon.url, '/profiles')).body.profiles).toEqual([]);
+  });
+
+  it('resuming a stopped session id whose profile persists reopens its last tabs', async () => {
+    let agent = await puppeteer.connect({ browserWSEndpoint: `${daemon.wsUrl}/?session=tabs&profile=tabs-profile&auto_close=false`, defaultViewport: null });
+    await (await agent.pages())[0]!.goto(`${site.url}/first-tab`);
+    const second = await agent.newPage();
+    await second.goto(`${site.url}/second-tab`);
+    expect((await api(daemon.url, '/session/tabs/stop', { method: 'POST' })).status).toBe(200);
+    await agent.disconnect();
+
+    // The same id again: its profile comes back with it, and so do its tabs.
+    agent = await puppeteer.connect({ browserWSEndpoint: `${daemon.wsUrl}/?session=tabs&auto_close=false`, defaultViewport: null });
+    expect((await info('tabs')).profile).toBe('tabs-profile');
+    const urls = await waitFor('tabs back', async () => {
+      const u = agent.targets().filter((t) => t.type() === 'page').map((t) => t.url());
+      return u.includes(`${site.url}/first-tab`) && u.includes(`${site.url}/second-tab`) ? u : null;
+    });
+    expect(urls.filter((u) => u.startsWith(site.url))).toHaveLength(2);
+    expect((await api(daemon.url, '/session/tabs/stop', { method: 'POST' })).status).toBe(200);
+    await agent.disconnect();
+    // A new session id on the same profile starts on a blank page, not the other session's tabs.
+    const other = await puppeteer.connect({ browserWSEndpoint: `${daemon.wsUrl}/?session=tabs-other&profile=tabs-profile&auto_close=false`, defaultViewport: null });
+    expect(other.targets().filter((t) => t.type() === 'page').map((t) => t.url())).toEqual(['about:blank']);
+    expect((await api(daemon.url, '/session/tabs-other/stop', { method: 'POST' })).status).toBe(200);
+    await other.disconnect();
   });
 
   it('refuses bad profile names', async () => {
