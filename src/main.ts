@@ -166,6 +166,8 @@ export class Daemon {
     const url = `http://${hostForUrl(addr.address)}:${addr.port}`;
     checkpoints.start();
     const daemon = new Daemon(config, url, addr.port, vncPort, db, audit, checkpoints, http, debugPorts, vnc, registry, webhook, pidFile, logger);
+    // Said out loud: a flag that silently does nothing is worse than none (README "Profiles and the warm pool").
+    if (config.warm > 0) logger.warn('--warm is not in this build yet: no spare session is started', { warm: config.warm });
     logger.info(`handoff listening on ${url}`, { url, port: addr.port, vnc_port: vncPort || 'off', state_dir: config.stateDir, api_key: config.apiKey ? 'required' : 'off (loopback)' });
     return daemon;
   }
