@@ -97,7 +97,13 @@ export class SessionRegistry {
     // Synchronous: of two concurrent creates on one profile exactly one gets it (409 for the other).
     const profile = params.profile ? this.claimProfile(params.profile, id) : null;
     const lease = new AttachmentLease();
-    const session = new Session(id, params, autoClose, this.deps, lease, profile);
+    let session: Session;
+    try {
+      session = new Session(id, params, autoClose, this.deps, lease, profile);
+    } catch (e) {
+      void profile?.claim.release(); // never a profile held by a session that does not exist
+      throw e;
+    }
     this.leases.set(session, lease);
     this.sessions.set(id, session);
     for (const l of this.listeners) l(session);
