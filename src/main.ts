@@ -108,8 +108,8 @@ export class Daemon {
     const webhook = config.webhook ? new WebhookSender({ url: config.webhook, secret: config.webhookSecret, logger: logger.child({ component: 'webhook' }) }) : null;
     if (webhook) undo.push({ what: 'webhook', run: () => webhook.close() });
     const notify = webhook ? (event: Record<string, unknown>) => webhook.send(event) : undefined;
-    const registry = new SessionRegistry({ config, audit, journal, logger, notify, parts: realFactories(config) });
     const profiles = await ProfileStore.open({ root: join(config.stateDir, 'profiles'), key: profileKey, audit, logger: logger.child({ component: 'profiles' }) });
+    const registry = new SessionRegistry({ config, audit, journal, logger, notify, profiles, parts: realFactories(config) });
     // Disk limits (README "Disk"): quotas and the recording cap are read by the code that writes.
     const MB = 1024 * 1024;
     setDownloadLimits({
@@ -174,6 +174,8 @@ export class Daemon {
     services.mainHost = config.publicUrl?.host ?? new URL(url).host;
     checkpoints.start();
     const daemon = new Daemon(config, url, addr.port, vncPort, db, audit, checkpoints, http, debugPorts, vnc, registry, webhook, pidFile, logger);
+    // Said out loud: a flag that silently does nothing is worse than none (README "Profiles and the warm pool").
+    if (config.warm > 0) logger.warn('--warm is not in this build yet: no spare session is started', { warm: config.warm });
     logger.info(`handoff listening on ${url}`, { url, port: addr.port, vnc_port: vncPort || 'off', state_dir: config.stateDir, api_key: config.apiKey ? 'required' : 'off (loopback)' });
     return daemon;
   }

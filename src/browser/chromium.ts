@@ -117,9 +117,11 @@ export class ChromiumBrowser<C extends DevToolsPipeClient = DevToolsPipeClient> 
       await writeFile(join(profileDir, 'Default', 'Preferences'), JSON.stringify({ profile: { exit_type: 'Normal' } }));
     }
     // Chromium's own temp files (its SingletonSocket dir) go inside the profile dir too, so
-    // removing that one dir leaves nothing behind even when Chromium is killed.
-    const tmp = join(profileDir, 'tmp');
-    await mkdir(tmp, { recursive: true });
+    // removing that one dir leaves nothing behind even when Chromium is killed. A profile given
+    // by the caller may sit too deep for a socket path (108 bytes): there the sandbox's own
+    // private /tmp (a tmpfs that ends with it) is used.
+    const tmp = owned ? join(profileDir, 'tmp') : '/tmp';
+    if (owned) await mkdir(tmp, { recursive: true });
     let proc: LaunchedProcess | undefined;
     try {
       // Sandboxed (API.md 2): its profile and the session's dirs at the same paths (CDP names

@@ -35,6 +35,8 @@ export interface OpenedProfile {
   dir: string;
   /** The page URLs open when the profile's last session stopped (oldest tab first). */
   lastTabs: string[];
+  /** The session that used the profile last (its tabs are that session's). */
+  lastSessionId: string | null;
   /** How long opening took (unsealing included). */
   openMs: number;
 }
@@ -162,7 +164,7 @@ export class ProfileStore {
       await this.writeMeta(name, { ...meta, last_used_at: now, session_id: holder.sessionId });
       const openMs = Math.round(performance.now() - t0);
       this.audit?.append({ type: 'profile_attached', session_id: holder.sessionId, run_id: holder.runId, detail: { name, sealed, open_ms: openMs } });
-      return { dir: userData, lastTabs, openMs };
+      return { dir: userData, lastTabs, lastSessionId: meta.session_id, openMs };
     });
   }
 

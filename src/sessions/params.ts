@@ -59,15 +59,10 @@ export function parseSessionParams(q: URLSearchParams, overrides: { timeoutS?: n
   };
 }
 
-/**
- * API.md 3.1 `profile`. Until sessions run on profiles (issue 14: the session wiring waits
- * for the session coordinator), a valid name is refused rather than silently ignored: a
- * caller must not believe a login will last when it will not.
- */
+/** API.md 3.1 `profile`: a valid name or none. */
 function profileParam(v: string | null): string | null {
   if (!v) return null;
-  validProfileName(v);
-  bad('profile is not available yet in this build: sessions do not run on persistent profiles (GET /profiles lists the store)');
+  return validProfileName(v);
 }
 
 /**

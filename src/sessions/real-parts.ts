@@ -13,6 +13,9 @@ import { WebRtcHub } from '../liveview/webrtc/hub.js';
 import type { BrowserOptions, BrowserPart, DisplayPart, OwnedProcess, SessionFactories } from './parts.js';
 import { PartStack } from './parts.js';
 
+/** How long a browser on a persistent profile may take to exit by itself (it flushes its data). */
+const PROFILE_FLUSH_MS = 10_000;
+
 /** The real parts (Xvfb, Chromium, ffmpeg, the live view hubs), wired from the config by main.ts. */
 export function realFactories(config: Readonly<Config>): SessionFactories {
   return {
@@ -104,6 +107,9 @@ async function startBrowser(config: Readonly<Config>, o: BrowserOptions): Promis
     close: () =>
       (closing ??= (async () => {
         await control.close().catch(() => {});
+        // A persistent profile: Chromium writes its cookies and storage to disk while it shuts
+        // down after Browser.close, so it gets time to exit on its own before the signal.
+        if (o.userDataDir) await Promise.race([chromium.exited, new Promise((r) => setTimeout(r, PROFILE_FLUSH_MS).unref())]);
         await chromium.close();
       })()),
   };

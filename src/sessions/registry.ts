@@ -5,6 +5,7 @@ import { AttachmentLease, type AgentSlot } from './attachment.js';
 import type { SessionParams } from './params.js';
 import { vncPasswordsCollide } from '../liveview/vnc/des.js';
 import { requireFreeSpace } from '../util/disk.js';
+import type { ProfileClaim } from '../profiles/store.js';
 
 /**
  * All sessions of the daemon, by id. The only place that creates sessions, so the session
@@ -57,7 +58,10 @@ export class SessionRegistry {
       existing.autoClose = autoClose(existing);
       return { session: existing, created: false, slot };
     }
-    const session = this.create(id ?? randomUUID(), makeParams(), autoClose(undefined));
+    const params = makeParams();
+    // A stopped id resumed without `profile` runs on the profile it had (its login, its tabs).
+    if (id && !params.profile) params.profile = this.lastProfileOf(id, existing);
+    const session = this.create(id ?? randomUUID(), params, autoClose(undefined));
     return { session, created: true, slot: this.takeAgentSlot(session) };
   }
 
@@ -90,12 +94,34 @@ export class SessionRegistry {
     }
     if (params.enableVnc && params.vncPassword) this.checkVncPassword(params.vncPassword);
     requireFreeSpace(this.deps.config.stateDir, this.deps.config.minFreeMb); // 507 below the floor (README "Disk")
+    // Synchronous: of two concurrent creates on one profile exactly one gets it (409 for the other).
+    const profile = params.profile ? this.claimProfile(params.profile, id) : null;
     const lease = new AttachmentLease();
-    const session = new Session(id, params, autoClose, this.deps, lease);
+    let session: Session;
+    try {
+      session = new Session(id, params, autoClose, this.deps, lease, profile);
+    } catch (e) {
+      void profile?.claim.release(); // never a profile held by a session that does not exist
+      throw e;
+    }
     this.leases.set(session, lease);
     this.sessions.set(id, session);
     for (const l of this.listeners) l(session);
     return session;
+  }
+
+  private claimProfile(name: string, sessionId: string): { claim: ProfileClaim; runId: string } {
+    const store = this.deps.profiles;
+    if (!store) throw new HandoffError('bad_request', 'this daemon keeps no profiles');
+    const runId = randomUUID();
+    return { claim: store.claim(name, { sessionId, runId }), runId };
+  }
+
+  /** The profile a stopped session id ran on: this daemon's memory, else the journal's. */
+  private lastProfileOf(id: string, stopped: Session | undefined): string | null {
+    if (stopped) return stopped.params.profile;
+    const p = this.stoppedInfo(id)?.profile;
+    return typeof p === 'string' && p ? p : null;
   }
 
   /** False while audit rows cannot be written (README "Fault policy"): no new session or attach. */

@@ -20,6 +20,7 @@ import type { SessionJournal } from './journal.js';
 import { Viewer } from './viewer.js';
 import { HandoffMachine, type HandoffCompleted, type HandoffInfo, type HandoffOutcome, type HandoffPhase, type HandoffRequest } from './handoff.js';
 import { PageUi } from './page-ui.js';
+import type { ProfileClaim, ProfileStore } from '../profiles/store.js';
 import { PartStack, type BrowserPart, type DisplayPart, type OwnedProcess, type ScreencastPart, type SessionFactories, type WebRtcPart } from './parts.js';
 
 export type { HandoffCompleted } from './handoff.js';
@@ -42,6 +43,8 @@ export interface SessionDeps {
   logger: Logger;
   /** Makes the display, browser, recorder and live views (real-parts.ts; fakes in unit tests). */
   parts: SessionFactories;
+  /** Persistent profiles (API.md 3.1 `profile`); absent: `profile=` is refused. */
+  profiles?: ProfileStore;
   /** Handoff notifications for --webhook (API.md 7). */
   notify?: (event: Record<string, unknown>) => void;
 }
@@ -69,6 +72,7 @@ export interface SessionInfo {
   vnc_url: string | null;
   debug: boolean;
   handoff: HandoffInfo | null;
+  profile: string | null;
   debug_port: number | null;
 }
 
@@ -79,7 +83,7 @@ export interface SessionInfo {
  * idle timer. Everything it starts closes in reverse order when it ends.
  */
 export class Session extends EventEmitter<{ change: []; ended: [reason: string]; handoffCompleted: [HandoffCompleted]; attachment: [AttachEvent] }> implements ViewerSession {
-  readonly runId = randomUUID();
+  readonly runId: string;
   readonly createdAt = new Date();
   readonly ready: Promise<void>;
   autoClose: boolean;
@@ -113,8 +117,11 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
     autoClose: boolean,
     private readonly deps: SessionDeps,
     private readonly lease: AttachmentLease,
+    /** The persistent profile claimed for this run (registry), with the run id it was claimed for. */
+    private readonly profile: { claim: ProfileClaim; runId: string } | null = null,
   ) {
     super();
+    this.runId = profile?.runId ?? randomUUID();
     this.autoClose = autoClose;
     this.log = deps.logger.child({ session_id: id, run_id: this.runId });
     this.parts = new PartStack((what, e) => this.log.warn(`closing ${what} failed`, { error: e.message }));
@@ -218,15 +225,19 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
     try {
       await mkdir(this.downloadDir, { recursive: true, mode: 0o700 });
       await mkdir(this.uploadDir, { recursive: true, mode: 0o700 });
+      // The profile opens (unseals) while the display starts.
+      const opening = this.profile?.claim.open();
+      opening?.catch(() => {});
       const display = this.own('display', await make.display({ width, height, logger: this.log }));
       this.display = display;
       display.exited.then(() => this.onProcessExit('display server exited'));
+      const opened = opening ? await opening : null;
       this.checkStillStarting();
       // The browser and the recorder need only the display: side by side. allSettled, so a
       // part that starts while the other fails is still owned (and closed).
       const [recorder, browser] = await Promise.allSettled([
         this.params.debug ? make.recorder({ display, width, height, path: this.recordingPath, logger: this.log }) : Promise.resolve(null),
-        make.browser({ display, width, height, downloadDir: this.downloadDir, uploadDir: this.uploadDir, logger: this.log }),
+        make.browser({ display, width, height, downloadDir: this.downloadDir, uploadDir: this.uploadDir, userDataDir: opened?.dir, logger: this.log }),
       ]);
       // Pushed recorder first: the browser closes before it (as it is started after).
       if (recorder.status === 'fulfilled' && recorder.value) this.own('recorder', recorder.value);
@@ -251,6 +262,8 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
         this.pages = pages;
         this.parts.push('page ui', { close: async () => pages.close() });
       }
+      // The same session id resumed on its profile: the pages it left (API.md 3.1 `profile`).
+      if (opened?.lastSessionId === this.id && opened.lastTabs.length) await this.reopenTabs(b, opened.lastTabs);
       this.checkStillStarting();
       this.go('ready');
       this.scheduleIdle();
@@ -267,6 +280,26 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
       await this.parts.settle();
       throw e instanceof HandoffError ? e : new HandoffError('browser_failed', 'the browser could not start', {}, detail);
     }
+  }
+
+  /** Opens `urls` as tabs; the blank first page makes way for them. */
+  private async reopenTabs(b: BrowserPart, urls: string[]): Promise<void> {
+    const blank = b.pages().filter((p) => p.url === 'about:blank');
+    let opened = 0;
+    for (const url of urls) {
+      try {
+        await b.openTab(url);
+        opened++;
+      } catch (e) {
+        this.log.warn('a tab of the last run could not be reopened', { error: (e as Error).message });
+      }
+    }
+    if (opened && blank.length === 1) await b.control?.closePage(blank[0]!.targetId).catch(() => {});
+  }
+
+  /** The pages to reopen when this session id resumes on its profile: web pages only. */
+  private tabsToKeep(): string[] {
+    return (this.browser?.pages() ?? []).map((p) => p.url).filter((u) => /^https?:\/\//.test(u));
   }
 
   private checkStillStarting(): void {
@@ -319,9 +352,12 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
       for (const a of [...this.attached]) a.close(SESSION_ENDED_CLOSE_CODE, reason);
       this.attached.clear();
       this.emit('ended', reason);
+      const tabs = this.profile ? this.tabsToKeep() : null;
       await this.parts.close();
       // Stopped while starting: the parts still on their way are closed as they arrive.
       await this.ready.catch(() => {});
+      // Only once the browser has exited: its user-data dir is complete, then sealed.
+      if (this.profile) await this.profile.claim.release(tabs).catch((e: Error) => this.log.error('releasing the profile failed', { profile: this.profile?.claim.name, error: e.message }));
       for (const row of this.owned.splice(0)) this.deps.journal.releaseOwned(row);
       this.changed();
       this.log.info('session ended', { state, reason });
@@ -587,6 +623,7 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
       vnc_url: vnc ? `vnc://${this.runId}@${hostForUrl(publicHost)}:${vncPort}` : null,
       debug: this.params.debug,
       handoff: this.handoffs.info,
+      profile: this.params.profile,
       debug_port: this.debugPort,
     };
   }

@@ -251,11 +251,10 @@ describe('profile key', () => {
 });
 
 describe('profile parameter (API.md 3.1)', () => {
-  it('is checked by parseSessionParams, and refused until sessions run on profiles', async () => {
+  it('is checked by parseSessionParams', async () => {
     const { parseSessionParams } = await import('../../../src/sessions/params.js');
     expect(parseSessionParams(new URLSearchParams('')).profile).toBeNull();
     for (const bad of ['..', 'a/b', 'x'.repeat(65)]) expect(() => parseSessionParams(new URLSearchParams({ profile: bad })), bad).toThrow(/profile must/);
-    // A valid name is refused until sessions run on profiles, never silently ignored.
-    expect(() => parseSessionParams(new URLSearchParams('profile=acme'))).toThrow(/not available yet/);
+    expect(parseSessionParams(new URLSearchParams('profile=acme')).profile).toBe('acme');
   });
 });
