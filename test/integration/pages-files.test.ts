@@ -27,7 +27,12 @@ const PAGE = `<!doctype html><html><head><title>files</title></head>
   f.addEventListener('change', async () => {
     const out = [];
     for (const file of f.files) {
-      try { out.push({ name: file.name, b64: btoa(String.fromCharCode(...new Uint8Array(await file.arrayBuffer()))) }); }
+      try {
+        const bytes = new Uint8Array(await file.arrayBuffer());
+        let bin = '';
+        for (let i = 0; i < bytes.length; i += 8192) bin += String.fromCharCode(...bytes.subarray(i, i + 8192));
+        out.push({ name: file.name, b64: btoa(bin) });
+      }
       catch (e) { out.push({ name: file.name, error: String(e) }); }
     }
     window.got.push(out);
