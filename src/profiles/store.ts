@@ -1,4 +1,6 @@
-import { chmod, lstat, mkdir, readdir, readFile, rm, stat, writeFile, rename } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { chmod, lstat, mkdir, readdir, readFile, rm, writeFile, rename } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { AuditInput } from '../audit/log.js';
 import type { Logger } from '../util/logger.js';
@@ -180,7 +182,7 @@ export class ProfileStore {
       const dir = this.dirOf(name);
       const userData = join(dir, USER_DATA);
       if (!(await exists(userData))) return; // deleted meanwhile: nothing to keep
-      if (tabs) await writeFile(join(userData, TABS_FILE), JSON.stringify(tabs.filter((u) => typeof u === 'string' && u.length <= MAX_TAB_URL).slice(0, MAX_TABS)), { mode: 0o600 });
+      if (tabs) await writeOwnFile(join(userData, TABS_FILE), JSON.stringify(tabs.filter((u) => typeof u === 'string' && u.length <= MAX_TAB_URL).slice(0, MAX_TABS)));
       await rm(join(userData, 'tmp'), { recursive: true, force: true });
       let size: number;
       if (this.key) {
@@ -269,18 +271,34 @@ export class ProfileClaim {
  */
 async function prepareForLaunch(userData: string): Promise<void> {
   for (const n of ['SingletonLock', 'SingletonSocket', 'SingletonCookie']) await rm(join(userData, n), { force: true });
-  await mkdir(join(userData, 'Default'), { recursive: true, mode: 0o700 });
-  await mkdir(join(userData, 'tmp'), { recursive: true, mode: 0o700 });
+  await ownDir(join(userData, 'Default'));
+  await ownDir(join(userData, 'tmp'));
   const prefsPath = join(userData, 'Default', 'Preferences');
   let prefs: Record<string, any> = {};
   try {
-    const st = await stat(prefsPath);
-    if (st.size < 16 * 1024 * 1024) prefs = JSON.parse(await readFile(prefsPath, 'utf8')) as Record<string, any>;
+    prefs = JSON.parse(await readSmall(prefsPath, 16 * 1024 * 1024)) as Record<string, any>;
   } catch {
-    // none yet, or unreadable: start from an empty one
+    // none yet, unreadable, or not a regular file: start from an empty one
   }
   prefs.profile = { ...(prefs.profile ?? {}), exit_type: 'Normal', exited_cleanly: true };
-  await writeFile(prefsPath, JSON.stringify(prefs), { mode: 0o600 });
+  await writeOwnFile(prefsPath, JSON.stringify(prefs));
+}
+
+// The user-data dir is the sandboxed browser's to write: it may have planted symlinks there.
+// The daemon never follows one (security review): it reads regular files only (readSmall),
+// writes a new file and renames it over the name (which replaces a link, not its target),
+// and replaces anything but a real directory where it needs one.
+
+async function writeOwnFile(path: string, data: string): Promise<void> {
+  const tmp = `${path}.handoff-${randomBytes(6).toString('hex')}`;
+  await writeFile(tmp, data, { mode: 0o600, flag: 'wx' });
+  await rename(tmp, path);
+}
+
+async function ownDir(path: string): Promise<void> {
+  const st = await lstat(path).catch(() => null);
+  if (st && !st.isDirectory()) await rm(path, { force: true });
+  if (!st || !st.isDirectory()) await mkdir(path, { mode: 0o700 });
 }
 
 async function readTabs(userData: string): Promise<string[]> {
@@ -292,10 +310,10 @@ async function readTabs(userData: string): Promise<string[]> {
   }
 }
 
-async function readSmall(path: string): Promise<string> {
+async function readSmall(path: string, max = MAX_SMALL_FILE): Promise<string> {
   const st = await lstat(path);
-  if (!st.isFile() || st.size > MAX_SMALL_FILE) throw new Error(`${path} is not a small file`);
-  return readFile(path, 'utf8');
+  if (!st.isFile() || st.size > max) throw new Error(`${path} is not a small file`);
+  return readFile(path, { encoding: 'utf8', flag: constants.O_RDONLY | constants.O_NOFOLLOW });
 }
 
 async function exists(path: string): Promise<boolean> {

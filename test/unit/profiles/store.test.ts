@@ -80,6 +80,28 @@ describe('ProfileStore', () => {
     expect(rows[0]!.detail).toMatchObject({ name: 'acme', sealed: false });
   });
 
+  it('never follows a link the browser planted in its user-data dir (security review: writes and reads went through them)', async () => {
+    const s = await store();
+    const outside = tmp();
+    const victimTabs = join(outside, 'victim-tabs');
+    const victimPrefs = join(outside, 'victim-prefs');
+    writeFileSync(victimTabs, 'untouched');
+    writeFileSync(victimPrefs, '{"secret":"daemon-only"}');
+    const a = s.claim('links', { sessionId: 's1', runId: 'r1' });
+    const { dir } = await a.open();
+    symlinkSync(victimTabs, join(dir, 'handoff-tabs.json'));
+    rmSync(join(dir, 'Default'), { recursive: true, force: true });
+    mkdirSync(join(dir, 'Default'));
+    symlinkSync(victimPrefs, join(dir, 'Default', 'Preferences'));
+    await a.release(['https://attacker.example/"payload"']);
+    const b = s.claim('links', { sessionId: 's2', runId: 'r2' });
+    const again = await b.open();
+    expect(readFileSync(victimTabs, 'utf8')).toBe('untouched');
+    expect(readFileSync(victimPrefs, 'utf8')).toBe('{"secret":"daemon-only"}');
+    expect(readFileSync(join(again.dir, 'Default', 'Preferences'), 'utf8')).not.toContain('daemon-only');
+    await b.release();
+  });
+
   it('lists name, size, created, last used and the last session; deletes', async () => {
     const s = await store();
     expect(await s.list()).toEqual([]);
