@@ -1,5 +1,6 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmodSync, closeSync, fstatSync, linkSync, lstatSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, linkSync, lstatSync, rmSync, writeFileSync } from 'node:fs';
+import { readCapped } from '../util/read-capped.js';
 import { dirname, join } from 'node:path';
 
 /** control: minted by the automation side, may start a handoff; view: anything else. */
@@ -105,19 +106,3 @@ function lstatSafe(path: string) {
   }
 }
 
-function readCapped(path: string, max: number): Buffer {
-  const fd = openSync(path, 'r');
-  try {
-    const size = Math.min(fstatSync(fd).size, max);
-    const buf = Buffer.alloc(size);
-    let n = 0;
-    while (n < size) {
-      const r = readSync(fd, buf, n, size - n, n);
-      if (r === 0) break;
-      n += r;
-    }
-    return buf.subarray(0, n);
-  } finally {
-    closeSync(fd);
-  }
-}

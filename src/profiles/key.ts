@@ -1,5 +1,6 @@
 import { hkdfSync } from 'node:crypto';
-import { closeSync, fstatSync, lstatSync, openSync, readSync } from 'node:fs';
+import { lstatSync } from 'node:fs';
+import { readCapped } from '../util/read-capped.js';
 
 const MIN_KEY_BYTES = 32;
 const MAX_KEY_BYTES = 4096;
@@ -38,20 +39,7 @@ function readKeyFile(path: string): Buffer {
   // Unlike the live link key (which the daemon makes), this is the operator's file: a key
   // others could read may have leaked, so refuse rather than quietly narrow it.
   if ((st.mode & 0o077) !== 0) throw new Error(`profile key file ${path} is readable by others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it (and rotate the key if it may have leaked)`);
-  const fd = openSync(path, 'r');
-  try {
-    const size = fstatSync(fd).size;
-    if (size < MIN_KEY_BYTES || size > MAX_KEY_BYTES) throw new Error(`profile key file ${path} is ${size} bytes; it must be ${MIN_KEY_BYTES} to ${MAX_KEY_BYTES} bytes`);
-    const buf = Buffer.alloc(size);
-    let n = 0;
-    while (n < size) {
-      const r = readSync(fd, buf, n, size - n, n);
-      if (r === 0) break;
-      n += r;
-    }
-    if (n < MIN_KEY_BYTES) throw new Error(`profile key file ${path} is ${n} bytes; it must be ${MIN_KEY_BYTES} to ${MAX_KEY_BYTES} bytes`);
-    return buf.subarray(0, n);
-  } finally {
-    closeSync(fd);
-  }
+  const key = readCapped(path, MAX_KEY_BYTES + 1);
+  if (key.length < MIN_KEY_BYTES || key.length > MAX_KEY_BYTES) throw new Error(`profile key file ${path} is ${key.length} bytes; it must be ${MIN_KEY_BYTES} to ${MAX_KEY_BYTES} bytes`);
+  return key;
 }
