@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { lstatSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdtempSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { displayClientPaths, hostLayout, remountDir, sandboxCommand, type HostLayout } from '../../../src/util/sandbox.js';
@@ -127,5 +127,6 @@ describe('the directory a chroot host bind-mounts "/" on (security review: a fix
     expect(st.mode & 0o777).toBe(0o700);
     expect(st.uid).toBe(process.getuid!());
     expect(remountDir()).toBe(dir);
+    rmdirSync(dir); // the daemon removes it at exit; a test worker may not run exit handlers
   });
 });
