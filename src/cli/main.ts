@@ -2,7 +2,7 @@ import { createReadStream, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { ConfigError, OPTIONS, loadConfig } from '../config/config.js';
+import { ConfigError, OPTIONS, flagError, loadConfig } from '../config/config.js';
 import { createLogger } from '../util/logger.js';
 import { Daemon, installLastResortHandlers } from '../main.js';
 import { openDatabase } from '../audit/database.js';
@@ -101,14 +101,14 @@ async function serve(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
 
 /** `handoff mcp [--url URL] [--api-key KEY]`: stdout carries MCP only, so errors go to stderr. */
 async function mcp(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  let url = `http://127.0.0.1:${env.HANDOFF_PORT ?? 9222}`;
-  let apiKey = env.HANDOFF_API_KEY ?? '';
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--url' && argv[i + 1]) url = argv[++i]!;
-    else if (a === '--api-key' && argv[i + 1] !== undefined) apiKey = argv[++i]!;
-    else throw new ConfigError(`mcp: unexpected argument "${a.slice(0, 100)}" (--url URL, --api-key KEY)`);
+  let values: { url?: string; 'api-key'?: string };
+  try {
+    ({ values } = parseArgs({ args: argv, strict: true, allowPositionals: false, options: { url: { type: 'string' }, 'api-key': { type: 'string' } } }));
+  } catch (e) {
+    throw new ConfigError(`mcp: ${flagError(e as Error)} (--url URL, --api-key KEY)`);
   }
+  const url = values.url || `http://127.0.0.1:${env.HANDOFF_PORT ?? 9222}`;
+  const apiKey = values['api-key'] ?? env.HANDOFF_API_KEY ?? '';
   if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) throw new ConfigError(`mcp: --url must be an http(s) URL, got "${url.slice(0, 100)}"`);
   await runStdioMcp({ url, apiKey, version: '0.1.0' });
   return 0;
@@ -132,7 +132,7 @@ async function audit(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
       },
     });
   } catch (e) {
-    throw new ConfigError((e as Error).message);
+    throw new ConfigError(flagError(e as Error));
   }
   const { values, positionals } = parsed;
   const [sub = 'tail', ...extra] = positionals;

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 
 export interface Config {
   host: string;
@@ -109,21 +110,29 @@ export const OPTIONS = [
 type OptionFlag = (typeof OPTIONS)[number]['flag'];
 export type RawOptions = Partial<Record<OptionFlag, string>>;
 
-/** Parses `--flag value` / `--flag=value` pairs; unknown flags are an error. */
+/** Parses `--flag value` / `--flag=value` pairs (node:util parseArgs); unknown flags are an error. */
 export function parseFlags(argv: string[]): RawOptions {
-  const out: RawOptions = {};
-  const known = new Set<string>(OPTIONS.map((o) => o.flag));
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (!arg.startsWith('--')) throw new ConfigError(`unexpected argument "${arg}"`);
-    const eq = arg.indexOf('=');
-    const name = arg.slice(2, eq === -1 ? undefined : eq);
-    if (!known.has(name)) throw new ConfigError(`unknown option --${name} (see --help)`);
-    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
-    if (value === undefined) throw new ConfigError(`--${name} needs a value`);
-    out[name as OptionFlag] = value;
+  try {
+    const { values } = parseArgs({ args: argv, options: Object.fromEntries(OPTIONS.map((o) => [o.flag, { type: 'string' as const }])), strict: true, allowPositionals: false });
+    return values as RawOptions;
+  } catch (e) {
+    throw new ConfigError(flagError(e as Error & { code?: string }));
   }
-  return out;
+}
+
+/** parseArgs' errors in our words (the option it names, or the argument). */
+export function flagError(e: Error & { code?: string }): string {
+  const named = /'(-[^' ]*)/.exec(e.message)?.[1] ?? '';
+  switch (e.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return `unknown option ${named} (see --help)`;
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      return `${named} needs a value`;
+    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
+      return `unexpected argument "${(/'([^']*)'/.exec(e.message)?.[1] ?? '').slice(0, 100)}"`;
+    default:
+      return e.message;
+  }
 }
 
 /**
