@@ -2,7 +2,7 @@ import { createReadStream, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { ConfigError, OPTIONS, flagError, loadConfig } from '../config/config.js';
+import { ConfigError, OPTIONS, flagError, loadConfig, parseCommandArgs } from '../config/config.js';
 import { createLogger } from '../util/logger.js';
 import { Daemon, installLastResortHandlers } from '../main.js';
 import { openDatabase } from '../audit/database.js';
@@ -116,24 +116,14 @@ async function mcp(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
 
 async function audit(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   // The audit flags, plus every config option (passed on to loadConfig as --flag value).
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        n: { type: 'string', short: 'n' },
-        follow: { type: 'boolean', short: 'f' },
-        checkpoint: { type: 'string', multiple: true },
-        'from-log': { type: 'string' },
-        since: { type: 'string' },
-        ...Object.fromEntries(OPTIONS.map((o) => [o.flag, { type: 'string' as const }])),
-      },
-    });
-  } catch (e) {
-    throw new ConfigError(flagError(e as Error));
-  }
+  const parsed = parseCommandArgs(argv, {
+    n: { type: 'string', short: 'n' },
+    follow: { type: 'boolean', short: 'f' },
+    checkpoint: { type: 'string', multiple: true },
+    'from-log': { type: 'string' },
+    since: { type: 'string' },
+    ...Object.fromEntries(OPTIONS.map((o) => [o.flag, { type: 'string' as const }])),
+  });
   const { values, positionals } = parsed;
   const [sub = 'tail', ...extra] = positionals;
   if (extra.length) throw new ConfigError(`unexpected argument "${extra[0]}"`);

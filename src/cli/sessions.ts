@@ -1,5 +1,4 @@
-import { parseArgs } from 'node:util';
-import { ConfigError } from '../config/config.js';
+import { ConfigError, parseCommandArgs } from '../config/config.js';
 
 type Call = (method: string, path: string) => Promise<Record<string, unknown>>;
 
@@ -9,21 +8,11 @@ type Call = (method: string, path: string) => Promise<Record<string, unknown>>;
  * with a HOST column; `stop` asks each host and stops the session where it lives.
  */
 export async function sessionsCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        url: { type: 'string', multiple: true },
-        'api-key': { type: 'string' },
-        json: { type: 'boolean' },
-      },
-    });
-  } catch (e) {
-    throw new ConfigError((e as Error).message);
-  }
+  const parsed = parseCommandArgs(argv, {
+    url: { type: 'string', multiple: true },
+    'api-key': { type: 'string' },
+    json: { type: 'boolean' },
+  });
   const { values, positionals } = parsed;
   const urls = values.url?.length ? values.url : [`http://127.0.0.1:${env.HANDOFF_PORT ?? 9222}`];
   for (const u of urls) {

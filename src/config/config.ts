@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 export interface Config {
   host: string;
@@ -117,6 +117,15 @@ export function parseFlags(argv: string[]): RawOptions {
     return values as RawOptions;
   } catch (e) {
     throw new ConfigError(flagError(e as Error & { code?: string }));
+  }
+}
+
+/** A subcommand's flags and positionals (parseArgs, strict); errors are ConfigErrors in our words. */
+export function parseCommandArgs<const O extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: O) {
+  try {
+    return parseArgs({ args: argv, options, strict: true, allowPositionals: true });
+  } catch (e) {
+    throw new ConfigError(flagError(e as Error));
   }
 }
 
