@@ -95,8 +95,7 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
   private readonly parts: PartStack;
   private display?: DisplayPart;
   private browser?: BrowserPart;
-  /** The viewers' tab strip and file requests (page-ui.ts), while the browser runs. */
-  pages?: PageUi;
+  private pageUi?: PageUi;
   private screencastHub?: ScreencastPart;
   private webrtcHub?: WebRtcPart;
   private readonly handoffs: HandoffMachine;
@@ -259,7 +258,7 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
       });
       if (b.control) {
         const pages = new PageUi(b.control, this.uploadDir, (e) => this.audit(e), () => this.changed());
-        this.pages = pages;
+        this.pageUi = pages;
         this.parts.push('page ui', { close: async () => pages.close() });
       }
       // The same session id resumed on its profile: the pages it left (API.md 3.1 `profile`).
@@ -537,14 +536,19 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
     }
   }
 
+  /** The viewers' tab strip and file requests (page-ui.ts), while the browser runs. */
+  get pages(): PageUi | undefined {
+    return this.pageUi;
+  }
+
   viewerState(): ViewerState {
     return {
       attachment: this.attachment,
       handoff: this.handoffs.info,
       viewers: { ...this.viewerCounts },
       downloads: this.downloadCount,
-      tabs: this.pages?.tabs,
-      fileRequest: this.pages?.fileRequest ?? null,
+      tabs: this.pageUi?.tabs,
+      fileRequest: this.pageUi?.fileRequest ?? null,
     };
   }
 
