@@ -76,3 +76,29 @@ export async function startPageServer(): Promise<PageServer> {
       }),
   };
 }
+
+/**
+ * The `<input id="f" type=file>` at 100,100 (400x80) and a script that reads every chosen
+ * file back into `window.got` (one array of `{name, b64 | error}` per change) and counts
+ * `cancel` events in `window.cancels`: the page side of the file-chooser tests.
+ */
+export const FILE_INPUT_HTML = `<input id="f" type="file" style="position:absolute;left:100px;top:100px;width:400px;height:80px">
+<script>
+  window.got = []; window.cancels = 0;
+  const f = document.getElementById('f');
+  f.addEventListener('cancel', () => window.cancels++);
+  f.addEventListener('change', async () => {
+    const out = [];
+    for (const file of f.files) {
+      try {
+        const bytes = new Uint8Array(await file.arrayBuffer());
+        let bin = '';
+        for (let i = 0; i < bytes.length; i += 8192) bin += String.fromCharCode(...bytes.subarray(i, i + 8192));
+        out.push({ name: file.name, b64: btoa(bin) });
+      } catch (e) {
+        out.push({ name: file.name, error: String(e) });
+      }
+    }
+    window.got.push(out);
+  });
+</script>`;

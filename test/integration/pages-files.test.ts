@@ -8,6 +8,7 @@ import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { api, waitFor } from '../helpers/client.js';
 import { freePort, RfbViewer } from '../helpers/vnc.js';
 import { LiveSocket } from '../helpers/live-socket.js';
+import { FILE_INPUT_HTML } from '../helpers/pages.js';
 
 /**
  * Issue 11 item 1: no native file chooser, ever. A page's <input type=file> is answered by the
@@ -19,25 +20,8 @@ import { LiveSocket } from '../helpers/live-socket.js';
 // A page that is one big file input on a flat colour; it reads every chosen file back.
 const PAGE = `<!doctype html><html><head><title>files</title></head>
 <body style="margin:0;background:rgb(20,140,220)">
-<input id="f" type="file" style="position:absolute;left:100px;top:100px;width:400px;height:80px">
-<script>
-  window.got = []; window.cancels = 0;
-  const f = document.getElementById('f');
-  f.addEventListener('cancel', () => window.cancels++);
-  f.addEventListener('change', async () => {
-    const out = [];
-    for (const file of f.files) {
-      try {
-        const bytes = new Uint8Array(await file.arrayBuffer());
-        let bin = '';
-        for (let i = 0; i < bytes.length; i += 8192) bin += String.fromCharCode(...bytes.subarray(i, i + 8192));
-        out.push({ name: file.name, b64: btoa(bin) });
-      }
-      catch (e) { out.push({ name: file.name, error: String(e) }); }
-    }
-    window.got.push(out);
-  });
-</script></body></html>`;
+${FILE_INPUT_HTML}
+</body></html>`;
 const BG = 0x148cdc;
 
 const SID = 'files-1';

@@ -8,6 +8,7 @@ import puppeteer, { type Browser, type ElementHandle, type Page } from 'puppetee
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { api, waitFor } from '../helpers/client.js';
 import { clickSurface, openViewer } from '../helpers/viewer.js';
+import { FILE_INPUT_HTML } from '../helpers/pages.js';
 
 /**
  * Issue 11 in the viewer page (kit/pages.ts): a real daemon, Puppeteer as the agent, headless
@@ -19,23 +20,9 @@ import { clickSurface, openViewer } from '../helpers/viewer.js';
 
 const PAGE = `<!doctype html><html><head><title>First page</title></head>
 <body style="margin:0;background:rgb(240,240,240)">
-<input id="f" type="file" style="position:absolute;left:100px;top:100px;width:400px;height:80px">
+${FILE_INPUT_HTML}
 <textarea id="t" style="position:absolute;left:100px;top:300px;width:400px;height:80px">COPY-ME-123</textarea>
-<script>
-  window.got = []; window.cancels = 0;
-  const f = document.getElementById('f');
-  f.addEventListener('cancel', () => window.cancels++);
-  f.addEventListener('change', async () => {
-    const out = [];
-    for (const file of f.files) {
-      const bytes = new Uint8Array(await file.arrayBuffer());
-      let bin = '';
-      for (let i = 0; i < bytes.length; i += 8192) bin += String.fromCharCode(...bytes.subarray(i, i + 8192));
-      out.push({ name: file.name, b64: btoa(bin) });
-    }
-    window.got.push(out);
-  });
-</script></body></html>`;
+</body></html>`;
 const SECOND = '<!doctype html><html><head><title>Second page</title></head><body>second</body></html>';
 
 const SID = 'pages-ui';
