@@ -5,6 +5,7 @@ import { connect } from 'node:net';
 import WebSocket from 'ws';
 import { api, cdpCall, rawRequest, tryWs, waitFor } from '../helpers/client.js';
 import { LeakTracker } from '../helpers/leaks.js';
+import { LiveSocket } from '../helpers/live-socket.js';
 
 /**
  * API.md 3.3: /json/version carries every field Chrome's own does, with Chromium's values.
@@ -118,6 +119,18 @@ describe('a session\'s debug port', () => {
       await waitFor('the new tab loaded', async () => (await title()) === 'opened');
       ws.close();
       await waitFor('detached', async () => (await api(d.url, `/session/${a.body.sessionId}`)).body.attachment === 'none');
+
+      // While a human holds the session, the port opens no tab (it would bypass the lease).
+      const human = await LiveSocket.open(d.url, a.body.sessionId);
+      try {
+        await waitFor('the human holds it', async () => (await api(d.url, `/session/${a.body.sessionId}`)).body.attachment === 'human');
+        const refused = await api(base, `/json/new?about:blank`, { method: 'PUT' });
+        expect(refused.status).toBe(409);
+        expect(refused.body.error).toMatchObject({ code: 'session_attached', attachment: 'human' });
+      } finally {
+        human.ws.close();
+      }
+      await waitFor('the human left', async () => (await api(d.url, `/session/${a.body.sessionId}`)).body.attachment === 'none');
 
       // Another session's page is not reachable through this port.
       const foreign = await tryWs(`ws://127.0.0.1:${port}/devtools/page/${otherIds[0]}`);
