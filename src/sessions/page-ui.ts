@@ -2,7 +2,7 @@ import type { BrowserControl } from '../browser/control.js';
 import type { AuditInput } from '../audit/log.js';
 import type { FileRequest, PagePort, PageTab, Transport, UploadedFile } from '../liveview/types.js';
 import { HandoffError } from '../util/errors.js';
-import { MAX_UPLOAD_BYTES, storeUpload } from './uploads.js';
+import { storeUpload } from './uploads.js';
 
 /** Tab titles and urls in the viewer's strip are cut to this many characters. */
 const MAX_TAB_TEXT = 300;
@@ -25,6 +25,7 @@ export class PageUi implements PagePort {
   constructor(
     private readonly control: BrowserControl,
     private readonly uploadDir: string,
+    private readonly minFreeMb: number | null,
     private readonly audit: (e: Omit<AuditInput, 'session_id' | 'run_id'>) => void,
     private readonly changed: () => void,
   ) {
@@ -69,9 +70,8 @@ export class PageUi implements PagePort {
 
   async answerFile(id: string, files: { name: string; data: Buffer }[], by: { transport: Transport; sourceIp: string }): Promise<UploadedFile[]> {
     if (this.control.pendingFileChooser?.id !== id) throw new HandoffError('not_found', 'the page no longer asks for a file');
-    const tooLarge = () => new HandoffError('bad_request', `an upload is at most ${MAX_UPLOAD_BYTES} bytes`);
     const stored = [];
-    for (const f of files) stored.push(await storeUpload(this.uploadDir, f.name, [f.data], tooLarge));
+    for (const f of files) stored.push(await storeUpload(this.uploadDir, f.name, [f.data], this.minFreeMb));
     for (const f of stored) {
       this.audit({ type: 'file_uploaded', transport: by.transport, source_ip: by.sourceIp, actor: 'human', detail: { name: f.name, size: f.size, sha256: f.sha256, by: 'human' } });
     }

@@ -257,7 +257,7 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
         this.changed();
       });
       if (b.control) {
-        const pages = new PageUi(b.control, this.uploadDir, (e) => this.audit(e), () => this.changed());
+        const pages = new PageUi(b.control, this.uploadDir, this.deps.config.minFreeMb, (e) => this.audit(e), () => this.changed());
         this.pageUi = pages;
         this.parts.push('page ui', { close: async () => pages.close() });
       }

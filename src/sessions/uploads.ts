@@ -2,6 +2,8 @@ import { createHash, randomUUID } from 'node:crypto';
 import { link, lstat, open, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { safeFileName, uniqueName } from '../browser/control.js';
+import { requireFreeSpace, treeBytes } from '../util/disk.js';
+import { HandoffError } from '../util/errors.js';
 
 /**
  * The session's upload dir (API.md 4 `POST /session/ID/uploads`): files an agent or a human
@@ -12,6 +14,8 @@ import { safeFileName, uniqueName } from '../browser/control.js';
 
 /** One upload, agent's or human's. Beyond this it is refused (README "uploads"). */
 export const MAX_UPLOAD_BYTES = 50 * 1024 * 1024;
+/** All uploads of one session together: past it, 507 (a key holder cannot fill the disk). */
+export const MAX_SESSION_UPLOAD_BYTES = 10 * MAX_UPLOAD_BYTES;
 
 export interface StoredUpload {
   name: string;
@@ -24,16 +28,19 @@ export interface StoredUpload {
 const PARTIAL = /^\.partial-[0-9a-f-]{36}$/;
 
 /**
- * Writes `chunks` (a stream or a list) as `name` (made safe and unique) in `dir`. Throws
- * `tooLarge()` once more than `maxBytes` came, leaving nothing behind.
+ * Writes `chunks` (a stream or a list) as `name` (made safe and unique) in `dir`, leaving
+ * nothing behind when it fails: 400 past one upload's cap, 507 past the session's total or
+ * under the state dir's free-space floor (`minFreeMb`, as for new sessions) or on a full disk.
  */
-export async function storeUpload(
-  dir: string,
-  name: string,
-  chunks: AsyncIterable<Buffer> | Iterable<Buffer>,
-  tooLarge: () => Error,
-  maxBytes = MAX_UPLOAD_BYTES,
-): Promise<StoredUpload> {
+export async function storeUpload(dir: string, name: string, chunks: AsyncIterable<Buffer> | Iterable<Buffer>, minFreeMb: number | null): Promise<StoredUpload> {
+  requireFreeSpace(dir, minFreeMb);
+  const sessionLeft = MAX_SESSION_UPLOAD_BYTES - treeBytes(dir);
+  const tooLarge = () =>
+    sessionLeft < MAX_UPLOAD_BYTES
+      ? new HandoffError('insufficient_storage', `this session's uploads may hold ${MAX_SESSION_UPLOAD_BYTES} bytes in all; ${Math.max(0, sessionLeft)} are left`)
+      : new HandoffError('bad_request', `an upload is at most ${MAX_UPLOAD_BYTES} bytes`);
+  const maxBytes = Math.min(MAX_UPLOAD_BYTES, sessionLeft);
+  if (maxBytes <= 0) throw tooLarge();
   const tmp = join(dir, `.partial-${randomUUID()}`);
   // 'wx': O_CREAT|O_EXCL, which fails on anything already there, a symlink included.
   const fh = await open(tmp, 'wx', 0o600);
@@ -47,6 +54,9 @@ export async function storeUpload(
         hash.update(chunk);
         await fh.write(chunk);
       }
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOSPC') throw new HandoffError('insufficient_storage', 'the disk under the state dir is full');
+      throw e;
     } finally {
       await fh.close();
     }

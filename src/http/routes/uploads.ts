@@ -16,9 +16,8 @@ export function uploadRoutes(http: HttpServer, s: Services): void {
     const name = ctx.url.searchParams.get('name');
     if (!name || name.length > MAX_NAME) throw new HandoffError('bad_request', `name is required (at most ${MAX_NAME} characters)`);
     const declared = Number(ctx.req.headers['content-length'] ?? NaN);
-    const tooLarge = () => new HandoffError('bad_request', `an upload is at most ${MAX_UPLOAD_BYTES} bytes`);
-    if (declared > MAX_UPLOAD_BYTES) throw tooLarge();
-    const stored = await storeUpload(session.uploadDir, name, ctx.req as AsyncIterable<Buffer>, tooLarge);
+    if (declared > MAX_UPLOAD_BYTES) throw new HandoffError('bad_request', `an upload is at most ${MAX_UPLOAD_BYTES} bytes`);
+    const stored = await storeUpload(session.uploadDir, name, ctx.req as AsyncIterable<Buffer>, s.config.minFreeMb);
     session.audit({ type: 'file_uploaded', transport: 'rest', source_ip: ctx.sourceIp, actor: 'agent', detail: { name: stored.name, size: stored.size, sha256: stored.sha256, by: 'agent' } });
     sendJson(res, 200, stored);
   });
