@@ -62,10 +62,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   did=1
 fi
 
-# 3. npm packages, when the lock file changed since the last install.
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# 3. npm packages, when the lock file's content changed since the last install (not its
+#    mtime: a checkout touches it). npm ci empties node_modules first, so never through a
+#    symlink: that would empty the tree it points to (another checkout's).
+lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ "$(cat node_modules/.handoff-lock.sha256 2>/dev/null)" != "$lock_sum" ]; then
+  if [ -L node_modules ]; then
+    say "node_modules is a symlink and package-lock.json changed: run npm ci where it points, or replace the link with a directory"
+    exit 1
+  fi
   say "installing npm packages (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error
+  echo "$lock_sum" > node_modules/.handoff-lock.sha256
   did=1
 fi
 
