@@ -38,7 +38,7 @@
  *    A viewer without control may send; nothing it sends reaches the session.
  */
 import { badRequest, parseJsonObject, ProtocolError, CLOSE_TOO_BIG } from '../viewer-socket.js';
-import { MAX_TEXT_BYTES, parsePageMessage, type FileMessage, type TabMessage } from '../screencast/protocol.js';
+import { parsePageMessage, type FileMessage, type TabMessage } from '../page-messages.js';
 export { ProtocolError, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_SESSION_ENDED } from '../viewer-socket.js';
 
 /** WebSocket close codes (RFC 6455 7.4.1) and ours (API.md 3.5: 4000 + the HTTP status). */
@@ -53,6 +53,8 @@ export type Codec = (typeof CODECS)[number];
 
 /** A signalling message over this closes the socket with 1009 (SDP answers are a few KB). */
 export const MAX_SIGNAL_BYTES = 64 * 1024;
+/** A file_chunk signalling message, at most (the screencast's text message cap). */
+export const MAX_FILE_MESSAGE_BYTES = 1 << 20;
 /** One DataChannel message, at most (a paste chunk; the kit sends 16 KiB chunks). */
 export const MAX_INPUT_MESSAGE_BYTES = 64 * 1024;
 /** A whole paste, at most (issue 5). */
@@ -112,7 +114,7 @@ export function parseSignal(data: Buffer, isBinary: boolean): SignalMessage {
   const tooBig = () => new ProtocolError(CLOSE_TOO_BIG, 'message_too_big', `message over ${MAX_SIGNAL_BYTES} bytes`);
   let o: Record<string, unknown>;
   try {
-    o = parseJsonObject(data, isBinary, big ? MAX_TEXT_BYTES : MAX_SIGNAL_BYTES);
+    o = parseJsonObject(data, isBinary, big ? MAX_FILE_MESSAGE_BYTES : MAX_SIGNAL_BYTES);
   } catch (e) {
     throw big && !isBinary ? tooBig() : e;
   }
