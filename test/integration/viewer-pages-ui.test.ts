@@ -171,4 +171,13 @@ describe('the viewer shows the session\'s pages', () => {
     await waitFor('copied', async () => (await vp.$eval('.hk-clip-note', (el) => el.textContent)) === 'Copied to your clipboard.');
     expect(await vp.evaluate(() => navigator.clipboard.readText())).toBe('COPY-ME-123');
   });
+
+  it('keys: Shift+Tab from the viewer moves the page\'s focus backwards (X sends ISO_Left_Tab with Shift held)', async () => {
+    await clickSurface(vp, 300, 340);
+    await waitFor('the textarea focused', async () => (await page.evaluate(() => document.activeElement?.id)) === 't');
+    await vp.keyboard.down('Shift');
+    await vp.keyboard.press('Tab');
+    await vp.keyboard.up('Shift');
+    await waitFor('focus on the file input before it', async () => (await page.evaluate(() => document.activeElement?.id)) === 'f');
+  });
 });
