@@ -170,6 +170,15 @@ describe('the viewer shows the session\'s pages', () => {
     await vp.click('.hk-clip .hk-primary');
     await waitFor('copied', async () => (await vp.$eval('.hk-clip-note', (el) => el.textContent)) === 'Copied to your clipboard.');
     expect(await vp.evaluate(() => navigator.clipboard.readText())).toBe('COPY-ME-123');
+
+    // After that remote copy, the human's Ctrl+V pastes the human's own clipboard, not the session's.
+    await vp.evaluate(() => navigator.clipboard.writeText('HUMAN-TEXT'));
+    await clickSurface(vp, 300, 340);
+    await vp.keyboard.down('Control');
+    await vp.keyboard.press('a');
+    await vp.keyboard.press('v');
+    await vp.keyboard.up('Control');
+    await waitFor('the human\'s text pasted', async () => (await page.$eval('#t', (el) => (el as HTMLTextAreaElement).value)) === 'HUMAN-TEXT');
   });
 
   it('keys: Shift+Tab from the viewer moves the page\'s focus backwards (X sends ISO_Left_Tab with Shift held)', async () => {
