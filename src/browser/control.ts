@@ -52,6 +52,8 @@ export class BrowserControl extends EventEmitter<{
   /** Our own DevTools session on each page: file choosers are intercepted there. */
   private readonly pageSessions = new Map<string, string>();
   private chooser: FileChooserRequest | null = null;
+  /** The page an agent acts on (null: none connected), for the viewers' tab strip. */
+  agentPage: string | null = null;
   private readonly pendingDownloads = new Map<string, string>();
   private closed = false;
   private downloads: Promise<void> = Promise.resolve();
@@ -103,6 +105,10 @@ export class BrowserControl extends EventEmitter<{
       if (sessionId === undefined) handlers[method]?.(params);
       else if (method === 'Page.fileChooserOpened') this.chooserOpened(sessionId, params);
       else if (method === 'Page.domContentEventFired' || method === 'Page.loadEventFired') this.refreshTitle(sessionId);
+    });
+    this.cdp.on('agentPage', (targetId) => {
+      this.agentPage = targetId;
+      this.emit('pagesChanged');
     });
     watchDownloadQuota(this.cdp, this.downloadDir, this.logger); // --max-download-mb
     this.cdp.once('closed', () => {

@@ -26,6 +26,8 @@ const GONE: CdpError = { code: -32000, message: 'the browser is gone' };
 const INVALID_REQUEST = -32600;
 /** Commands whose answer names a new session of the sender. */
 const ATTACHING = new Set(['Target.attachToTarget', 'Target.attachToBrowserTarget']);
+/** Agent commands that act on a page (not the set-up a client sends every page it attaches): that page is the one the agent uses. */
+const ACTS_ON_PAGE = /^(Input\.|Page\.(navigate|reload|bringToFront|captureScreenshot|printToPDF)$|Runtime\.(callFunctionOn|evaluate)$|DOM\.setFileInputFiles$)/;
 
 interface Pending {
   client: MuxClient;
@@ -60,7 +62,7 @@ abstract class MuxClient {
   abstract fail(clientId: number, error: CdpError): void;
 }
 
-export class CdpPipeMux extends EventEmitter<{ event: [method: string, params: any, sessionId: string | undefined]; closed: [] }> {
+export class CdpPipeMux extends EventEmitter<{ event: [method: string, params: any, sessionId: string | undefined]; closed: []; agentPage: [targetId: string | null] }> {
   private nextId = 0;
   private readonly pending = new Map<number, Pending>();
   private readonly owners = new Map<string, MuxClient>();
@@ -68,6 +70,10 @@ export class CdpPipeMux extends EventEmitter<{ event: [method: string, params: a
   private readonly blocked = new Set<AgentChannel>();
   private drainWaiters: (() => void)[] = [];
   private ended = false;
+  /** Agents' sessions on pages -> the page's targetId. */
+  private readonly pageOf = new Map<string, string>();
+  /** The page an agent last acted on (ACTS_ON_PAGE), while one is connected: the viewers' tab strip marks it. */
+  agentPage: string | null = null;
   /** Resolves once the pipe from Chromium has ended (every message on it was routed). */
   readonly closed: Promise<void>;
 
@@ -136,6 +142,7 @@ export class CdpPipeMux extends EventEmitter<{ event: [method: string, params: a
         // Owned before the next message is routed: events on it may follow at once.
         channel.primary = sessionId;
         this.own(channel, sessionId);
+        if (targetId) this.pageOf.set(sessionId, targetId);
         resolve(channel);
       };
       this.write({ method, params }, { client: channel, clientId: -1, attaching: false, internal });
@@ -160,6 +167,7 @@ export class CdpPipeMux extends EventEmitter<{ event: [method: string, params: a
     const c = this.owners.get(sessionId);
     if (!c) return;
     this.owners.delete(sessionId);
+    this.pageOf.delete(sessionId);
     c.sessions.delete(sessionId);
     if (c instanceof AgentChannel && c.primary === sessionId) c.lost();
   }
@@ -167,9 +175,25 @@ export class CdpPipeMux extends EventEmitter<{ event: [method: string, params: a
   /** An agent left: forget it, and detach its session (which drops everything it set up). */
   release(channel: AgentChannel): void {
     for (const [id, p] of this.pending) if (p.client === channel) this.pending.delete(id);
-    for (const s of channel.sessions) this.owners.delete(s);
+    for (const s of channel.sessions) {
+      this.owners.delete(s);
+      this.pageOf.delete(s);
+    }
+    if (![...this.owners.values()].some((c) => c instanceof AgentChannel)) this.setAgentPage(null);
     this.setBlocked(channel, false);
     if (channel.primary && !this.ended) this.root.send('Target.detachFromTarget', { sessionId: channel.primary }).catch(() => {});
+  }
+
+  /** An agent sent `method` on `sessionId`: if it acts on a page, that page is the agent's. */
+  agentCommand(sessionId: string, method: string): void {
+    const page = this.pageOf.get(sessionId);
+    if (page && ACTS_ON_PAGE.test(method)) this.setAgentPage(page);
+  }
+
+  private setAgentPage(targetId: string | null): void {
+    if (targetId === this.agentPage) return;
+    this.agentPage = targetId;
+    this.emit('agentPage', targetId);
   }
 
   /** Back-pressure: while an agent's socket is backed up, stop reading the pipe. */
@@ -200,7 +224,11 @@ export class CdpPipeMux extends EventEmitter<{ event: [method: string, params: a
       if (typeof child === 'string') {
         // The root's sessions come only from its own commands; an agent's also from auto-attach.
         if (r.method === 'Target.attachedToTarget') {
-          if (client && client !== this.root) this.own(client, child);
+          if (client && client !== this.root) {
+            this.own(client, child);
+            const info = m.json()?.params?.targetInfo;
+            if (info?.type === 'page' && typeof info.targetId === 'string') this.pageOf.set(child, info.targetId);
+          }
         } else if (this.owners.get(child) && (client === this.owners.get(child) || client === this.root)) {
           const owner = this.owners.get(child)!;
           this.disown(child);
@@ -324,6 +352,7 @@ export class AgentChannel extends MuxClient {
     if (typeof sessionId !== 'string' || !this.sessions.has(sessionId)) {
       return this.onMessage(errorReply(id, SESSION_NOT_FOUND, 'Session with given id not found.'));
     }
+    this.mux.agentCommand(sessionId, c.method);
     this.mux.write({ method: c.method, params: c.params, sessionId }, { client: this, clientId: id, attaching: ATTACHING.has(c.method) });
   }
 

@@ -1,5 +1,5 @@
 import type { PagePort, Transport } from './types.js';
-import type { FileMessage, TabMessage } from './screencast/protocol.js';
+import type { FileMessage, TabMessage } from './page-messages.js';
 
 /** What one human may upload for one file request, all files together (README "uploads"). */
 export const MAX_HUMAN_UPLOAD_BYTES = 25 * 1024 * 1024;

@@ -36,6 +36,8 @@ export interface PageTab {
   url: string;
   /** Shown now (its tab is the front one of its window). */
   visible: boolean;
+  /** The page the agent last acted on (while an agent is connected). */
+  agent: boolean;
 }
 
 /** A page asked for a file: a viewer in control may answer with files of the human's own. */

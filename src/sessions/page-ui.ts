@@ -54,7 +54,7 @@ export class PageUi implements PagePort {
     const tabs = this.control
       .pages()
       .slice(0, MAX_TABS)
-      .map((p) => ({ id: p.targetId, title: p.title.slice(0, MAX_TAB_TEXT), url: p.url.slice(0, MAX_TAB_TEXT), visible: visible.has(p.targetId) }));
+      .map((p) => ({ id: p.targetId, title: p.title.slice(0, MAX_TAB_TEXT), url: p.url.slice(0, MAX_TAB_TEXT), visible: visible.has(p.targetId), agent: p.targetId === this.control.agentPage }));
     if (JSON.stringify(tabs) === JSON.stringify(this.tabs)) return;
     this.tabs = tabs;
     this.changed();

@@ -7,14 +7,15 @@ import { join } from 'node:path';
 import puppeteer, { type Browser, type ElementHandle, type Page } from 'puppeteer-core';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { api, waitFor } from '../helpers/client.js';
-import { clickSurface, openViewer } from '../helpers/viewer.js';
+import { canvasPixel, clickSurface, near, openViewer } from '../helpers/viewer.js';
 import { FILE_INPUT_HTML } from '../helpers/pages.js';
 
 /**
  * Issue 11 in the viewer page (kit/pages.ts): a real daemon, Puppeteer as the agent, headless
  * Chromium as the human on the live link page. The page's file request is answered from the
  * viewer's own picker (the page reads the exact bytes); the page's tabs are in a strip that
- * switches and closes them; a copy inside the session shows with a Copy button; the picture
+ * switches and closes them; after a popup window opened and closed, a <select> list opens and
+ * is chosen from by mouse (seen in the framebuffer); a copy inside the session shows with a Copy button; the picture
  * has the keyboard focus when the viewer opens and says "click to type" when it has not.
  */
 
@@ -22,7 +23,12 @@ const PAGE = `<!doctype html><html><head><title>First page</title></head>
 <body style="margin:0;background:rgb(240,240,240)">
 ${FILE_INPUT_HTML}
 <textarea id="t" style="position:absolute;left:100px;top:300px;width:400px;height:80px">COPY-ME-123</textarea>
+<div style="position:absolute;left:700px;top:140px;width:300px;height:300px;background:rgb(20,140,220)"></div>
+<select id="s" style="position:absolute;left:700px;top:100px;width:300px;height:40px;font-size:20px">
+${Array.from({ length: 8 }, (_, i) => `<option>option ${i}</option>`).join('')}
+</select>
 </body></html>`;
+const BLUE: [number, number, number] = [20, 140, 220];
 const SECOND = '<!doctype html><html><head><title>Second page</title></head><body>second</body></html>';
 
 const SID = 'pages-ui';
@@ -136,6 +142,22 @@ describe('the viewer shows the session\'s pages', () => {
     await waitFor('one tab left, in front', async () => JSON.stringify(await tabTitles()) === JSON.stringify([['First page', 'true']]));
   });
 
+  it('native UI: after a popup opened and closed, a <select> list shows in the framebuffer and a click picks an option', async () => {
+    const opened = new Promise<Page>((resolve) => agent.once('targetcreated', async (t) => resolve((await t.page())!)));
+    await page.evaluate((u) => void window.open(u + 'second', 'p', 'popup,width=500,height=300'), siteUrl);
+    const popup = await opened;
+    await popup.waitForSelector('body');
+    await popup.close();
+    await waitFor('the popup gone from the strip', async () => (await tabTitles()).length === 1);
+    await waitFor('the page in the picture', async () => near(await canvasPixel(vp, 850, 300), BLUE));
+    await clickSurface(vp, 850, 120);
+    // The list drops over the blue block (read away from the pointer, which the picture shows).
+    await waitFor('the list over the page', async () => !near(await canvasPixel(vp, 950, 220), BLUE));
+    await clickSurface(vp, 850, 200);
+    await waitFor('an option picked', async () => (await page.$eval('#s', (el) => (el as HTMLSelectElement).value)) !== 'option 0');
+    await waitFor('the list closed', async () => near(await canvasPixel(vp, 950, 220), BLUE));
+  });
+
   it('clipboard: a copy inside the session shows in the viewer; Copy puts it on the human\'s clipboard', async () => {
     expect(await shown('.hk-clip')).toBe(false);
     await clickSurface(vp, 300, 340);
@@ -148,5 +170,23 @@ describe('the viewer shows the session\'s pages', () => {
     await vp.click('.hk-clip .hk-primary');
     await waitFor('copied', async () => (await vp.$eval('.hk-clip-note', (el) => el.textContent)) === 'Copied to your clipboard.');
     expect(await vp.evaluate(() => navigator.clipboard.readText())).toBe('COPY-ME-123');
+
+    // After that remote copy, the human's Ctrl+V pastes the human's own clipboard, not the session's.
+    await vp.evaluate(() => navigator.clipboard.writeText('HUMAN-TEXT'));
+    await clickSurface(vp, 300, 340);
+    await vp.keyboard.down('Control');
+    await vp.keyboard.press('a');
+    await vp.keyboard.press('v');
+    await vp.keyboard.up('Control');
+    await waitFor('the human\'s text pasted', async () => (await page.$eval('#t', (el) => (el as HTMLTextAreaElement).value)) === 'HUMAN-TEXT');
+  });
+
+  it('keys: Shift+Tab from the viewer moves the page\'s focus backwards (X sends ISO_Left_Tab with Shift held)', async () => {
+    await clickSurface(vp, 300, 340);
+    await waitFor('the textarea focused', async () => (await page.evaluate(() => document.activeElement?.id)) === 't');
+    await vp.keyboard.down('Shift');
+    await vp.keyboard.press('Tab');
+    await vp.keyboard.up('Shift');
+    await waitFor('focus on the file input before it', async () => (await page.evaluate(() => document.activeElement?.id)) === 'f');
   });
 });

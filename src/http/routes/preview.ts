@@ -10,7 +10,7 @@ const MAX_WIDTH = 640;
 
 /**
  * `GET /session/ID/preview?width=N` (API key, read-only): what the dashboard's card shows, the
- * page's title and URL and a small JPEG of the screen, taken from the framebuffer when asked (the
+ * page's title and URL, its tabs' titles and a small JPEG of the screen, taken from the framebuffer when asked (the
  * dashboard asks only while it is visible). Nothing is attached, audited or counted as a viewer.
  */
 export function previewRoutes(http: HttpServer, s: Services): void {
@@ -19,7 +19,9 @@ export function previewRoutes(http: HttpServer, s: Services): void {
     const width = int(ctx.url.searchParams, 'width', 320, 16, MAX_WIDTH);
     const page = session.targets().find((t) => t.type === 'page');
     const jpeg = await thumbnail(session.framebuffer.subscribe(), width);
-    sendJson(res, 200, { title: page?.title ?? '', url: page?.url ?? '', thumbnail: `data:image/jpeg;base64,${jpeg.toString('base64')}` });
+    // The card's tab strip (issue 11 item 2): titles only.
+    const tabs = (session.pages?.tabs ?? []).map((t) => ({ title: t.title, visible: t.visible, agent: t.agent }));
+    sendJson(res, 200, { title: page?.title ?? '', url: page?.url ?? '', tabs, thumbnail: `data:image/jpeg;base64,${jpeg.toString('base64')}` });
   });
 }
 

@@ -9,11 +9,17 @@
  *      {type:"candidate", candidate, sdpMid?, sdpMLineIndex?}        optional trickle (the offer
  *                                                                   has all server candidates)
  *      {type:"handoff", outcome:"done"|"failed"}                     the Done / Can't do it buttons
+ *      {type:"tab"|"file_start"|"file_chunk"|"file_end"|"file_cancel", ...}
+ *                                         the tab strip and file answers, as on the screencast
+ *                                         (docs/screencast-protocol.md; a file_chunk may be 1 MiB)
  *    server -> viewer
  *      {type:"offer", sdp, codec, sessionId, width, height}
- *      {type:"state", canControl, attachment, handoff, viewers, downloads}
+ *      {type:"state", canControl, attachment, handoff, viewers, downloads, tabs, fileRequest}
+ *      {type:"clipboard", text}               a copy in the session (control links in control)
+ *      {type:"file_done", request, files}     a file answer was taken
  *      {type:"ended", reason}                 then close 4000
- *      {type:"error", code, message}          then close (see CLOSE_* below)
+ *      {type:"error", code, message}          then close (see CLOSE_* below); with `request`, or
+ *                                             answering a tab or file message, the socket stays open
  *
  * 2. Input: binary messages on the DataChannel labelled "input" (the server creates it, so it
  *    is in the offer). Integers are big-endian (network order). Byte 0 is the message type:
@@ -32,6 +38,7 @@
  *    A viewer without control may send; nothing it sends reaches the session.
  */
 import { badRequest, parseJsonObject, ProtocolError, CLOSE_TOO_BIG } from '../viewer-socket.js';
+import { parsePageMessage, type FileMessage, type TabMessage } from '../page-messages.js';
 export { ProtocolError, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_SESSION_ENDED } from '../viewer-socket.js';
 
 /** WebSocket close codes (RFC 6455 7.4.1) and ours (API.md 3.5: 4000 + the HTTP status). */
@@ -46,6 +53,8 @@ export type Codec = (typeof CODECS)[number];
 
 /** A signalling message over this closes the socket with 1009 (SDP answers are a few KB). */
 export const MAX_SIGNAL_BYTES = 64 * 1024;
+/** A file_chunk signalling message, at most (the screencast's text message cap). */
+export const MAX_FILE_MESSAGE_BYTES = 1 << 20;
 /** One DataChannel message, at most (a paste chunk; the kit sends 16 KiB chunks). */
 export const MAX_INPUT_MESSAGE_BYTES = 64 * 1024;
 /** A whole paste, at most (issue 5). */
@@ -83,7 +92,9 @@ export type SignalMessage =
   | { type: 'hello'; username: string | null; password: string | null; codecs: string[] }
   | { type: 'answer'; sdp: string }
   | { type: 'candidate'; candidate: string; sdpMid: string | null; sdpMLineIndex: number | null }
-  | { type: 'handoff'; outcome: 'done' | 'failed' };
+  | { type: 'handoff'; outcome: 'done' | 'failed' }
+  | TabMessage
+  | FileMessage;
 
 function optString(o: Record<string, unknown>, key: string, max: number): string | null {
   const v = o[key];
@@ -98,7 +109,18 @@ function optString(o: Record<string, unknown>, key: string, max: number): string
  * fail() path). Unknown extra fields are ignored so a newer viewer can talk to an older server.
  */
 export function parseSignal(data: Buffer, isBinary: boolean): SignalMessage {
-  const o = parseJsonObject(data, isBinary, MAX_SIGNAL_BYTES);
+  // Only a file_chunk may be as large as the screencast's text messages.
+  const big = data.length > MAX_SIGNAL_BYTES;
+  const tooBig = () => new ProtocolError(CLOSE_TOO_BIG, 'message_too_big', `message over ${MAX_SIGNAL_BYTES} bytes`);
+  let o: Record<string, unknown>;
+  try {
+    o = parseJsonObject(data, isBinary, big ? MAX_FILE_MESSAGE_BYTES : MAX_SIGNAL_BYTES);
+  } catch (e) {
+    throw big && !isBinary ? tooBig() : e;
+  }
+  if (big && o.type !== 'file_chunk') throw tooBig();
+  const page = parsePageMessage(o);
+  if (page) return page;
   switch (o.type) {
     case 'hello': {
       const codecs = o.codecs;

@@ -32,6 +32,7 @@ import {
 } from './protocol.js';
 import { ViewerSocket } from '../viewer-socket.js';
 import { ViewerInput } from '../viewer-input.js';
+import { ViewerPageActions } from '../page-actions.js';
 
 /** A viewer that has not said hello by then is dropped. */
 export const HELLO_TIMEOUT_MS = 10_000;
@@ -102,6 +103,8 @@ export class WebRtcViewer {
   private helloTimer?: NodeJS.Timeout;
   private connectTimer?: NodeJS.Timeout;
   private readonly socket: ViewerSocket;
+  private readonly pageActions: ViewerPageActions;
+  private stopCopies?: () => void;
   private pcClosed: Promise<void> = Promise.resolve();
   private readonly done: Promise<void>;
 
@@ -115,6 +118,7 @@ export class WebRtcViewer {
     this.input = new ViewerInput(host.session.input, host.session.framebuffer);
     this.socket = new ViewerSocket(ws, 'webrtc', log, { message: (data, isBinary) => this.onMessage(data, isBinary), closed: () => this.onClosed() });
     this.done = this.socket.closed.then(() => this.pcClosed);
+    this.pageActions = new ViewerPageActions(() => host.session.pages, { transport: 'webrtc', sourceIp }, (m) => this.sendJson(m));
     this.helloTimer = setTimeout(() => this.fail(new ProtocolError(CLOSE_POLICY, 'timeout', `no hello within ${HELLO_TIMEOUT_MS} ms`)), HELLO_TIMEOUT_MS);
     this.helloTimer.unref();
   }
@@ -187,6 +191,15 @@ export class WebRtcViewer {
       case 'handoff':
         if (!this.handle?.completeHandoff(m.outcome)) this.sendJson({ type: 'error', code: 'forbidden', message: 'a view link cannot end the handoff' });
         return;
+      case 'tab':
+      case 'file_start':
+      case 'file_chunk':
+      case 'file_end':
+      case 'file_cancel':
+        // As on the screencast: only a viewer in control acts, and never with a view link.
+        if (!this.handle?.canControl) return;
+        if (this.handle.viewLink) return this.sendJson({ type: 'error', code: 'forbidden', message: 'a view link cannot act on tabs or files' });
+        return this.pageActions.handle(m);
     }
   }
 
@@ -218,6 +231,8 @@ export class WebRtcViewer {
       this.sendState();
     });
     handle.onEnd((reason) => void this.end(CLOSE_SESSION_ENDED, reason));
+    // Text copied in the session reaches the human in control (their viewer offers a copy button).
+    this.stopCopies = this.host.session.input.onCopy?.((text) => handle.canControl && !handle.viewLink && this.sendJson({ type: 'clipboard', text }));
     this.sendState();
     await this.negotiate(codec);
   }
@@ -384,6 +399,7 @@ export class WebRtcViewer {
     clearTimeout(this.connectTimer);
     this.unsubscribe?.();
     this.unsubscribe = undefined;
+    this.stopCopies?.();
     this.track?.stop();
     if (this.pc) {
       const pc = this.pc;

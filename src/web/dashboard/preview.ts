@@ -1,10 +1,11 @@
-// Each live card's page title, URL and thumbnail (GET /session/ID/preview), refreshed only
+// Each live card's page title, URL, tab titles and thumbnail (GET /session/ID/preview), refreshed only
 // while the dashboard is visible: a hidden tab costs the daemon no framebuffer reads.
 import { api } from './api.js';
 
 const PREVIEW_MS = 5000;
 
-export interface Preview { title: string; url: string; thumbnail: string }
+export interface PreviewTab { title: string; visible: boolean; agent: boolean }
+export interface Preview { title: string; url: string; thumbnail: string; tabs?: PreviewTab[] }
 
 export function previews(liveIds: () => string[], show: (id: string, p: Preview) => void): void {
   let timer = 0;

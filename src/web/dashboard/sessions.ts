@@ -3,7 +3,7 @@
 import { $, announce, clock, duration } from './format.js';
 import { helpRequested, titleBadge } from './alerts.js';
 import type { Action } from './actions.js';
-import type { Preview } from './preview.js';
+import type { Preview, PreviewTab } from './preview.js';
 import type { SessionInfo } from './types.js';
 
 interface Card { el: HTMLElement; fields: Record<string, HTMLElement>; session: SessionInfo; announced: string | null }
@@ -120,6 +120,7 @@ export function sessionList(actions: Record<string, Action>): SessionList {
       f.title!.textContent = p.title || '(no title)';
       f.url!.textContent = p.url;
       f.url!.title = p.url;
+      showTabs(f.title!.parentElement!, p.tabs || []);
       const img = f.thumb as HTMLImageElement;
       if (p.thumbnail.startsWith('data:image/jpeg;base64,')) {
         img.src = p.thumbnail;
@@ -128,6 +129,25 @@ export function sessionList(actions: Record<string, Action>): SessionList {
       }
     },
   };
+}
+
+/** The session's tabs under the page line, titles only: the shown one current, the agent's marked. */
+function showTabs(pageLine: HTMLElement, tabs: PreviewTab[]): void {
+  let ul = pageLine.nextElementSibling as HTMLElement | null;
+  if (!ul || !ul.classList.contains('page-tabs')) {
+    ul = document.createElement('ul');
+    ul.className = 'page-tabs';
+    ul.setAttribute('aria-label', 'Tabs');
+    pageLine.after(ul);
+  }
+  ul.hidden = tabs.length === 0;
+  ul.replaceChildren(...tabs.slice(0, 20).map((t) => {
+    const li = document.createElement('li');
+    li.textContent = (t.title || 'New tab').slice(0, 80) + (t.agent ? ' (agent)' : '');
+    if (t.visible) li.setAttribute('aria-current', 'true');
+    li.dataset.agent = String(!!t.agent);
+    return li;
+  }));
 }
 
 function setBadge(el: HTMLElement, value: string): void {

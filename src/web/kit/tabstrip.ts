@@ -1,5 +1,5 @@
 // The session's tabs above the picture (issue 11 item 2): one button per page, the visible one
-// marked, click to show it, × to close it; and a small key menu for the keys the local browser
+// marked and the one the agent uses badged, click to show it, × to close it; and a small key menu for the keys the local browser
 // keeps for itself (new tab, close tab, next tab, reload, Esc).
 import { h } from './dom.js';
 import type { PageTab } from './types.js';
@@ -58,7 +58,8 @@ export function tabStrip(actions: TabActions): TabStrip {
       for (const b of menuButtons) b.disabled = !canControl;
       list.replaceChildren(...tabs.map((t) => {
         const title = (t.title || t.url || 'New tab').slice(0, MAX_TITLE);
-        return h('div', { class: 'hk-page', role: 'presentation', 'data-tab-id': t.id, 'data-visible': String(t.visible) }, [
+        return h('div', { class: 'hk-page', role: 'presentation', 'data-tab-id': t.id, 'data-visible': String(t.visible), 'data-agent': String(!!t.agent) }, [
+          ...(t.agent ? [h('span', { class: 'hk-page-agent', text: 'agent', title: 'The agent is using this tab' })] : []),
           h('button', {
             type: 'button', class: 'hk-page-title', role: 'tab', text: title, title: t.url, 'aria-selected': String(t.visible),
             disabled: !canControl, onclick: () => { actions.tab('activate', t.id); actions.refocus(); },

@@ -62,7 +62,8 @@ export interface Link {
 }
 
 /** A session's page, from the viewer state (issue 11). */
-export interface PageTab { id: string; title: string; url: string; visible: boolean }
+/** `agent`: the page the agent last acted on. */
+export interface PageTab { id: string; title: string; url: string; visible: boolean; agent?: boolean }
 export interface FileRequest { id: string; multiple: boolean }
 
 /** Where tab and file messages go; `buffered` is what the transport has not sent yet (bytes). */

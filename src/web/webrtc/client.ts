@@ -11,15 +11,19 @@
  *   });
  *   h.sendPointer(x, y, buttons); h.sendWheel(x, y, dx, dy); h.sendKey(keysym, down);
  *   h.sendPaste(text); h.sendHandoff('done' | 'failed'); h.close();
+ *   h.sendMessage(obj); h.buffered()  // tab and file messages on the signalling socket, and its unsent bytes
  *   h.videoPoint(clientX, clientY) -> {x, y} in framebuffer pixels, or null outside the picture
  *
  * Signalling (JSON on the WebSocket): the viewer says {type:"hello", username, password,
  * codecs}; the server answers with {type:"offer", sdp, codec, sessionId, width, height} (all of
  * its ICE candidates are in the SDP), the viewer replies {type:"answer", sdp} and trickles its
  * own candidates as {type:"candidate", ...} (optional for the server). The server also sends
- * {type:"state", canControl, attachment, handoff, viewers, downloads}, {type:"ended", reason}
+ * {type:"state", canControl, attachment, handoff, viewers, downloads, tabs, fileRequest},
+ * {type:"clipboard", text}, {type:"file_done", request, files}, {type:"ended", reason}
  * (then close 4000) and {type:"error", code, message} (then close: 4001 unauthorized,
  * 4029 too_many_viewers, 4003 network_not_allowed, 1008 bad_request, 1011 connection_failed).
+ * An error that answers a tab or file message leaves the socket open: an error ends the
+ * connection only once the socket closes (onState then reports it).
  *
  * Input goes on the DataChannel "input" the server opens, as binary messages, big-endian:
  *   0x01 pointer  x u16 | y u16 | buttons u8          (6 bytes; buttons = RFB mask, bit 0 left,
@@ -80,6 +84,10 @@ export interface RtcHandle {
   sendKey(keysym: number, down: boolean): boolean;
   sendPaste(text: string): boolean;
   sendHandoff(outcome: 'done' | 'failed'): void;
+  /** A tab or file message (docs/screencast-protocol.md) on the signalling socket. */
+  sendMessage(msg: object): void;
+  /** Bytes queued on the signalling socket, not yet sent. */
+  buffered(): number;
   videoPoint(clientX: number, clientY: number): { x: number; y: number } | null;
   close(): void;
 }
@@ -116,6 +124,7 @@ export function connect(videoEl: HTMLVideoElement, wsUrl: string, options?: RtcO
   let pc: RTCPeerConnection | null = null;
   let dc: RTCDataChannel | null = null;
   let closed = false;
+  let lastError: { code: string; message: string } | null = null; // reported when the socket closes
   let statsTimer: number | null = null;
   let last: { at: number; decoded: number } | null = null; // previous stats sample, for fps when the browser does not report it
   const state: RtcState = {
@@ -175,14 +184,14 @@ export function connect(videoEl: HTMLVideoElement, wsUrl: string, options?: RtcO
     } else if (msg.type === 'state') {
       emit({ canControl: !!msg.canControl, attachment: msg.attachment, handoff: msg.handoff, viewers: msg.viewers, downloads: msg.downloads });
     } else if (msg.type === 'ended') emit({ phase: 'ended' });
-    else if (msg.type === 'error') emit({ phase: 'error', error: { code: msg.code, message: msg.message } });
+    else if (msg.type === 'error') lastError = { code: String(msg.code), message: String(msg.message) };
   };
 
   ws.onclose = (ev) => {
     const patch: Partial<RtcState> = { closeCode: ev.code };
     if (!closed && state.phase !== 'ended' && state.phase !== 'error') {
       patch.phase = ev.code === 4000 ? 'ended' : 'error';
-      if (patch.phase === 'error') patch.error = { code: 'closed', message: 'the connection closed (' + ev.code + ')' };
+      if (patch.phase === 'error') patch.error = lastError || { code: 'closed', message: 'the connection closed (' + ev.code + ')' };
     }
     emit(patch);
     shutdown();
@@ -339,6 +348,12 @@ export function connect(videoEl: HTMLVideoElement, wsUrl: string, options?: RtcO
     },
     sendHandoff(outcome) {
       send({ type: 'handoff', outcome });
+    },
+    sendMessage(msg) {
+      send(msg);
+    },
+    buffered() {
+      return ws.bufferedAmount;
     },
     /** Client coordinates -> framebuffer pixels, for a video shown with object-fit: contain (the default). */
     videoPoint(clientX, clientY) {

@@ -253,4 +253,32 @@ describe('CdpPipeMux', () => {
     a.channel.close();
     expect(p.fromBrowser.isPaused()).toBe(false);
   });
+
+  it('the agent\'s page: the last page an agent acted on (not one it only set up), none once no agent is left', async () => {
+    const p = fakePipe();
+    const seen: (string | null)[] = [];
+    p.mux.on('agentPage', (t) => seen.push(t));
+    const a = await agentOn(p, 'SA');
+    p.chromium(event('Target.attachedToTarget', { sessionId: 'C1', targetInfo: { targetId: 'P1', type: 'page' } }, 'SA'));
+    p.chromium(event('Target.attachedToTarget', { sessionId: 'C2', targetInfo: { targetId: 'P2', type: 'page' } }, 'SA'));
+    p.chromium(event('Target.attachedToTarget', { sessionId: 'W1', targetInfo: { targetId: 'SW', type: 'service_worker' } }, 'SA'));
+    await p.tick();
+    a.channel.send({ id: 1, method: 'Page.enable', sessionId: 'C2' });
+    a.channel.send({ id: 2, method: 'Runtime.evaluate', sessionId: 'W1' });
+    expect(seen).toEqual([]);
+    a.channel.send({ id: 3, method: 'Page.navigate', params: { url: 'about:blank' }, sessionId: 'C1' });
+    a.channel.send({ id: 4, method: 'Runtime.enable', sessionId: 'C2' });
+    a.channel.send({ id: 5, method: 'Input.dispatchMouseEvent', sessionId: 'C1' });
+    a.channel.send({ id: 6, method: 'Runtime.callFunctionOn', sessionId: 'C2' });
+    expect(seen).toEqual(['P1', 'P2']);
+    expect(p.mux.agentPage).toBe('P2');
+    // A page-level socket's own session is its page.
+    const b = await agentOn(p, 'SB', 'P3');
+    b.channel.send({ id: 1, method: 'Input.insertText', params: { text: 'x' } });
+    expect(p.mux.agentPage).toBe('P3');
+    a.channel.close();
+    expect(p.mux.agentPage).toBe('P3');
+    b.channel.close();
+    expect(seen).toEqual(['P1', 'P2', 'P3', null]);
+  });
 });

@@ -71,6 +71,16 @@ describe('signalling messages', () => {
     expect(e.code).toBe('message_too_big');
   });
 
+  it('takes the tab and file messages of the screencast; only a file_chunk may pass the 64 KiB cap', () => {
+    expect(parseSignal(text({ type: 'tab', action: 'activate', id: 'T1' }), false)).toEqual({ type: 'tab', action: 'activate', id: 'T1' });
+    expect(parseSignal(text({ type: 'file_cancel', request: 'r1' }), false)).toEqual({ type: 'file_cancel', request: 'r1' });
+    const data = Buffer.alloc(300_000, 7).toString('base64');
+    expect(parseSignal(text({ type: 'file_chunk', request: 'r1', data }), false)).toMatchObject({ type: 'file_chunk', request: 'r1' });
+    const big = protocolError(() => parseSignal(text({ type: 'answer', sdp: 'x'.repeat(MAX_SIGNAL_BYTES) }), false));
+    expect([big.closeCode, big.code]).toEqual([CLOSE_TOO_BIG, 'message_too_big']);
+    expect(protocolError(() => parseSignal(text({ type: 'tab', action: 'explode' }), false)).closeCode).toBe(CLOSE_POLICY);
+  });
+
   it('chooses H.264 first, VP8 otherwise, nothing without a common codec', () => {
     expect(chooseCodec(['VP8', 'H264'])).toBe('H264');
     expect(chooseCodec(['video/h264'])).toBe('H264');

@@ -89,6 +89,15 @@ export function webrtc(ctx: TransportContext): Link {
     ctx.retry('Connection lost.');
   }
 
+  /** The session's pages, as on the screencast (the state's tabs, copies, file answers). */
+  function onMessage(msg: Record<string, any>): void {
+    if (!ctx.current()) return;
+    if (msg.type === 'ended') endedReason = msg.reason || '';
+    else if (msg.type === 'state') ctx.pages.state(msg.tabs || [], msg.fileRequest || null);
+    else if (msg.type === 'clipboard') ctx.pages.clipboard(msg.text);
+    else if (msg.type === 'file_done' || (msg.type === 'error' && msg.request)) ctx.pages.fileAnswer(msg as { type: string });
+  }
+
   async function start(): Promise<void> {
     let rtc: HandoffWebRTC;
     try {
@@ -104,13 +113,14 @@ export function webrtc(ctx: TransportContext): Link {
       password: cred.rtcPassword,
       onState,
       onStats: (st) => { if (ctx.current()) ctx.update({ fps: Math.round(st.fps), latencyMs: Math.round(st.latencyMs) }); },
-      onMessage: (msg) => { if (msg.type === 'ended') endedReason = msg.reason || ''; },
+      onMessage,
     });
   }
 
   start();
   return {
     sendHandoff: (outcome) => { if (handle) handle.sendHandoff(outcome); },
+    page: { send: (msg) => { if (handle) handle.sendMessage(msg); }, buffered: () => (handle ? handle.buffered() : 0) },
     close() {
       clearTimeout(noMedia);
       input.stop();
