@@ -64,10 +64,16 @@ dpkg_opts=(--force-confdef --force-confold
   --path-exclude='/usr/share/doc/*' --path-include='/usr/share/doc/*/copyright'
   --path-exclude='/usr/share/man/*' --path-exclude='/usr/share/info/*')
 declare -A deb_of ver_of
-for deb in "$here"/debs/*.deb; do
-  read -r pkg ver < <(dpkg-deb --show --showformat='${Package} ${Version}\n' "$deb")
-  deb_of[$pkg]=$deb ver_of[$pkg]=$ver
-done
+# debs/MANIFEST names each file's package and version ("NAME VERSION FILE"); a bundle
+# without the file column has each .deb asked.
+if awk 'NF != 3 { exit 1 }' "$here/debs/MANIFEST" 2>/dev/null; then
+  while read -r pkg ver file; do deb_of[$pkg]=$here/debs/$file ver_of[$pkg]=$ver; done <"$here/debs/MANIFEST"
+else
+  for deb in "$here"/debs/*.deb; do
+    read -r pkg ver < <(dpkg-deb --show --showformat='${Package} ${Version}\n' "$deb")
+    deb_of[$pkg]=$deb ver_of[$pkg]=$ver
+  done
+fi
 # Sets to_unpack (files) and not_done (names) from one dpkg-query over the database.
 classify() {
   to_unpack=() not_done=()
@@ -77,6 +83,7 @@ classify() {
     < <(dpkg-query -W -f='${Package}\t${db:Status-Status}\t${Version}\n' 2>/dev/null)
   for pkg in "${!deb_of[@]}"; do
     s=${st[$pkg]:-not-installed} v=${hv[$pkg]:-}
+    [ "$s" = installed ] && [ "$v" = "${ver_of[$pkg]}" ] && continue   # the common case, no dpkg call
     case "$s" in
       installed) dpkg --compare-versions "$v" ge "${ver_of[$pkg]}" && continue ;;
       unpacked|half-configured|triggers-awaited|triggers-pending)

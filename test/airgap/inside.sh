@@ -4,6 +4,7 @@
 # way the unit does, drives a session with the bundle's Node, stops it all, checks nothing is
 # left. Each check prints "ok"/"FAIL"; the driver counts them.
 set -uo pipefail
+TIMEFORMAT='%R %U %S'
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8
 pass=0 fail=0
 ok() { echo "airgap: ok   $*"; pass=$((pass + 1)); }
@@ -23,7 +24,7 @@ check "no IPv6 route off lo" test "$(awk '$10 != "lo"' /proc/net/ipv6_route | wc
 bundle=$(ls -d /root/handoff-*-debian12-amd64)
 t0=$(ms)
 if [ "${1:-}" = --installed ]; then ok "install.sh (already done in this root)"; : >/root/install.log
-elif "$bundle/install.sh" >/root/install.log 2>&1; then ok "install.sh"; else bad "install.sh (log below)"; sed 's/^/  | /' /root/install.log; finish; fi
+elif { time "$bundle/install.sh" >/root/install.log 2>&1; } 2>/root/install.time; then ok "install.sh"; else bad "install.sh (log below)"; sed 's/^/  | /' /root/install.log; finish; fi
 t_install=$(( $(ms) - t0 ))
 sed 's/^/  | /' /root/install.log
 check "installed under /opt/handoff with its own Node 20" sh -c '/opt/handoff/node/bin/node --version | grep -q "^v20\."'
@@ -75,5 +76,7 @@ check "uninstall removed /opt/handoff, the unit, the command, the user" sh -c '!
 check "uninstall kept the state and said where" sh -c 'test -f /var/lib/handoff/handoff.db && grep -q "kept the state.*/var/lib/handoff" /root/uninstall.log'
 
 first_cdp=$(echo "$result" | sed -n 's/.*"first_cdp_answer_s":\([0-9.]*\).*/\1/p')
-echo "airgap: figures: install ${t_install} ms, upgrade ${t_upgrade} ms, install.sh start to first CDP answer ${first_cdp:-?} s"
+# CPU seconds of install.sh and its children: what the install costs whatever the load.
+install_cpu=$(awk '{ printf "%.0f", $2 + $3 }' /root/install.time 2>/dev/null || echo '?')
+echo "airgap: figures: install ${t_install} ms (${install_cpu} s of CPU), upgrade ${t_upgrade} ms, install.sh start to first CDP answer ${first_cdp:-?} s"
 finish
