@@ -82,9 +82,10 @@ in_root() { chroot "$apt_root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_
 in_root apt-get update -qq
 in_root apt-get install -qq -y --download-only --no-install-recommends "${pkgs[@]}" >/dev/null
 # Exactly the packages apt would install in the clean root (the archives may hold older ones):
-# "Inst NAME [OLD] (VERSION ... [ARCH])" -> NAME_VERSION_ARCH.deb, ':' in a version spelt %3a.
-mapfile -t closure < <(in_root apt-get install -s --no-install-recommends "${pkgs[@]}" |
-  sed -n 's/^Inst \([^ ]*\) \(\[[^]]*\] \)\{0,1\}(\([^ ]*\) .*\[\([a-z0-9]*\)\])$/\1_\3_\4.deb/p' | sed 's/:/%3a/g')
+# "Inst NAME [OLD] (VERSION ... [ARCH]) ..." -> NAME_VERSION_ARCH.deb, ':' in a version spelt %3a.
+plan=$(in_root apt-get install -s --no-install-recommends "${pkgs[@]}")
+mapfile -t closure < <(sed -n 's/^Inst \([^ ]*\) \(\[[^]]*\] \)\{0,1\}(\([^ ]*\) .*\[\([a-z0-9]*\)\]).*$/\1_\3_\4.deb/p' <<<"$plan" | sed 's/:/%3a/g')
+[ ${#closure[@]} = "$(grep -c '^Inst ' <<<"$plan")" ] || { say "could not read apt's plan:"; grep '^Inst ' <<<"$plan" >&2; exit 1; }
 umount "$apt_root/proc"
 [ ${#closure[@]} -gt 0 ] || { say "apt planned no packages"; exit 1; }
 rm -f "$archives"/*.deb
