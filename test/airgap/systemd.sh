@@ -5,7 +5,9 @@
 # unit's exposure, `systemctl stop` leaves nothing, `--uninstall` removes all but the state.
 . /root/lib.sh
 assert_no_network
-state=$(systemctl is-system-running --wait 2>/dev/null)
+# PID 1 has just been exec'd: wait for its bus, then for the boot to finish.
+for _ in $(seq 1 300); do [ -S /run/systemd/private ] && break; sleep 0.2; done
+state=$(timeout 120 systemctl is-system-running --wait 2>/dev/null)
 check "systemd is PID 1 and running (state: $state)" test "$state" = running
 [ "$state" = running ] || systemctl --failed --no-pager | sed 's/^/  | /'
 
