@@ -3,7 +3,9 @@
 # bundle alone. A minimal Debian 12 root (debootstrap minbase, cached in the test's state),
 # the bundle copied in, and inside it with the network cut (unshare -n: loopback only, which
 # inside.sh asserts) install.sh, the daemon, a session driven over CDP, the stop, and a check
-# that nothing is left. Needs root. Never skips: anything missing is a failure.
+# that nothing is left; then the same root booted with systemd as PID 1 (systemd.sh: the real
+# unit, its exposure, stop, uninstall). Needs root and a cgroup2 hierarchy. Never skips:
+# anything missing is a failure.
 #   HANDOFF_AIRGAP_STATE  cache of the root and the bundle (default ~/.cache/handoff)
 #   HANDOFF_BUNDLE        use this bundle instead of building one
 #   HANDOFF_AIRGAP_KEEP=1 keep the root afterwards (its path is printed), to look at the logs
