@@ -70,14 +70,33 @@ base=$(bash scripts/bundle-root.sh)
 apt_root="$work/root"
 cp -a "$base" "$apt_root"
 cp /etc/resolv.conf "$apt_root/etc/resolv.conf"
+# The .deb files of earlier builds, kept next to the cached root: apt downloads only what
+# changed since (hard links, so nothing is copied; a copy where the cache is elsewhere).
+cache=${HANDOFF_ROOT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/handoff}
+archives="$cache/debs" in_archives="$apt_root/var/cache/apt/archives"
+mkdir -p "$archives"
+link() { ln -f "$1" "$2" 2>/dev/null || cp -f "$1" "$2"; }
+for f in "$archives"/*.deb; do [ -e "$f" ] && link "$f" "$in_archives/"; done
 mount -t proc proc "$apt_root/proc"
 in_root() { chroot "$apt_root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive "$@"; }
 in_root apt-get update -qq
 in_root apt-get install -qq -y --download-only --no-install-recommends "${pkgs[@]}" >/dev/null
+# Exactly the packages apt would install in the clean root (the archives may hold older ones):
+# "Inst NAME [OLD] (VERSION ... [ARCH]) ..." -> NAME_VERSION_ARCH.deb, ':' in a version spelt %3a.
+plan=$(in_root apt-get install -s --no-install-recommends "${pkgs[@]}")
+mapfile -t closure < <(sed -n 's/^Inst \([^ ]*\) \(\[[^]]*\] \)\{0,1\}(\([^ ]*\) .*\[\([a-z0-9]*\)\]).*$/\1_\3_\4.deb/p' <<<"$plan" | sed 's/:/%3a/g')
+[ ${#closure[@]} = "$(grep -c '^Inst ' <<<"$plan")" ] || { say "could not read apt's plan:"; grep '^Inst ' <<<"$plan" >&2; exit 1; }
 umount "$apt_root/proc"
-mv "$apt_root"/var/cache/apt/archives/*.deb "$stage/debs/"
+[ ${#closure[@]} -gt 0 ] || { say "apt planned no packages"; exit 1; }
+rm -f "$archives"/*.deb
+for f in "${closure[@]}"; do
+  [ -f "$in_archives/$f" ] || { say "apt did not download $f"; exit 1; }
+  link "$in_archives/$f" "$stage/debs/$f"
+  link "$in_archives/$f" "$archives/$f"
+done
 # What the closure holds, for install.sh's report and for review.
-for f in "$stage"/debs/*.deb; do dpkg-deb --show --showformat='${Package} ${Version}\n' "$f"; done | sort >"$stage/debs/MANIFEST"
+# "NAME VERSION FILE" lines: install.sh reads them instead of opening every .deb.
+for f in "$stage"/debs/*.deb; do dpkg-deb --show --showformat="\${Package} \${Version} ${f##*/}\n" "$f"; done | sort >"$stage/debs/MANIFEST"
 printf '%s\n' "${pkgs[@]}" >"$stage/debs/WANTED"
 
 # 4. The installer and what it reports.

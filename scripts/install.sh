@@ -53,39 +53,67 @@ fi
 version=$(cat "$here/VERSION")
 started=$(date +%s)
 
-# 1. Debian packages: those not installed, or installed older than the bundle's. A newer
-#    one already there is kept (security updates win over the bundle).
-pending() {
-  todo=()
-  local deb info pkg ver have
+# 1. Debian packages, in one pass over the whole closure: `dpkg --unpack` of what is not yet
+#    unpacked at the bundle's version, then `dpkg --configure -a`. Installed at that version
+#    or newer: skipped (security updates win over the bundle). Unpacked but not configured
+#    (an interrupted run): only configured, never unpacked again. A package whose
+#    Pre-Depends are not configured yet is refused by the first pass and goes in the next
+#    (systemd after libssl3, systemd-sysv after systemd), so a second and third pass are small.
+#    No manuals or docs (the copyright files stay): an appliance reads none of them.
+dpkg_opts=(--force-confdef --force-confold
+  --path-exclude='/usr/share/doc/*' --path-include='/usr/share/doc/*/copyright'
+  --path-exclude='/usr/share/man/*' --path-exclude='/usr/share/info/*')
+declare -A deb_of ver_of
+# debs/MANIFEST names each file's package and version ("NAME VERSION FILE"); a bundle
+# without the file column has each .deb asked.
+if awk 'NF != 3 { exit 1 }' "$here/debs/MANIFEST" 2>/dev/null; then
+  while read -r pkg ver file; do deb_of[$pkg]=$here/debs/$file ver_of[$pkg]=$ver; done <"$here/debs/MANIFEST"
+else
   for deb in "$here"/debs/*.deb; do
-    info=$(dpkg-deb --show --showformat='${Package} ${Version}' "$deb")
-    pkg=${info%% *} ver=${info#* }
-    have=$(dpkg-query -W -f='${db:Status-Abbrev} ${Version}' "$pkg" 2>/dev/null || true)
-    if [ "${have%% *}" = ii ] && dpkg --compare-versions "${have#* }" ge "$ver"; then continue; fi
-    todo+=("$deb")
+    read -r pkg ver < <(dpkg-deb --show --showformat='${Package} ${Version}\n' "$deb")
+    deb_of[$pkg]=$deb ver_of[$pkg]=$ver
+  done
+fi
+# Sets to_unpack (files) and not_done (names) from one dpkg-query over the database.
+classify() {
+  to_unpack=() not_done=()
+  declare -A st=() hv=()
+  local pkg s v
+  while IFS=$'\t' read -r pkg s v; do st[$pkg]=$s hv[$pkg]=$v; done \
+    < <(dpkg-query -W -f='${Package}\t${db:Status-Status}\t${Version}\n' 2>/dev/null)
+  for pkg in "${!deb_of[@]}"; do
+    s=${st[$pkg]:-not-installed} v=${hv[$pkg]:-}
+    [ "$s" = installed ] && [ "$v" = "${ver_of[$pkg]}" ] && continue   # the common case, no dpkg call
+    case "$s" in
+      installed) dpkg --compare-versions "$v" ge "${ver_of[$pkg]}" && continue ;;
+      unpacked|half-configured|triggers-awaited|triggers-pending)
+        if dpkg --compare-versions "$v" ge "${ver_of[$pkg]}"; then not_done+=("$pkg"); continue; fi ;;
+    esac
+    to_unpack+=("${deb_of[$pkg]}") not_done+=("$pkg")
   done
 }
 log=/var/log/handoff-install-dpkg.log
 : >"$log"
-pending
-if [ ${#todo[@]} -gt 0 ]; then
-  say "installing ${#todo[@]} Debian packages from the bundle (dpkg, no network; log $log)"
-  # dpkg unpacks the whole set, then configures it in dependency order; a package whose
-  # Pre-Depends were not configured yet is refused in one pass and goes in the next.
-  for pass in 1 2 3 4 5; do
-    DEBIAN_FRONTEND=noninteractive dpkg -i --force-confold "${todo[@]}" >>"$log" 2>&1 || true
-    DEBIAN_FRONTEND=noninteractive dpkg --configure -a >>"$log" 2>&1 || true
-    pending
-    [ ${#todo[@]} -eq 0 ] && break
-    say "pass $pass left ${#todo[@]} packages; again"
+export DEBIAN_FRONTEND=noninteractive
+classify
+if [ ${#not_done[@]} -gt 0 ]; then
+  say "installing ${#not_done[@]} of ${#deb_of[@]} Debian packages from the bundle (dpkg, no network; log $log)"
+  for pass in 1 2 3 4 5 6; do
+    before=${#not_done[@]}
+    if [ ${#to_unpack[@]} -gt 0 ]; then dpkg --unpack "${dpkg_opts[@]}" "${to_unpack[@]}" >>"$log" 2>&1 || true; fi
+    dpkg --configure -a "${dpkg_opts[@]}" >>"$log" 2>&1 || true
+    classify
+    [ ${#not_done[@]} -eq 0 ] && break
+    say "pass $pass: ${#not_done[@]} packages wait for their pre-dependencies; next pass"
+    [ ${#not_done[@]} -lt "$before" ] || break
   done
-  if [ ${#todo[@]} -gt 0 ]; then
+  if [ ${#not_done[@]} -gt 0 ]; then
     grep -iE 'error|problem|depend' "$log" | tail -15 >&2
-    die "dpkg could not install: ${todo[*]##*/} (see $log)"
+    die "dpkg could not install: ${not_done[*]} (see $log)"
   fi
+  say "Debian packages installed"
 else
-  say "Debian packages: all $(ls "$here"/debs/*.deb | wc -l) already installed"
+  say "Debian packages: all ${#deb_of[@]} already installed"
 fi
 for b in /usr/lib/chromium/chromium /usr/bin/Xvfb /usr/bin/ffmpeg /usr/bin/bwrap /usr/bin/fc-list; do
   [ -x "$b" ] || die "$b missing after dpkg"
