@@ -20,6 +20,7 @@ import {
 } from './pixel-format.js';
 import { Encoding, FenceFlag, SecurityType, ServerMessage, lengthPrefixed, rectHeader } from './protocol.js';
 import { cursorRect } from './cursor.js';
+import { ViewerMeter } from '../../metrics/liveview.js';
 import type { VncDirectory } from './types.js';
 import type { Encoder } from './encodings/encoder.js';
 import { RawEncoder } from './encodings/raw.js';
@@ -109,6 +110,8 @@ export class VncConnection {
   private pendingCut: string | null = null;
   /** The Cursor shape waits in `pseudo` for the next update (it is in the client's pixel format). */
   private cursorQueued = false;
+  /** /metrics: frames, bytes, encode time, merged changes and input-to-frame latency. */
+  private meter: ViewerMeter | null = null;
 
   constructor(private readonly opts: ConnectionOptions) {
     this.socket = opts.socket;
@@ -199,9 +202,11 @@ export class VncConnection {
         return this.updateRequest(msg.incremental, msg.rect);
       case 'key':
         if (control) input.key(msg.keysym, msg.down);
+        if (control) this.meter?.input();
         return;
       case 'pointer':
         if (control) input.pointer(msg.x, msg.y, msg.buttonMask);
+        if (control) this.meter?.input();
         return;
       case 'cutText':
         if (control) input.setClipboard(msg.text);
@@ -294,7 +299,12 @@ export class VncConnection {
     // RFC 6143 7.3.2
     this.send(head, writePixelFormat(SERVER_PIXEL_FORMAT), lengthPrefixed(this.desktopName()));
     this.subscriber = fb.subscribe();
-    this.subscriber.onDirty(() => this.pump());
+    this.meter = new ViewerMeter('vnc', this.session!.sessionId);
+    this.subscriber.onDirty(() => {
+      // A change that cannot go out now is merged into a later update: a frame this viewer misses.
+      if (this.busy || !(this.request || this.continuous) || this.socket.writableLength > this.socket.writableHighWaterMark) this.meter?.dropped();
+      this.pump();
+    });
     // Text copied in the session goes to a client in control (RFC 6143 7.6.4 ServerCutText).
     this.stopCopies = this.session!.input.onCopy?.((text) => {
       if (!this.handle?.canControl || this.closing) return;
@@ -465,7 +475,9 @@ export class VncConnection {
     // (past the high-water mark the last write returned false, so 'drain' will come).
     const cap = this.continuous ? this.socket.writableHighWaterMark : WRITE_BUFFER_CAP;
     if (this.socket.writableLength > cap) return this.waitForDrain();
-    this.addPending(this.subscriber.takeDirty());
+    const dirty = this.subscriber.takeDirty();
+    if (dirty.length) this.meter?.damage();
+    this.addPending(dirty);
     const frame = this.subscriber.frame();
     if (frame.width !== this.size.width || frame.height !== this.size.height) {
       if (!this.resized(frame)) return;
@@ -482,7 +494,8 @@ export class VncConnection {
     this.pending = keep;
     this.request = null;
     this.busy = true;
-    this.sendUpdate(frame, send).then(
+    const takenAt = performance.now();
+    this.sendUpdate(frame, send, takenAt).then(
       () => {
         this.busy = false;
         this.flushControl();
@@ -519,7 +532,7 @@ export class VncConnection {
   }
 
   /** One FramebufferUpdate (RFC 6143 7.6.1); pixels are copied now, encoded afterwards. */
-  private async sendUpdate(frame: FrameView, rects: Rect[]): Promise<void> {
+  private async sendUpdate(frame: FrameView, rects: Rect[], takenAt: number): Promise<void> {
     const copies: Buffer[] = [];
     const work: Array<{ rect: Rect; px: Pixels }> = [];
     const encoder = this.encoder(this.preferred);
@@ -570,12 +583,21 @@ export class VncConnection {
     head[0] = ServerMessage.FramebufferUpdate;
     head.writeUInt16BE(pseudo.length + copies.length + work.length, 2);
     this.send(head, ...pseudo, ...copies);
+    let bytes = 0;
+    for (const b of copies) bytes += b.length;
+    let encodeMs = 0;
     const ctx = { pf: this.pf, jpegQuality: this.jpegQuality };
     for (const { rect, px } of work) {
+      const start = performance.now();
       const body = await encoder.encode(px, ctx);
+      encodeMs += performance.now() - start;
       if (this.closing) return;
       this.send(rectHeader(rect.x, rect.y, rect.width, rect.height, encoder.encoding), body);
+      bytes += 12 + body.length;
     }
+    if (rects.length === 0) return; // pseudo-encodings only: no picture
+    this.meter?.encoded(encodeMs / 1000);
+    this.meter?.frame(bytes, takenAt);
   }
 
   private encoder(type: number): Encoder {
