@@ -177,6 +177,54 @@ class LatencyProbe {
   }
 }
 
+/** A TCP relay adding `oneWayMs` each way (a WAN's round trip on loopback). */
+async function delayedRelay(target: number, oneWayMs: number): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((a) => {
+    const b = net.connect(target, '127.0.0.1');
+    for (const [from, to] of [[a, b], [b, a]] as const) {
+      sockets.add(from);
+      from.setNoDelay(true);
+      from.on('data', (d) => void setTimeout(() => to.destroyed || to.write(d), oneWayMs));
+      from.on('close', () => setTimeout(() => to.destroy(), oneWayMs));
+      from.on('error', () => {});
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () => new Promise<void>((r) => (sockets.forEach((s) => s.destroy()), server.close(() => r()))),
+  };
+}
+
+/**
+ * Updates per second and bytes per second on an animating page (ZRLE): request-per-frame (one
+ * incremental request outstanding, as RFC 6143 clients do) against rfbproto ContinuousUpdates
+ * (noVNC, TigerVNC), where the server sends as the socket drains and nobody waits a round trip.
+ */
+async function updateRate(port: number, continuous: boolean, seconds: number): Promise<{ fps: number; kbps: number }> {
+  const c = await RawRfb.connect(port, PASSWORD);
+  try {
+    c.setEncodings([Enc.ZRLE, ...(continuous ? [Enc.ContinuousUpdates, Enc.Fence] : [])]);
+    c.request(false);
+    await c.readUpdate();
+    if (continuous) c.continuousUpdates(true);
+    let n = 0;
+    let bytes = 0;
+    const t0 = performance.now();
+    while (performance.now() - t0 < seconds * 1000) {
+      if (!continuous) c.request(true);
+      const u = await c.readUpdate();
+      n++;
+      bytes += u.bytes;
+    }
+    const secs = (performance.now() - t0) / 1000;
+    return { fps: n / secs, kbps: (bytes * 8) / 1000 / secs };
+  } finally {
+    c.destroy();
+  }
+}
+
 export async function benchVnc(log: (s: string) => void): Promise<Row[]> {
   const rows: Row[] = [];
   const vncPort = await freePort();
@@ -232,6 +280,26 @@ export async function benchVnc(log: (s: string) => void): Promise<Row[]> {
     rows.push({ figure: 'VNC incremental update latency p95 (ms)', handoff: fmt(lh.p95, 1), reference: fmt(lx.p95, 1), ratio: fmt(lh.p95 / lx.p95), target: 'report', ok: null });
     probes.handoff.close();
     probes.x11vnc.close();
+
+    log('VNC continuous updates vs request-per-frame on an animating page (3 s each, loopback and 60 ms RTT)...');
+    await agent.send(
+      'Runtime.evaluate',
+      { expression: `window.__spin = true; (function f(t) { if (!window.__spin) return; document.getElementById('probe').style.background = 'hsl(' + Math.round(t / 4) % 360 + ',70%,50%)'; requestAnimationFrame(f); })(0)` },
+      sid,
+    );
+    await sleep(300);
+    const relay = await delayedRelay(vncPort, 30);
+    try {
+      for (const [where, port] of [['loopback', vncPort], ['60 ms RTT', relay.port]] as const) {
+        const req = await updateRate(port, false, 3);
+        const cu = await updateRate(port, true, 3);
+        rows.push({ figure: `VNC updates/s, animating page, ${where}: continuous vs request-per-frame`, handoff: fmt(cu.fps, 1), reference: fmt(req.fps, 1), ratio: fmt(cu.fps / req.fps), target: where === 'loopback' ? 'report' : '> 1.00x', ok: where === 'loopback' ? null : cu.fps > req.fps });
+        rows.push({ figure: `VNC kbit/s, animating page, ${where}: continuous vs request-per-frame`, handoff: fmt(cu.kbps, 0), reference: fmt(req.kbps, 0), ratio: fmt(cu.kbps / req.kbps), target: 'report', ok: null });
+      }
+    } finally {
+      await relay.close();
+      await agent.send('Runtime.evaluate', { expression: 'window.__spin = false' }, sid);
+    }
 
     log('VNC Tight/JPEG bytes per full frame...');
     for (const q of [6, 8]) {
