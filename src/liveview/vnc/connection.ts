@@ -302,7 +302,7 @@ export class VncConnection {
     this.meter = new ViewerMeter('vnc', this.session!.sessionId);
     this.subscriber.onDirty(() => {
       // A change that cannot go out now is merged into a later update: a frame this viewer misses.
-      if (this.busy || !(this.request || this.continuous) || this.socket.writableLength > this.socket.writableHighWaterMark) this.meter?.dropped();
+      if (this.busy || !(this.request || this.continuous) || this.socket.writableLength > this.writeCap()) this.meter?.dropped();
       this.pump();
     });
     // Text copied in the session goes to a client in control (RFC 6143 7.6.4 ServerCutText).
@@ -471,10 +471,7 @@ export class VncConnection {
    */
   private pump(): void {
     if (this.busy || !(this.request || this.continuous) || !this.subscriber || this.closing) return;
-    // Requests pace a client themselves; continuous updates go no faster than the socket drains
-    // (past the high-water mark the last write returned false, so 'drain' will come).
-    const cap = this.continuous ? this.socket.writableHighWaterMark : WRITE_BUFFER_CAP;
-    if (this.socket.writableLength > cap) return this.waitForDrain();
+    if (this.socket.writableLength > this.writeCap()) return this.waitForDrain();
     const dirty = this.subscriber.takeDirty();
     if (dirty.length) this.meter?.damage();
     this.addPending(dirty);
@@ -504,6 +501,14 @@ export class VncConnection {
       },
       (err: unknown) => this.fail(`encoding: ${String(err)}`),
     );
+  }
+
+  /**
+   * Requests pace a client themselves; continuous updates go no faster than the socket drains
+   * (past the high-water mark the last write returned false, so 'drain' will come).
+   */
+  private writeCap(): number {
+    return this.continuous ? this.socket.writableHighWaterMark : WRITE_BUFFER_CAP;
   }
 
   /** The framebuffer changed size: tell the client (RFC 6143 7.8.1) or give up on it. */
