@@ -261,81 +261,81 @@ export async function benchVnc(log: (s: string) => void): Promise<Row[]> {
 
     // The x11vnc reference needs the session's X socket, which the sandbox may hide.
     try {
-    const xvfb = xvfbOf(daemon.stateDir, 'vncbench');
-    const display = displayOfXvfb(xvfb.pid);
-    x11vnc = launchProcess('x11vnc', [
-      '-display', `:${display}`, '-auth', join(xvfb.dir, 'Xauthority'), '-rfbport', String(x11Port),
-      '-shared', '-forever', '-nopw', '-localhost', '-quiet',
-    ]);
-    await waitForPort(x11Port, x11vnc);
-    const servers = [
-      { name: 'handoff', port: vncPort, password: PASSWORD as string | null },
-      { name: 'x11vnc', port: x11Port, password: null },
-    ];
+      const xvfb = xvfbOf(daemon.stateDir, 'vncbench');
+      const display = displayOfXvfb(xvfb.pid);
+      x11vnc = launchProcess('x11vnc', [
+        '-display', `:${display}`, '-auth', join(xvfb.dir, 'Xauthority'), '-rfbport', String(x11Port),
+        '-shared', '-forever', '-nopw', '-localhost', '-quiet',
+      ]);
+      await waitForPort(x11Port, x11vnc);
+      const servers = [
+        { name: 'handoff', port: vncPort, password: PASSWORD as string | null },
+        { name: 'x11vnc', port: x11Port, password: null },
+      ];
 
-    log('VNC full-frame rate (Raw, ZRLE; 3 rounds of 1.5 s each, interleaved)...');
-    for (const [encName, enc] of [['Raw', Enc.Raw], ['ZRLE', Enc.ZRLE]] as const) {
-      const rate: Record<string, number[]> = { handoff: [], x11vnc: [] };
-      for (let round = 0; round < 3; round++)
-        for (const s of servers) rate[s.name]!.push(await fullFrameRate(s.port, s.password, enc, 1.5));
-      const h = rate.handoff!.reduce((a, b) => a + b) / rate.handoff!.length;
-      const x = rate.x11vnc!.reduce((a, b) => a + b) / rate.x11vnc!.length;
-      rows.push({ figure: `VNC full 1280x720 frames/s, ${encName}`, handoff: fmt(h, 1), reference: fmt(x, 1), ratio: fmt(h / x), target: '>= 1.00x', ok: h / x >= 1 });
-    }
+      log('VNC full-frame rate (Raw, ZRLE; 3 rounds of 1.5 s each, interleaved)...');
+      for (const [encName, enc] of [['Raw', Enc.Raw], ['ZRLE', Enc.ZRLE]] as const) {
+        const rate: Record<string, number[]> = { handoff: [], x11vnc: [] };
+        for (let round = 0; round < 3; round++)
+          for (const s of servers) rate[s.name]!.push(await fullFrameRate(s.port, s.password, enc, 1.5));
+        const h = rate.handoff!.reduce((a, b) => a + b) / rate.handoff!.length;
+        const x = rate.x11vnc!.reduce((a, b) => a + b) / rate.x11vnc!.length;
+        rows.push({ figure: `VNC full 1280x720 frames/s, ${encName}`, handoff: fmt(h, 1), reference: fmt(x, 1), ratio: fmt(h / x), target: '>= 1.00x', ok: h / x >= 1 });
+      }
 
-    log('VNC incremental update latency (Raw, 25 changes each, alternating)...');
-    const probes = { handoff: await LatencyProbe.open(vncPort, PASSWORD), x11vnc: await LatencyProbe.open(x11Port, null) };
-    const lat: Record<string, number[]> = { handoff: [], x11vnc: [] };
-    let colour = 0x000000;
-    for (let i = 0; i < 50; i++) {
-      const name = i % 2 === 0 ? 'handoff' : 'x11vnc';
-      const probe = probes[name];
-      await probe.sync(colour);
-      colour = ((i + 1) * 0x2f4f6f + 0x102030) & 0xffffff;
-      const css = `#${colour.toString(16).padStart(6, '0')}`;
-      const change = () => void agent!.send('Runtime.evaluate', { expression: `document.getElementById('probe').style.background = '${css}'` }, sid);
-      lat[name]!.push(await probe.measure(change, colour));
-    }
-    const lh = stats(lat.handoff!);
-    const lx = stats(lat.x11vnc!);
-    rows.push({ figure: 'VNC incremental update latency p50 (ms)', handoff: fmt(lh.p50, 1), reference: fmt(lx.p50, 1), ratio: fmt(lh.p50 / lx.p50), target: '<= 1.00x', ok: lh.p50 <= lx.p50 });
-    rows.push({ figure: 'VNC incremental update latency p95 (ms)', handoff: fmt(lh.p95, 1), reference: fmt(lx.p95, 1), ratio: fmt(lh.p95 / lx.p95), target: 'report', ok: null });
-    probes.handoff.close();
-    probes.x11vnc.close();
+      log('VNC incremental update latency (Raw, 25 changes each, alternating)...');
+      const probes = { handoff: await LatencyProbe.open(vncPort, PASSWORD), x11vnc: await LatencyProbe.open(x11Port, null) };
+      const lat: Record<string, number[]> = { handoff: [], x11vnc: [] };
+      let colour = 0x000000;
+      for (let i = 0; i < 50; i++) {
+        const name = i % 2 === 0 ? 'handoff' : 'x11vnc';
+        const probe = probes[name];
+        await probe.sync(colour);
+        colour = ((i + 1) * 0x2f4f6f + 0x102030) & 0xffffff;
+        const css = `#${colour.toString(16).padStart(6, '0')}`;
+        const change = () => void agent!.send('Runtime.evaluate', { expression: `document.getElementById('probe').style.background = '${css}'` }, sid);
+        lat[name]!.push(await probe.measure(change, colour));
+      }
+      const lh = stats(lat.handoff!);
+      const lx = stats(lat.x11vnc!);
+      rows.push({ figure: 'VNC incremental update latency p50 (ms)', handoff: fmt(lh.p50, 1), reference: fmt(lx.p50, 1), ratio: fmt(lh.p50 / lx.p50), target: '<= 1.00x', ok: lh.p50 <= lx.p50 });
+      rows.push({ figure: 'VNC incremental update latency p95 (ms)', handoff: fmt(lh.p95, 1), reference: fmt(lx.p95, 1), ratio: fmt(lh.p95 / lx.p95), target: 'report', ok: null });
+      probes.handoff.close();
+      probes.x11vnc.close();
 
-    log('VNC Tight/JPEG bytes per full frame...');
-    for (const q of [6, 8]) {
-      const h = await tightFrameBytes(vncPort, PASSWORD, q);
-      const x = await tightFrameBytes(x11Port, null, q);
-      rows.push({
-        figure: `VNC Tight JPEG q${q}, first full frame of a typical page (KB)`,
-        handoff: fmt(h / 1024, 1),
-        reference: fmt(x / 1024, 1),
-        ratio: fmt(h / x),
-        target: q === 6 ? '<= 150 KB' : 'report',
-        ok: q === 6 ? h <= 150 * 1024 : null,
-      });
-    }
+      log('VNC Tight/JPEG bytes per full frame...');
+      for (const q of [6, 8]) {
+        const h = await tightFrameBytes(vncPort, PASSWORD, q);
+        const x = await tightFrameBytes(x11Port, null, q);
+        rows.push({
+          figure: `VNC Tight JPEG q${q}, first full frame of a typical page (KB)`,
+          handoff: fmt(h / 1024, 1),
+          reference: fmt(x / 1024, 1),
+          ratio: fmt(h / x),
+          target: q === 6 ? '<= 150 KB' : 'report',
+          ok: q === 6 ? h <= 150 * 1024 : null,
+        });
+      }
 
-    log('idle CPU with a connected viewer (10 s)...');
-    const idleViewers = [await RawRfb.connect(vncPort, PASSWORD), await RawRfb.connect(x11Port, null)];
-    for (const c of idleViewers) {
-      c.setEncodings([Enc.Raw]);
-      c.request(false);
-      await c.readUpdate();
-      c.request(true); // outstanding, as a real viewer keeps it
-      void c.readUpdate().catch(() => {});
-    }
-    await sleep(1000);
-    const d0 = cpuSeconds(daemon.proc.pid!);
-    const x0 = cpuSeconds(x11vnc.pid);
-    const t0 = performance.now();
-    await sleep(10_000);
-    const secs = (performance.now() - t0) / 1000;
-    const dCpu = ((cpuSeconds(daemon.proc.pid!) - d0) / secs) * 100;
-    const xCpu = ((cpuSeconds(x11vnc.pid) - x0) / secs) * 100;
-    for (const c of idleViewers) c.destroy();
-    rows.push({ figure: 'idle CPU, static page, 1 VNC viewer (% of a core)', handoff: fmt(dCpu, 2), reference: fmt(xCpu, 2), ratio: '', target: '< 2%', ok: dCpu < 2 });
+      log('idle CPU with a connected viewer (10 s)...');
+      const idleViewers = [await RawRfb.connect(vncPort, PASSWORD), await RawRfb.connect(x11Port, null)];
+      for (const c of idleViewers) {
+        c.setEncodings([Enc.Raw]);
+        c.request(false);
+        await c.readUpdate();
+        c.request(true); // outstanding, as a real viewer keeps it
+        void c.readUpdate().catch(() => {});
+      }
+      await sleep(1000);
+      const d0 = cpuSeconds(daemon.proc.pid!);
+      const x0 = cpuSeconds(x11vnc.pid);
+      const t0 = performance.now();
+      await sleep(10_000);
+      const secs = (performance.now() - t0) / 1000;
+      const dCpu = ((cpuSeconds(daemon.proc.pid!) - d0) / secs) * 100;
+      const xCpu = ((cpuSeconds(x11vnc.pid) - x0) / secs) * 100;
+      for (const c of idleViewers) c.destroy();
+      rows.push({ figure: 'idle CPU, static page, 1 VNC viewer (% of a core)', handoff: fmt(dCpu, 2), reference: fmt(xCpu, 2), ratio: '', target: '< 2%', ok: dCpu < 2 });
     } catch (e) {
       log(`x11vnc reference figures skipped: ${(e as Error).message}`);
     }
