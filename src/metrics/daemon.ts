@@ -6,6 +6,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import type { AuditEvent, AuditStats } from '../audit/log.js';
 import { Counter, Histogram, MetricsRegistry, labelValue, type Labels } from './prometheus.js';
+import { LIVE_VIEW_FAMILIES, pruneLiveViewSessions } from './liveview.js';
 
 /**
  * Child processes restarted by the daemon on its own, by kind (the WebRTC encoder's ffmpeg);
@@ -22,7 +23,7 @@ const HANDOFF_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600];
 
 export interface MetricsSources {
   audit: { subscribe(l: (e: AuditEvent) => void): () => void; stats(): AuditStats };
-  sessions: () => { state: string; live: boolean; attachment: string; viewers: Record<'screencast' | 'webrtc' | 'vnc', number> }[];
+  sessions: () => { id?: string; state: string; live: boolean; attachment: string; viewers: Record<'screencast' | 'webrtc' | 'vnc', number> }[];
   maxSessions: number;
   startedAt: number;
   webhook: () => { ok: number; failed: number; dropped: number; pending: number };
@@ -41,6 +42,13 @@ export function daemonMetrics(src: MetricsSources): MetricsRegistry {
   r.gauge('handoff_viewers', 'Human viewers by transport.', () =>
     (['screencast', 'webrtc', 'vnc'] as const).map((t) => [{ transport: t }, sessions().reduce((n, x) => n + x.viewers[t], 0)]),
   );
+  r.gauge('handoff_liveview_viewers', 'Human viewers of each live session, by transport and session.', () => {
+    const live = sessions().filter((x) => x.live && x.id !== undefined);
+    // Scraped together with the per-session live-view series: those of ended sessions go.
+    pruneLiveViewSessions(new Set(live.map((x) => x.id!)));
+    return live.flatMap((x) => (['screencast', 'webrtc', 'vnc'] as const).map((t): [Labels, number] => [{ transport: t, session: x.id! }, x.viewers[t]]));
+  });
+  for (const f of LIVE_VIEW_FAMILIES) r.add(f);
   r.gauge('handoff_max_sessions', 'Configured session limit.', () => src.maxSessions);
   r.gauge('handoff_process_resident_bytes', 'Daemon resident memory.', () => process.memoryUsage().rss);
   r.gauge('handoff_process_heap_bytes', 'Daemon JS heap in use.', () => process.memoryUsage().heapUsed);

@@ -35,14 +35,19 @@ abstract class Family {
 export class Counter extends Family {
   private readonly values = new Map<string, { labels: Labels; value: number }>();
 
-  constructor(name: string, help: string, initial: Labels[] = []) {
+  constructor(name: string, help: string, initial: Labels[] = [], private readonly maxSeries = LABEL_VALUES_MAX) {
     super(name, help);
     for (const l of initial) this.inc(l, 0);
   }
 
+  /** Forgets the series whose labels match (a session that is gone). */
+  remove(match: (l: Labels) => boolean): void {
+    for (const [k, v] of this.values) if (match(v.labels)) this.values.delete(k);
+  }
+
   inc(labels: Labels = {}, by = 1): void {
     let key = labelText(labels);
-    if (!this.values.has(key) && this.values.size >= LABEL_VALUES_MAX) {
+    if (!this.values.has(key) && this.values.size >= this.maxSeries) {
       labels = Object.fromEntries(Object.keys(labels).map((k) => [k, 'other']));
       key = labelText(labels);
     }
@@ -68,15 +73,21 @@ export class Histogram extends Family {
     name: string,
     help: string,
     private readonly buckets: number[],
+    private readonly maxSeries = LABEL_VALUES_MAX,
   ) {
     super(name, help);
+  }
+
+  /** Forgets the series whose labels match (a session that is gone). */
+  remove(match: (l: Labels) => boolean): void {
+    for (const [k, v] of this.series) if (match(v.labels)) this.series.delete(k);
   }
 
   observe(value: number, labels: Labels = {}): void {
     const key = labelText(labels);
     let s = this.series.get(key);
     if (!s) {
-      if (this.series.size >= LABEL_VALUES_MAX) return this.observe(value, Object.fromEntries(Object.keys(labels).map((k) => [k, 'other'])));
+      if (this.series.size >= this.maxSeries) return this.observe(value, Object.fromEntries(Object.keys(labels).map((k) => [k, 'other'])));
       s = { labels, counts: this.buckets.map(() => 0), sum: 0, count: 0 };
       this.series.set(key, s);
     }

@@ -17,6 +17,9 @@ export const Enc = {
   LastRect: -224,
   DesktopName: -307,
   ExtendedDesktopSize: -308,
+  Cursor: -239,
+  Fence: -312,
+  ContinuousUpdates: -313,
   /** Tight JPEG quality level n is QualityLevel0 + n. */
   QualityLevel0: -32,
   CompressLevel0: -256,
@@ -44,6 +47,10 @@ export class RawRfb {
   name = '';
   /** What Raw rectangles showed, as 0xRRGGBB (after setPixelFormat32, which connect() sends). */
   pixels = new Uint32Array(0);
+  /** Server messages other than updates, in order: EndOfContinuousUpdates and ServerFence. */
+  controls: Array<{ type: 'endOfContinuousUpdates' } | { type: 'fence'; flags: number; payload: Buffer }> = [];
+  /** The last Cursor shape: hotspot, size, and its pixel and mask bytes. */
+  cursor: { x: number; y: number; w: number; h: number; pixels: Buffer; mask: Buffer } | null = null;
   private chunks: Buffer[] = [];
   private buffered = 0;
   private waiter: { n: number; resolve: (b: Buffer) => void; reject: (e: Error) => void } | null = null;
@@ -139,6 +146,27 @@ export class RawRfb {
     this.write(b);
   }
 
+  /** rfbproto EnableContinuousUpdates (message 150). */
+  continuousUpdates(enable: boolean, x = 0, y = 0, w = this.width, h = this.height): void {
+    const b = Buffer.alloc(10);
+    b[0] = 150;
+    b[1] = enable ? 1 : 0;
+    b.writeUInt16BE(x, 2);
+    b.writeUInt16BE(y, 4);
+    b.writeUInt16BE(w, 6);
+    b.writeUInt16BE(h, 8);
+    this.write(b);
+  }
+
+  /** rfbproto ClientFence (message 248); `length` may lie about the payload on purpose. */
+  fence(flags: number, payload: Buffer, length = payload.length): void {
+    const b = Buffer.alloc(9);
+    b[0] = 248;
+    b.writeUInt32BE(flags >>> 0, 4);
+    b[8] = length;
+    this.write(Buffer.concat([b, payload]));
+  }
+
   pointer(x: number, y: number, mask: number): void {
     const b = Buffer.alloc(6);
     b[0] = 5;
@@ -159,6 +187,14 @@ export class RawRfb {
   /** Reads server messages until a FramebufferUpdate and returns it (others are skipped). */
   async readUpdate(): Promise<Update> {
     for (;;) {
+      const update = await this.readMessage();
+      if (update) return update;
+    }
+  }
+
+  /** Reads one server message: an update is returned, others are recorded (controls) or skipped. */
+  async readMessage(): Promise<Update | null> {
+    {
       const type = (await this.read(1))[0]!;
       if (type === 0) return this.readUpdateBody();
       if (type === 1) {
@@ -168,7 +204,13 @@ export class RawRfb {
         // Bell
       } else if (type === 3) {
         await this.read((await this.read(7)).readUInt32BE(3));
+      } else if (type === 150) {
+        this.controls.push({ type: 'endOfContinuousUpdates' });
+      } else if (type === 248) {
+        const h = await this.read(8);
+        this.controls.push({ type: 'fence', flags: h.readUInt32BE(3), payload: Buffer.from(await this.read(h[7]!)) });
       } else throw new Error(`unknown server message ${type}`);
+      return null;
     }
   }
 
@@ -220,6 +262,12 @@ export class RawRfb {
         const head = await this.read(4);
         await this.read(16 * head[0]!);
         return 4 + 16 * head[0]!;
+      }
+      case Enc.Cursor: {
+        const pixels = Buffer.from(await this.read(r.w * r.h * 4));
+        const mask = Buffer.from(await this.read(Math.ceil(r.w / 8) * r.h));
+        this.cursor = { x: r.x, y: r.y, w: r.w, h: r.h, pixels, mask };
+        return pixels.length + mask.length;
       }
       case Enc.DesktopName: {
         const len = (await this.read(4)).readUInt32BE(0);

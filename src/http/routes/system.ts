@@ -47,7 +47,7 @@ export function systemRoutes(
   // Built once: its counters follow the audit rows from now on (src/metrics/daemon.ts).
   const metrics = daemonMetrics({
     audit: s.audit,
-    sessions: () => s.registry.list().map((x) => ({ state: x.state, live: x.live, attachment: x.attachment, viewers: x.viewerState().viewers })),
+    sessions: () => s.registry.list().map((x) => ({ id: x.id, state: x.state, live: x.live, attachment: x.attachment, viewers: x.viewerState().viewers })),
     maxSessions: s.config.maxSessions,
     startedAt: s.startedAt,
     webhook: () => webhook?.stats() ?? { ok: 0, failed: 0, dropped: 0, pending: 0 },

@@ -5,6 +5,7 @@ import type { Logger } from '../../util/logger.js';
 import { isHandoffError } from '../../util/errors.js';
 import { noPlaceMessage, placesFor, refuseSocket } from '../viewer-socket.js';
 import type { LinkKind } from '../tokens.js';
+import { ViewerMeter } from '../../metrics/liveview.js';
 import { bgrxToRgb, sharpJpeg, type JpegEncoder, type RgbPixels } from './jpeg.js';
 import { CLOSE_INTERNAL, CLOSE_NETWORK_NOT_ALLOWED, CLOSE_SESSION_ENDED, CLOSE_TOO_MANY_VIEWERS } from './protocol.js';
 import { ScreencastViewer, type EncodedTile, type ViewerHost } from './viewer.js';
@@ -68,6 +69,8 @@ export class Screencast implements ViewerHost {
   private fullCache = new Map<number, { version: number; jpeg: Buffer }>();
   private nextViewerId = 1;
   private closing?: Promise<void>;
+  /** Encode times for /metrics (per JPEG, shared by the viewers that get it). */
+  private readonly meter: ViewerMeter;
 
   constructor(
     readonly session: ViewerSession,
@@ -79,6 +82,7 @@ export class Screencast implements ViewerHost {
     this.maxViewers = opts.maxViewers ?? DEFAULT_MAX_VIEWERS;
     this.width = session.framebuffer.width;
     this.height = session.framebuffer.height;
+    this.meter = new ViewerMeter('screencast', session.sessionId);
   }
 
   get viewerCount(): number {
@@ -193,7 +197,12 @@ export class Screencast implements ViewerHost {
     const dirty = sub.takeDirty();
     if (dirty.length > 0) {
       this.version++;
-      for (const v of this.viewers) for (const r of dirty) v.pending.add(r);
+      for (const v of this.viewers) {
+        for (const r of dirty) v.pending.add(r);
+        v.meter.damage();
+        // Merged into a later frame for a viewer that cannot take one now.
+        if (v.readiness() !== 'ready') v.meter.dropped();
+      }
     }
     const groups = this.plan();
     if (groups.length === 0) return;
@@ -249,6 +258,7 @@ export class Screencast implements ViewerHost {
    */
   private async encodeAndSend(sub: FrameSubscriber, groups: Group[]): Promise<void> {
     const frame = sub.frame();
+    const takenAt = performance.now();
     const version = this.version;
     const pixels = new Map<string, RgbPixels>();
     const jobs = new Map<string, Promise<Buffer>>();
@@ -286,7 +296,7 @@ export class Screencast implements ViewerHost {
       groups.map(async (g, i) => {
         try {
           const encoded = await Promise.all(tiles[i]!);
-          for (const v of g.viewers) v.sendFrame(encoded);
+          for (const v of g.viewers) v.sendFrame(encoded, takenAt);
         } catch (e) {
           // Not sent: these viewers still owe the region; the next tick (rate-capped) retries it.
           this.logger.warn('screencast encode failed', { err: (e as Error).message });
@@ -300,7 +310,10 @@ export class Screencast implements ViewerHost {
   /** The encoder as a promise even if it throws synchronously (sharp validates its input eagerly). */
   private encode(px: RgbPixels, quality: number): Promise<Buffer> {
     try {
-      return this.encoder(px, quality);
+      const start = performance.now();
+      const job = this.encoder(px, quality);
+      job.then(() => this.meter.encoded((performance.now() - start) / 1000), () => {});
+      return job;
     } catch (e) {
       return Promise.reject(e);
     }

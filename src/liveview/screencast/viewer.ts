@@ -17,6 +17,7 @@ import {
 } from './protocol.js';
 import { ViewerSocket } from '../viewer-socket.js';
 import { ViewerInput } from '../viewer-input.js';
+import { ViewerMeter } from '../../metrics/liveview.js';
 import { ViewerPageActions } from '../page-actions.js';
 
 /**
@@ -67,6 +68,8 @@ export class ScreencastViewer {
   private wantedQuality = DEFAULT_QUALITY;
   private lastQualityChange = -Infinity;
   private qualityTimer?: NodeJS.Timeout;
+  /** /metrics: frames, bytes, merged changes and input-to-frame latency of this viewer. */
+  readonly meter: ViewerMeter;
 
   constructor(
     readonly ws: WebSocket,
@@ -77,6 +80,7 @@ export class ScreencastViewer {
     height: number,
   ) {
     this.input = new ViewerInput(host.session.input, host.session.framebuffer);
+    this.meter = new ViewerMeter('screencast', host.session.sessionId);
     this.pending = new TileRegion(width, height);
     this.pending.addAll();
     this.socket = new ViewerSocket(ws, 'screencast', log, { message: (data, isBinary) => this.onMessage(data, isBinary), closed: () => this.onClosed() });
@@ -116,9 +120,10 @@ export class ScreencastViewer {
   }
 
   /** One frame: tiles of kind 1, the last of kind 2, all under the next sequence number. */
-  sendFrame(tiles: EncodedTile[]): void {
+  sendFrame(tiles: EncodedTile[], takenAt = performance.now()): void {
     if (this.socket.isClosed || tiles.length === 0) return;
     const seq = ++this.seq;
+    this.meter.frame(tiles.reduce((n, t) => n + t.jpeg.length, 0), takenAt);
     tiles.forEach((t, i) => {
       const kind = i === tiles.length - 1 ? KIND_LAST_TILE : KIND_TILE;
       this.ws.send(pictureMessage(kind, seq, t.rect.x, t.rect.y, t.rect.width, t.rect.height, t.jpeg), { binary: true }, () => {});
@@ -168,6 +173,7 @@ export class ScreencastViewer {
     }
     // Everything else is input: only a viewer in control may act (API.md 3.4), silently.
     if (!this.handle.canControl) return;
+    if (m.type === 'pointer' || m.type === 'wheel' || m.type === 'key' || m.type === 'paste') this.meter.input();
     switch (m.type) {
       case 'pointer':
         return this.input.pointer(m.x, m.y, m.buttons);

@@ -18,7 +18,9 @@ import {
   type PixelFormat,
   type Pixels,
 } from './pixel-format.js';
-import { Encoding, SecurityType, ServerMessage, lengthPrefixed, rectHeader } from './protocol.js';
+import { Encoding, FenceFlag, SecurityType, ServerMessage, lengthPrefixed, rectHeader } from './protocol.js';
+import { cursorRect } from './cursor.js';
+import { ViewerMeter } from '../../metrics/liveview.js';
 import type { VncDirectory } from './types.js';
 import type { Encoder } from './encodings/encoder.js';
 import { RawEncoder } from './encodings/raw.js';
@@ -91,6 +93,10 @@ export class VncConnection {
 
   /** The area the client's outstanding FramebufferUpdateRequests cover (RFC 6143 7.5.3). */
   private request: Rect | null = null;
+  /** rfbproto ContinuousUpdates: the area sent whenever it changes, without requests; null when off. */
+  private continuous: Rect | null = null;
+  /** Fence responses and EndOfContinuousUpdates, sent in order between updates. */
+  private control: Buffer[] = [];
   /** Changed or requested areas not yet sent (outside an earlier request). */
   private pending: Rect[] = [];
   /** Pseudo-encoding rectangles (RFC 6143 7.8), header included, waiting for the next update. */
@@ -102,6 +108,10 @@ export class VncConnection {
   private stopCopies: (() => void) | null = null;
   /** A copy that came while an update was being written: sent right after it. */
   private pendingCut: string | null = null;
+  /** The Cursor shape waits in `pseudo` for the next update (it is in the client's pixel format). */
+  private cursorQueued = false;
+  /** /metrics: frames, bytes, encode time, merged changes and input-to-frame latency. */
+  private meter: ViewerMeter | null = null;
 
   constructor(private readonly opts: ConnectionOptions) {
     this.socket = opts.socket;
@@ -192,13 +202,19 @@ export class VncConnection {
         return this.updateRequest(msg.incremental, msg.rect);
       case 'key':
         if (control) input.key(msg.keysym, msg.down);
+        if (control) this.meter?.input();
         return;
       case 'pointer':
         if (control) input.pointer(msg.x, msg.y, msg.buttonMask);
+        if (control) this.meter?.input();
         return;
       case 'cutText':
         if (control) input.setClipboard(msg.text);
         return;
+      case 'enableContinuousUpdates':
+        return this.enableContinuousUpdates(msg.enable, msg.rect);
+      case 'fence':
+        return this.fence(msg.flags, msg.payload);
       case 'setDesktopSize':
         // rfbproto ExtendedDesktopSize: the size is the session's; answer "prohibited" (status 1).
         if (this.listed.has(Encoding.ExtendedDesktopSize)) this.queueExtendedDesktopSize(1, 1);
@@ -283,7 +299,12 @@ export class VncConnection {
     // RFC 6143 7.3.2
     this.send(head, writePixelFormat(SERVER_PIXEL_FORMAT), lengthPrefixed(this.desktopName()));
     this.subscriber = fb.subscribe();
-    this.subscriber.onDirty(() => this.pump());
+    this.meter = new ViewerMeter('vnc', this.session!.sessionId);
+    this.subscriber.onDirty(() => {
+      // A change that cannot go out now is merged into a later update: a frame this viewer misses.
+      if (this.busy || !(this.request || this.continuous) || this.socket.writableLength > this.writeCap()) this.meter?.dropped();
+      this.pump();
+    });
     // Text copied in the session goes to a client in control (RFC 6143 7.6.4 ServerCutText).
     this.stopCopies = this.session!.input.onCopy?.((text) => {
       if (!this.handle?.canControl || this.closing) return;
@@ -318,6 +339,14 @@ export class VncConnection {
     const problem = pixelFormatProblem(format);
     if (problem) return this.fail(`unsupported pixel format: ${problem}`);
     this.pf = new PixelTranslator(format);
+    // The cursor's pixels are in the client's format: a new format needs them again.
+    if (this.listed.has(Encoding.Cursor)) this.queueCursor();
+  }
+
+  private queueCursor(): void {
+    if (this.cursorQueued) this.pseudo = this.pseudo.filter((p) => p.readInt32BE(8) !== Encoding.Cursor);
+    this.pseudo.push(cursorRect(this.pf));
+    this.cursorQueued = true;
   }
 
   /** RFC 6143 7.6.2: index = b<<6 | g<<3 | r, colours as U16 intensities. */
@@ -336,6 +365,7 @@ export class VncConnection {
   }
 
   private setEncodings(encodings: number[]): void {
+    const had = this.listed;
     const hadExtendedSize = this.listed.has(Encoding.ExtendedDesktopSize);
     this.listed = new Set(encodings);
     this.preferred = encodings.find((e) => e in ENCODERS) ?? Encoding.Raw;
@@ -347,6 +377,60 @@ export class VncConnection {
     else this.shown ??= new Uint32Array(this.size.width * this.size.height);
     // Announcing the screen layout is how a client learns it may ask for SetDesktopSize.
     if (!hadExtendedSize && this.listed.has(Encoding.ExtendedDesktopSize)) this.queueExtendedDesktopSize(0, 0);
+    if (!had.has(Encoding.Cursor) && this.listed.has(Encoding.Cursor)) this.queueCursor();
+    // rfbproto: a server says it supports Fence with a fence request, and ContinuousUpdates
+    // with an EndOfContinuousUpdates, the first time the client lists them.
+    if (!had.has(Encoding.Fence) && this.listed.has(Encoding.Fence)) this.queueFence(FenceFlag.Request, Buffer.alloc(0));
+    if (!had.has(Encoding.ContinuousUpdates) && this.listed.has(Encoding.ContinuousUpdates)) this.queueControl(Buffer.of(ServerMessage.EndOfContinuousUpdates));
+  }
+
+  /**
+   * rfbproto EnableContinuousUpdates: while on, every change inside `rect` is sent without a
+   * request, paced by the socket draining. Turning it off is confirmed with
+   * EndOfContinuousUpdates after the last update.
+   */
+  private enableContinuousUpdates(enable: boolean, rect: Rect): void {
+    if (!this.listed.has(Encoding.ContinuousUpdates)) return this.fail('EnableContinuousUpdates without the pseudo-encoding');
+    if (!enable) {
+      const was = this.continuous !== null;
+      this.continuous = null;
+      if (was) this.queueControl(Buffer.of(ServerMessage.EndOfContinuousUpdates));
+      return;
+    }
+    this.continuous = intersect(rect, { x: 0, y: 0, ...this.size });
+    this.pump();
+  }
+
+  /**
+   * rfbproto ClientFence. We handle messages in order and answer in order with the updates, so
+   * BlockBefore, BlockAfter and SyncNext hold as they are: a request is echoed with the flags
+   * we honour. A response is to our own announcement: nothing to do.
+   */
+  private fence(flags: number, payload: Buffer): void {
+    if (!this.listed.has(Encoding.Fence)) return this.fail('Fence without the pseudo-encoding');
+    if (!(flags & FenceFlag.Request)) return;
+    this.queueFence((flags & (FenceFlag.BlockBefore | FenceFlag.BlockAfter | FenceFlag.SyncNext)) >>> 0, payload);
+  }
+
+  private queueFence(flags: number, payload: Buffer): void {
+    const msg = Buffer.alloc(9 + payload.length);
+    msg[0] = ServerMessage.Fence;
+    msg.writeUInt32BE(flags >>> 0, 4);
+    msg[8] = payload.length;
+    payload.copy(msg, 9);
+    this.queueControl(msg);
+  }
+
+  /** Control messages must not land inside an update that is being written across awaits. */
+  private queueControl(msg: Buffer): void {
+    this.control.push(msg);
+    if (!this.busy) this.flushControl();
+  }
+
+  private flushControl(): void {
+    const msgs = this.control;
+    this.control = [];
+    if (msgs.length) this.send(...msgs);
   }
 
   /** rfbproto ExtendedDesktopSize: x = reason, y = status, then one screen covering everything. */
@@ -386,14 +470,16 @@ export class VncConnection {
    * nothing is encoded while the client is not reading.
    */
   private pump(): void {
-    if (this.busy || !this.request || !this.subscriber || this.closing) return;
-    if (this.socket.writableLength > WRITE_BUFFER_CAP) return this.waitForDrain();
-    this.addPending(this.subscriber.takeDirty());
+    if (this.busy || !(this.request || this.continuous) || !this.subscriber || this.closing) return;
+    if (this.socket.writableLength > this.writeCap()) return this.waitForDrain();
+    const dirty = this.subscriber.takeDirty();
+    if (dirty.length) this.meter?.damage();
+    this.addPending(dirty);
     const frame = this.subscriber.frame();
     if (frame.width !== this.size.width || frame.height !== this.size.height) {
       if (!this.resized(frame)) return;
     }
-    const request = this.request;
+    const request = this.request && this.continuous ? bounds(this.request, this.continuous) : (this.request ?? this.continuous)!;
     const send: Rect[] = [];
     const keep: Rect[] = [];
     for (const r of this.pending) {
@@ -405,14 +491,24 @@ export class VncConnection {
     this.pending = keep;
     this.request = null;
     this.busy = true;
-    this.sendUpdate(frame, send).then(
+    const takenAt = performance.now();
+    this.sendUpdate(frame, send, takenAt).then(
       () => {
         this.busy = false;
+        this.flushControl();
         this.flushCut();
         this.pump();
       },
       (err: unknown) => this.fail(`encoding: ${String(err)}`),
     );
+  }
+
+  /**
+   * Requests pace a client themselves; continuous updates go no faster than the socket drains
+   * (past the high-water mark the last write returned false, so 'drain' will come).
+   */
+  private writeCap(): number {
+    return this.continuous ? this.socket.writableHighWaterMark : WRITE_BUFFER_CAP;
   }
 
   /** The framebuffer changed size: tell the client (RFC 6143 7.8.1) or give up on it. */
@@ -421,6 +517,7 @@ export class VncConnection {
     if (this.shown) this.shown = new Uint32Array(frame.width * frame.height);
     this.pending = [{ x: 0, y: 0, ...this.size }];
     this.request = { x: 0, y: 0, ...this.size };
+    if (this.continuous) this.continuous = { x: 0, y: 0, ...this.size };
     if (this.listed.has(Encoding.ExtendedDesktopSize)) this.queueExtendedDesktopSize(0, 0);
     else if (this.listed.has(Encoding.DesktopSize)) this.pseudo.push(rectHeader(0, 0, frame.width, frame.height, Encoding.DesktopSize));
     else {
@@ -440,7 +537,7 @@ export class VncConnection {
   }
 
   /** One FramebufferUpdate (RFC 6143 7.6.1); pixels are copied now, encoded afterwards. */
-  private async sendUpdate(frame: FrameView, rects: Rect[]): Promise<void> {
+  private async sendUpdate(frame: FrameView, rects: Rect[], takenAt: number): Promise<void> {
     const copies: Buffer[] = [];
     const work: Array<{ rect: Rect; px: Pixels }> = [];
     const encoder = this.encoder(this.preferred);
@@ -482,6 +579,7 @@ export class VncConnection {
 
     const pseudo = this.pseudo;
     this.pseudo = [];
+    this.cursorQueued = false;
     // The count is known before encoding, so it is always exact. rfbproto LastRect (an open
     // count of 0xffff closed by a LastRect rectangle) is accepted in SetEncodings but never
     // needed, and clients that list it without handling it exist: vncsnapshot 1.2 (TightVNC
@@ -490,12 +588,21 @@ export class VncConnection {
     head[0] = ServerMessage.FramebufferUpdate;
     head.writeUInt16BE(pseudo.length + copies.length + work.length, 2);
     this.send(head, ...pseudo, ...copies);
+    let bytes = 0;
+    for (const b of copies) bytes += b.length;
+    let encodeMs = 0;
     const ctx = { pf: this.pf, jpegQuality: this.jpegQuality };
     for (const { rect, px } of work) {
+      const start = performance.now();
       const body = await encoder.encode(px, ctx);
+      encodeMs += performance.now() - start;
       if (this.closing) return;
       this.send(rectHeader(rect.x, rect.y, rect.width, rect.height, encoder.encoding), body);
+      bytes += 12 + body.length;
     }
+    if (rects.length === 0) return; // pseudo-encodings only: no picture
+    this.meter?.encoded(encodeMs / 1000);
+    this.meter?.frame(bytes, takenAt);
   }
 
   private encoder(type: number): Encoder {

@@ -1,5 +1,5 @@
 import type { Rect } from '../../display/types.js';
-import { ClientMessage } from './protocol.js';
+import { ClientMessage, MAX_FENCE_PAYLOAD } from './protocol.js';
 import { readPixelFormat, type PixelFormat } from './pixel-format.js';
 
 /** Everything a client sends, handshake included, in wire order. */
@@ -14,7 +14,9 @@ export type ClientMsg =
   | { type: 'key'; down: boolean; keysym: number }
   | { type: 'pointer'; buttonMask: number; x: number; y: number }
   | { type: 'cutText'; text: string }
-  | { type: 'setDesktopSize'; width: number; height: number };
+  | { type: 'setDesktopSize'; width: number; height: number }
+  | { type: 'enableContinuousUpdates'; enable: boolean; rect: Rect }
+  | { type: 'fence'; flags: number; payload: Buffer };
 
 export const MAX_ENCODINGS = 1024;
 export const MAX_CUT_TEXT = 1024 * 1024;
@@ -35,6 +37,9 @@ const enum State {
   CutTextBody,
   DesktopSizeHead,
   DesktopSizeScreens,
+  ContinuousUpdates,
+  FenceHead,
+  FenceBody,
   Dead,
 }
 
@@ -47,6 +52,8 @@ const BODY: Record<number, [State, number]> = {
   [ClientMessage.PointerEvent]: [State.PointerEvent, 5],
   [ClientMessage.ClientCutText]: [State.CutTextHead, 7],
   [ClientMessage.SetDesktopSize]: [State.DesktopSizeHead, 7],
+  [ClientMessage.EnableContinuousUpdates]: [State.ContinuousUpdates, 9],
+  [ClientMessage.Fence]: [State.FenceHead, 8],
 };
 
 /**
@@ -61,6 +68,7 @@ export class RfbParser {
   private state = State.Version;
   private need = 12;
   private desktopSize = { width: 0, height: 0 };
+  private fenceFlags = 0;
 
   constructor(
     private readonly onMessage: (msg: ClientMsg) => void,
@@ -148,6 +156,23 @@ export class RfbParser {
       case State.DesktopSizeScreens:
         // The screen layout is irrelevant: every request is refused (we own the size).
         this.onMessage({ type: 'setDesktopSize', ...this.desktopSize });
+        return this.message();
+      case State.ContinuousUpdates:
+        this.onMessage({
+          type: 'enableContinuousUpdates',
+          enable: b[0] !== 0,
+          rect: { x: b.readUInt16BE(1), y: b.readUInt16BE(3), width: b.readUInt16BE(5), height: b.readUInt16BE(7) },
+        });
+        return this.message();
+      case State.FenceHead: {
+        // rfbproto ClientFence: 3 padding bytes, U32 flags, U8 length, then the payload.
+        const length = b[7]!;
+        if (length > MAX_FENCE_PAYLOAD) return this.fail(`Fence with ${length} payload bytes`);
+        this.fenceFlags = b.readUInt32BE(3);
+        return this.next(State.FenceBody, length);
+      }
+      case State.FenceBody:
+        this.onMessage({ type: 'fence', flags: this.fenceFlags, payload: Buffer.from(b) });
         return this.message();
     }
   }

@@ -7,6 +7,10 @@ export const ClientMessage = {
   KeyEvent: 4,
   PointerEvent: 5,
   ClientCutText: 6,
+  /** ContinuousUpdates extension (rfbproto "EnableContinuousUpdates"). */
+  EnableContinuousUpdates: 150,
+  /** Fence extension (rfbproto "ClientFence"). */
+  Fence: 248,
   /** ExtendedDesktopSize extension (rfbproto "SetDesktopSize"). */
   SetDesktopSize: 251,
 } as const;
@@ -15,7 +19,22 @@ export const ServerMessage = {
   FramebufferUpdate: 0,
   SetColourMapEntries: 1,
   ServerCutText: 3,
+  /** rfbproto "EndOfContinuousUpdates": also how a server says it supports them. */
+  EndOfContinuousUpdates: 150,
+  /** rfbproto "ServerFence". */
+  Fence: 248,
 } as const;
+
+/** rfbproto Fence flags; bit 31 marks a request, a response echoes the flags it honoured. */
+export const FenceFlag = {
+  BlockBefore: 1 << 0,
+  BlockAfter: 1 << 1,
+  SyncNext: 1 << 2,
+  Request: 0x80000000,
+} as const;
+
+/** rfbproto: a fence payload is at most 64 bytes. */
+export const MAX_FENCE_PAYLOAD = 64;
 
 export const Encoding = {
   Raw: 0,
@@ -23,10 +42,14 @@ export const Encoding = {
   Hextile: 5,
   Tight: 7,
   ZRLE: 16,
+  /** rfbproto Cursor: the client draws the pointer itself from a shape we send. */
+  Cursor: -239,
   DesktopSize: -223,
   LastRect: -224,
   DesktopName: -307,
   ExtendedDesktopSize: -308,
+  Fence: -312,
+  ContinuousUpdates: -313,
   /** -32 is JPEG quality level 0 ... -23 is level 9 (Tight). */
   QualityLevel0: -32,
   QualityLevel9: -23,

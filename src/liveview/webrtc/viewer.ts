@@ -33,6 +33,8 @@ import {
 import { ViewerSocket } from '../viewer-socket.js';
 import { ViewerInput } from '../viewer-input.js';
 import { ViewerPageActions } from '../page-actions.js';
+import { ViewerMeter } from '../../metrics/liveview.js';
+import type { FrameSubscriber } from '../../display/types.js';
 
 /** A viewer that has not said hello by then is dropped. */
 export const HELLO_TIMEOUT_MS = 10_000;
@@ -107,6 +109,11 @@ export class WebRtcViewer {
   private stopCopies?: () => void;
   private pcClosed: Promise<void> = Promise.resolve();
   private readonly done: Promise<void>;
+  /** /metrics. ffmpeg grabs the screen itself, so the latency probe watches the framebuffer for damage, only for a while after input. */
+  private readonly meter: ViewerMeter;
+  private damageWatch?: { sub: FrameSubscriber; timer: NodeJS.Timeout };
+  private frameBytes = 0;
+  private frameStart = 0;
 
   constructor(
     readonly ws: WebSocket,
@@ -116,6 +123,7 @@ export class WebRtcViewer {
     private readonly log: Logger,
   ) {
     this.input = new ViewerInput(host.session.input, host.session.framebuffer);
+    this.meter = new ViewerMeter('webrtc', host.session.sessionId);
     this.socket = new ViewerSocket(ws, 'webrtc', log, { message: (data, isBinary) => this.onMessage(data, isBinary), closed: () => this.onClosed() });
     this.done = this.socket.closed.then(() => this.pcClosed);
     this.pageActions = new ViewerPageActions(() => host.session.pages, { transport: 'webrtc', sourceIp }, (m) => this.sendJson(m));
@@ -310,10 +318,44 @@ export class WebRtcViewer {
       this.awaitingKeyframe = true;
     }
     if (this.awaitingKeyframe) {
-      if (!p.keyframeStart) return;
+      if (!p.keyframeStart) {
+        if (p.info.marker) this.meter.dropped();
+        return;
+      }
       this.awaitingKeyframe = false;
     }
     this.track.writeRtp(this.rewriter.rewrite(p.data, p.info, p.generation, this.playoutDelayId));
+    if (this.frameBytes === 0) this.frameStart = performance.now();
+    this.frameBytes += p.data.length;
+    // The marker bit ends a frame (RFC 6184 5.1, RFC 7741 4.1).
+    if (p.info.marker) {
+      this.meter.frame(this.frameBytes, this.frameStart);
+      this.frameBytes = 0;
+    }
+  }
+
+  /** Input arms the latency probe; damage is watched for 5 s after the last input. */
+  private inputMetered(): void {
+    this.meter.input();
+    if (!this.damageWatch) {
+      try {
+        const sub = this.host.session.framebuffer.subscribe();
+        sub.onDirty(() => {
+          sub.takeDirty();
+          this.meter.damage();
+        });
+        this.damageWatch = { sub, timer: setTimeout(() => this.stopDamageWatch(), 5000) };
+      } catch {
+        return; // the framebuffer is closing: no probe
+      }
+    }
+    this.damageWatch.timer.refresh();
+  }
+
+  private stopDamageWatch(): void {
+    clearTimeout(this.damageWatch?.timer);
+    this.damageWatch?.sub.close();
+    this.damageWatch = undefined;
   }
 
   /**
@@ -354,6 +396,7 @@ export class WebRtcViewer {
       this.paste.reset();
       return;
     }
+    this.inputMetered();
     switch (m.type) {
       case 'pointer':
         return this.input.pointer(m.x, m.y, m.buttons);
@@ -400,6 +443,7 @@ export class WebRtcViewer {
     this.unsubscribe?.();
     this.unsubscribe = undefined;
     this.stopCopies?.();
+    this.stopDamageWatch();
     this.track?.stop();
     if (this.pc) {
       const pc = this.pc;

@@ -70,7 +70,7 @@ export function createUi(actions: UiActions, initial: Status): ViewerUi {
     if (status.attachment && !over) parts.push('attached: ' + status.attachment);
     if (!over) parts.push(TRANSPORT_TEXT[status.transport] + (status.codec ? ' ' + status.codec : ''));
     if (status.transport === 'webrtc' && status.state === 'connecting' && status.media && status.media !== 'new') parts.push('media ' + status.media);
-    if (status.transport !== 'vnc' && viewing) parts.push(status.fps + ' fps');
+    if (viewing) parts.push(status.fps + ' fps');
     if (status.latencyMs != null && viewing) parts.push('latency ' + status.latencyMs + ' ms');
     detailEl.textContent = parts.join(' · ');
     fallbackEl.textContent = status.fallback;

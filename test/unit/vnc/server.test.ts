@@ -224,7 +224,7 @@ describe('VncServer protocol details', () => {
     const { port } = await serve([{ password: 'pw', session: a }]);
     const raw = new RawClient(port);
     await raw.handshake('pw');
-    raw.setEncodings([-239, 99, 16, 7, 0]); // cursor and an unknown one are skipped
+    raw.setEncodings([-1000, 99, 16, 7, 0]); // an unknown pseudo-encoding and an unknown encoding are skipped
     raw.request(false, 0, 0, 64, 48);
     const rects = await raw.update(async () => void (await raw.read(await raw.u32())));
     expect(rects).toEqual([{ x: 0, y: 0, w: 64, h: 48, enc: 16 }]);

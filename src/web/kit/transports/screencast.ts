@@ -3,6 +3,7 @@ import { h } from '../dom.js';
 import { fitter } from '../input.js';
 import { MAX_PASTE, parseTile, toFramebuffer, type Tile } from '../util.js';
 import type { Link, TransportContext } from '../types.js';
+import { frameClock } from '../quality.js';
 
 export function screencast(ctx: TransportContext): Link {
   const ws = new WebSocket(ctx.ep.ws + '/screencast');
@@ -16,17 +17,16 @@ export function screencast(ctx: TransportContext): Link {
 
   let canControl = false;
   let drawing: Promise<unknown> = Promise.resolve();
-  let frames = 0;
   let endedReason = '';
   const sendText = (text: string) => { if (ws.readyState === WebSocket.OPEN) ws.send(text); };
   const send = (msg: unknown) => sendText(JSON.stringify(msg));
-  const fpsTimer = window.setInterval(() => { if (ctx.status.fps !== frames) ctx.update({ fps: frames }); frames = 0; }, 1000);
+  const clock = frameClock((patch) => ctx.current() && ctx.update(patch), () => ctx.status);
   const input = ctx.input(canvas, {
     canControl: () => canControl,
     point: (x, y) => toFramebuffer(x, y, canvas.getBoundingClientRect(), canvas.width, canvas.height),
-    pointer: (x, y, buttons) => send({ type: 'pointer', x, y, buttons }),
-    wheel: (x, y, dx, dy) => send({ type: 'wheel', x, y, dx, dy }),
-    key: (keysym, down) => send({ type: 'key', keysym, down }),
+    pointer: (x, y, buttons) => (clock.input(), send({ type: 'pointer', x, y, buttons })),
+    wheel: (x, y, dx, dy) => (clock.input(), send({ type: 'wheel', x, y, dx, dy })),
+    key: (keysym, down) => (clock.input(), send({ type: 'key', keysym, down })),
     paste(text) {
       const msg = JSON.stringify({ type: 'paste', text });
       if (new Blob([msg]).size > MAX_PASTE) return false;
@@ -86,7 +86,7 @@ export function screencast(ctx: TransportContext): Link {
       .then(() => {
         if (t.kind !== 2 || !ctx.current()) return;
         send({ type: 'ack', seq: t.seq });
-        frames++;
+        clock.frame();
       });
   }
 
@@ -95,7 +95,7 @@ export function screencast(ctx: TransportContext): Link {
     page: { send, buffered: () => ws.bufferedAmount },
     close() {
       input.stop();
-      clearInterval(fpsTimer);
+      clock.stop();
       fit.stop();
       ws.onclose = ws.onmessage = null;
       ws.close(1000);

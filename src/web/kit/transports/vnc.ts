@@ -1,6 +1,7 @@
 // The VNC transport: the daemon's noVNC (imported from /assets/novnc) over /live/TOKEN/vnc.
 import { h } from '../dom.js';
 import type { Link, TransportContext } from '../types.js';
+import { frameClock } from '../quality.js';
 
 /** The part of noVNC's RFB class used here. */
 interface Rfb extends EventTarget {
@@ -14,6 +15,7 @@ type RfbClass = new (target: HTMLElement, url: string, options: Record<string, u
 export function vnc(ctx: TransportContext): Link {
   let rfb: Rfb | null = null;
   let authFailed = false;
+  const clock = frameClock((patch) => ctx.current() && ctx.update(patch), () => ctx.status);
   // Without a state channel, the status (attachment, handoff, downloads) comes from polling info.
   const poll = window.setInterval(async () => {
     const res = await fetch(ctx.ep.base + '/info', { cache: 'no-store' }).catch(() => null);
@@ -56,6 +58,14 @@ export function vnc(ctx: TransportContext): Link {
     const password = ctx.credentials.vncPassword;
     const r = new RFB(screen, ctx.ep.ws + '/vnc', password ? { credentials: { password }, shared: true } : { shared: true });
     rfb = r;
+    // noVNC has no frame event: its display's flip() ends each FramebufferUpdate (noVNC 1.7;
+    // a later version without it just shows 0 fps). Queued flips (fromQueue) are the same frame.
+    const display = (r as unknown as { _display?: { flip?: (fromQueue?: boolean) => void } })._display;
+    const flip = display?.flip?.bind(display);
+    if (display && flip) display.flip = (fromQueue?: boolean) => (fromQueue || clock.frame(), flip(fromQueue));
+    for (const type of ['pointerdown', 'pointerup', 'pointermove', 'wheel', 'keydown', 'keyup']) {
+      screen.addEventListener(type, () => { if (ctx.status.canControl) clock.input(); }, { capture: true, passive: true });
+    }
     r.scaleViewport = true;
     r.viewOnly = !!ctx.info.viewOnly;
     const markSurface = () => { const c = screen.querySelector('canvas'); if (c) c.setAttribute('data-handoff-surface', ''); };
@@ -87,6 +97,7 @@ export function vnc(ctx: TransportContext): Link {
   return {
     close() {
       clearInterval(poll);
+      clock.stop();
       const r = rfb;
       rfb = null;
       if (r) r.disconnect();
