@@ -8,6 +8,9 @@ import { requireFreeSpace } from '../util/disk.js';
 import type { ProfileClaim } from '../profiles/store.js';
 import { WarmPool, type SpareLease } from './warm-pool.js';
 
+/** How long after a spare-served session is ready the pool starts the next spare. */
+const REFILL_DELAY_MS = 250;
+
 /**
  * All sessions of the daemon, by id. The only place that creates sessions, so the session
  * limit and the VNC password uniqueness are checked in one synchronous step.
@@ -121,7 +124,9 @@ export class SessionRegistry {
     this.leases.set(session, lease);
     this.sessions.set(id, session);
     session.once('ended', () => this.warm.refill());
-    this.warm.refill();
+    // Shortly after the session is up, so its agent's first commands do not queue behind a browser start.
+    if (spare) session.ready.then(() => setTimeout(() => this.warm.refill(), REFILL_DELAY_MS).unref(), () => {});
+    else this.warm.refill();
     for (const l of this.listeners) l(session);
     return session;
   }
