@@ -169,13 +169,12 @@ export class Daemon {
     const addr = await http.listen(config.port, config.host);
     // Before any session can start: its browser is barred from this port (README "What a session can see").
     writeChromiumPolicy(config.stateDir, addr.port, config.publicUrl);
+    registry.startWarmPool(); // spares read that policy when they start
     const vncPort = config.vncPort ? await vnc.listen(config.vncPort, config.host) : 0;
     const url = `http://${hostForUrl(addr.address)}:${addr.port}`;
     services.mainHost = config.publicUrl?.host ?? new URL(url).host;
     checkpoints.start();
     const daemon = new Daemon(config, url, addr.port, vncPort, db, audit, checkpoints, http, debugPorts, vnc, registry, webhook, pidFile, logger);
-    // Said out loud: a flag that silently does nothing is worse than none (README "Profiles and the warm pool").
-    if (config.warm > 0) logger.warn('--warm is not in this build yet: no spare session is started', { warm: config.warm });
     logger.info(`handoff listening on ${url}`, { url, port: addr.port, vnc_port: vncPort || 'off', state_dir: config.stateDir, api_key: config.apiKey ? 'required' : 'off (loopback)' });
     return daemon;
   }

@@ -5,7 +5,7 @@
  * (Browser/Page.downloadProgress with state "canceled"); the audit gets a download_cancelled
  * row. The limits are the daemon's configuration, set once at start.
  */
-import { rmSync } from 'node:fs';
+import { realpathSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { treeBytes } from '../util/disk.js';
 import type { Logger } from '../util/logger.js';
@@ -26,11 +26,21 @@ export function setDownloadLimits(l: DownloadLimits | null): void {
 }
 
 /** Watches one browser's downloads into `downloadDir` (STATE/downloads/SESSION_ID). */
-export function watchDownloadQuota(cdp: RootCdp, downloadDir: string, logger?: Logger): void {
+export function watchDownloadQuota(cdp: RootCdp, browserDownloadDir: string, logger?: Logger): void {
+  // A warm spare's dir is a link to STATE/downloads/SESSION_ID once a session took it (warm-pool.ts).
+  const real = () => {
+    try {
+      return realpathSync(browserDownloadDir);
+    } catch {
+      return browserDownloadDir;
+    }
+  };
+  let downloadDir = browserDownloadDir;
   const running = new Map<string, { name: string; session: number; total: number; done: boolean }>();
   cdp.on('event', (method, p, sessionId) => {
     if (sessionId !== undefined || !limits) return;
     if (method === 'Browser.downloadWillBegin') {
+      downloadDir = real();
       // What is on disk already (earlier downloads, ones still running) counts against both.
       running.set(p.guid, { name: String(p.suggestedFilename ?? 'download'), session: treeBytes(downloadDir), total: treeBytes(dirname(downloadDir)), done: false });
       return;

@@ -6,6 +6,10 @@ import type { SessionParams } from './params.js';
 import { vncPasswordsCollide } from '../liveview/vnc/des.js';
 import { requireFreeSpace } from '../util/disk.js';
 import type { ProfileClaim } from '../profiles/store.js';
+import { WarmPool, type SpareLease } from './warm-pool.js';
+
+/** How long after a spare-served session is ready the pool starts the next spare. */
+const REFILL_DELAY_MS = 250;
 
 /**
  * All sessions of the daemon, by id. The only place that creates sessions, so the session
@@ -17,8 +21,17 @@ export class SessionRegistry {
   private readonly leases = new WeakMap<Session, AttachmentLease>();
   private readonly listeners = new Set<(s: Session) => void>();
   private closing = false;
+  /** Spare sessions for default-size creates (--warm); filling starts with startWarmPool(). */
+  readonly warm: WarmPool;
 
-  constructor(private readonly deps: SessionDeps) {}
+  constructor(private readonly deps: SessionDeps) {
+    this.warm = new WarmPool({ ...deps, room: () => deps.config.maxSessions - this.liveCount() });
+  }
+
+  /** Once the browser policy is written: spares start from then on. */
+  startWarmPool(): void {
+    this.warm.start();
+  }
 
   get(id: string): Session | undefined {
     return this.sessions.get(id);
@@ -96,16 +109,24 @@ export class SessionRegistry {
     requireFreeSpace(this.deps.config.stateDir, this.deps.config.minFreeMb); // 507 below the floor (README "Disk")
     // Synchronous: of two concurrent creates on one profile exactly one gets it (409 for the other).
     const profile = params.profile ? this.claimProfile(params.profile, id) : null;
+    // A spare if one can serve; else at the limit a spare makes room (README "The warm pool").
+    const spare: SpareLease | null = this.warm.serves(params) ? this.warm.take(id) : null;
+    if (!spare && this.liveCount() + this.warm.held >= this.deps.config.maxSessions) this.warm.giveUp();
     const lease = new AttachmentLease();
     let session: Session;
     try {
-      session = new Session(id, params, autoClose, this.deps, lease, profile);
+      session = new Session(id, params, autoClose, this.deps, lease, profile, spare);
     } catch (e) {
       void profile?.claim.release(); // never a profile held by a session that does not exist
+      spare?.release();
       throw e;
     }
     this.leases.set(session, lease);
     this.sessions.set(id, session);
+    session.once('ended', () => this.warm.refill());
+    // Shortly after the session is up, so its agent's first commands do not queue behind a browser start.
+    if (spare) session.ready.then(() => setTimeout(() => this.warm.refill(), REFILL_DELAY_MS).unref(), () => {});
+    else this.warm.refill();
     for (const l of this.listeners) l(session);
     return session;
   }
@@ -169,9 +190,10 @@ export class SessionRegistry {
   /** Refuses new sessions, then stops every live one. */
   async close(): Promise<void> {
     this.closing = true;
+    const spares = this.warm.close();
     // Sessions are independent of each other: stop them side by side. Not only the live ones:
     // stop() of a session already ending returns its teardown, which must finish too before
     // the daemon exits (or its Xvfb dir is left behind).
-    await Promise.all([...this.sessions.values()].map((s) => s.stop('daemon stopped').catch(() => {})));
+    await Promise.all([spares, ...[...this.sessions.values()].map((s) => s.stop('daemon stopped').catch(() => {}))]);
   }
 }

@@ -21,6 +21,7 @@ import { Viewer } from './viewer.js';
 import { HandoffMachine, type HandoffCompleted, type HandoffInfo, type HandoffOutcome, type HandoffPhase, type HandoffRequest } from './handoff.js';
 import { PageUi } from './page-ui.js';
 import type { ProfileClaim, ProfileStore } from '../profiles/store.js';
+import type { SpareLease } from './warm-pool.js';
 import { PartStack, type BrowserPart, type DisplayPart, type OwnedProcess, type ScreencastPart, type SessionFactories, type WebRtcPart } from './parts.js';
 
 export type { HandoffCompleted } from './handoff.js';
@@ -118,6 +119,8 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
     private readonly lease: AttachmentLease,
     /** The persistent profile claimed for this run (registry), with the run id it was claimed for. */
     private readonly profile: { claim: ProfileClaim; runId: string } | null = null,
+    /** A warm pool's spare this session runs on (registry; warm-pool.ts). */
+    private readonly spare: SpareLease | null = null,
   ) {
     super();
     this.runId = profile?.runId ?? randomUUID();
@@ -207,6 +210,8 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
   }
   /** Files the agent uploads for file inputs (API.md 4); made at start so the browser's sandbox can bind it. */
   get uploadDir(): string {
+    // On a spare: the path its browser's sandbox bound (a link to the dir below).
+    if (this.spare && this.live) return this.spare.uploadDir;
     return sessionDir(join(this.deps.config.stateDir, 'uploads'), this.id);
   }
   /** debug=true: this run's screen goes to a video file (GET /session/ID/recording). */
@@ -217,9 +222,9 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
   // ---- start, crash, stop ------------------------------------------------------------------
 
   private async start(): Promise<void> {
-    const { parts: make } = this.deps;
+    const make = this.spare?.parts ?? this.deps.parts;
     const { width, height } = this.params;
-    this.deps.audit.append({ ...this.auditBase(), type: 'session_created', detail: { width, height, auto_close: this.autoClose } });
+    this.deps.audit.append({ ...this.auditBase(), type: 'session_created', detail: { width, height, auto_close: this.autoClose, spare: this.spare !== null } });
     this.persist();
     try {
       await mkdir(this.downloadDir, { recursive: true, mode: 0o700 });
@@ -355,6 +360,7 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
       await this.parts.close();
       // Stopped while starting: the parts still on their way are closed as they arrive.
       await this.ready.catch(() => {});
+      this.spare?.release(); // what of the spare this session never took
       // Only once the browser has exited: its user-data dir is complete, then sealed.
       if (this.profile) await this.profile.claim.release(tabs).catch((e: Error) => this.log.error('releasing the profile failed', { profile: this.profile?.claim.name, error: e.message }));
       for (const row of this.owned.splice(0)) this.deps.journal.releaseOwned(row);

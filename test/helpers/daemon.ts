@@ -18,10 +18,15 @@ export interface RunningDaemon {
   cleanup(): Promise<void>;
 }
 
-/** Starts `handoff serve` on free ports with a fresh state dir (or the one given). */
+/**
+ * Starts `handoff serve` on free ports with a fresh state dir (or the one given). Without a
+ * spare Chromium (`--warm 0`) unless the test asks for the pool (`--warm` in args, or
+ * HANDOFF_WARM): one idle browser per test daemon would cost the whole suite CPU.
+ */
 export async function startDaemon(opts: { args?: string[]; env?: Record<string, string>; stateDir?: string; startTimeoutMs?: number } = {}): Promise<RunningDaemon> {
   const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), 'handoff-test-state-'));
-  const proc = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--vnc-port', '0', '--state-dir', stateDir, ...(opts.args ?? [])], {
+  const warm = opts.args?.includes('--warm') || opts.env?.HANDOFF_WARM !== undefined ? [] : ['--warm', '0'];
+  const proc = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--vnc-port', '0', '--state-dir', stateDir, ...warm, ...(opts.args ?? [])], {
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -32,6 +32,8 @@ export function systemRoutes(
         uptime_s: Math.round((Date.now() - s.startedAt) / 1000),
         sessions: s.registry.liveCount(),
         max_sessions: s.config.maxSessions,
+        // The warm pool (--warm): spares started and waiting, and how many it keeps.
+        warm: { spares: s.registry.warm.spares, target: s.registry.warm.target },
         browser: s.browserVersion,
         // The audit chain no longer reaches a checkpoint it had (rows deleted from its end).
         audit_truncated: !!checkpoints?.problem,
@@ -53,6 +55,8 @@ export function systemRoutes(
     webhook: () => webhook?.stats() ?? { ok: 0, failed: 0, dropped: 0, pending: 0 },
     uncaughtErrors,
   });
+  metrics.gauge('handoff_warm_spares', 'Spare sessions started and waiting (warm pool).', () => s.registry.warm.spares);
+  metrics.gauge('handoff_warm_target', 'Spare sessions the warm pool keeps (--warm).', () => s.registry.warm.target);
   http.route('GET', '/metrics', (_ctx, res) => {
     const text = metrics.render();
     res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', 'content-length': Buffer.byteLength(text) });
