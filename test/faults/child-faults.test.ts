@@ -85,8 +85,8 @@ function realPid(stateDir: string, session: string, kind: 'xvfb' | 'chromium' | 
 
 const connect = (d: RunningDaemon, query: string) => puppeteer.connect({ browserWSEndpoint: `${d.wsUrl}/?${query}`, defaultViewport: null, protocolTimeout: 20_000 });
 
-/** A page that repaints all the time: the screencast has news to send whenever it may. */
-const ANIMATED = `data:text/html,<body style="margin:0"><div id="n" style="font:120px sans-serif"></div><script>let i=0;setInterval(()=>{n.textContent=i++;document.body.style.background=i%2?'%23fff':'%23eef'},50)</script>`;
+/** A page with a small box that changes 5 times a second: the viewers always have news, little of it. */
+const ANIMATED = `data:text/html,<div id="b" style="width:40px;height:40px"></div><script>let i=0;setInterval(()=>b.style.background=i++%2?'%23c00':'%2300c',200)</script>`;
 
 interface Handoff {
   id: string;
