@@ -72,7 +72,7 @@ const SUITES: { name: string; title: string; note: string; run: (log: (s: string
   {
     name: 'load',
     title: 'Load (issue 10)',
-    note: 'Real daemon, real sockets: attach racers are raw WebSocket agents on /devtools/browser/ID; REST clients are keep-alive HTTP clients from 10 loopback addresses (the per-source cap is 64 connections). Idle sessions stop at LOAD_MAX_SESSIONS (default 40) or 2 GB of memory left: the 2 cores and the memory are shared with other work.',
+    note: 'Real daemon, real sockets: attach racers are raw WebSocket agents on /devtools/browser/ID; REST clients share 60 keep-alive sockets (all of loopback is one source, capped at 64 open connections), so a sample includes the wait for a socket. Idle sessions: --max-sessions 200, until creation fails or under 3 GB of memory is left (the 2 cores and the memory are shared with other work).',
     run: benchLoad,
   },
   {

@@ -11,7 +11,8 @@ import net from 'node:net';
  * - A success resets the source. Failures are forgotten after `forgetAfterMs` of quiet.
  * - Attempts in flight (admitted, no outcome yet: an unauthenticated connection) are capped
  *   per source and in total.
- * - At most `maxSources` sources are remembered; the least recently seen idle one goes first.
+ * - At most `maxSources` sources are remembered; the least recently seen idle one goes first,
+ *   a locked-out one last (else rotating sources would unlock it).
  *
  * Usage: `const a = throttle.begin(ip); if (!a.ok) refuse(a.message, a.retryAfterMs);`
  * then check, then `a.ticket.succeeded()` or `a.ticket.failed()` (or `release()` when the
@@ -205,7 +206,11 @@ export class CredentialThrottle {
     this.sources.set(key, s);
   }
 
-  /** Frees a place for one more source: forgotten ones first, then the oldest idle one. */
+  /**
+   * Frees a place for one more source: forgotten ones first, then the oldest idle one not
+   * locked out. A locked-out source goes only when every idle one is locked out (evicting it
+   * would unlock it, so rotating fresh sources must not reach it), the soonest free first.
+   */
   private makeRoom(t: number): void {
     if (this.sources.size < this.limits.maxSources) return;
     for (const [k, s] of this.sources) {
@@ -214,7 +219,16 @@ export class CredentialThrottle {
     }
     for (const [k, s] of this.sources) {
       if (this.sources.size < this.limits.maxSources) return;
-      if (s.inFlight === 0) this.sources.delete(k);
+      if (s.inFlight === 0 && s.lockedUntil <= t) this.sources.delete(k);
+    }
+    while (this.sources.size >= this.limits.maxSources) {
+      let soonest: string | null = null;
+      let until = Infinity;
+      for (const [k, s] of this.sources) {
+        if (s.inFlight === 0 && s.lockedUntil < until) [soonest, until] = [k, s.lockedUntil];
+      }
+      if (soonest === null) return;
+      this.sources.delete(soonest);
     }
   }
 }

@@ -103,18 +103,44 @@ describe('CredentialThrottle', () => {
     const c = clock();
     const th = new CredentialThrottle({ maxSources: 3 }, c.now);
     const held = admitted(th.begin('10.0.0.1'));
-    for (let i = 0; i < 4; i++) fail(th, '10.0.0.2'); // locked out
+    fail(th, '10.0.0.2');
     fail(th, '10.0.0.3');
     expect(th.trackedSources).toBe(3);
-    fail(th, '10.0.0.4'); // evicts the oldest idle one: 10.0.0.2
+    fail(th, '10.0.0.4'); // evicts the oldest idle one: 10.0.0.2 (its one failure forgotten)
     expect(th.trackedSources).toBe(3);
-    expect(th.begin('10.0.0.2').ok).toBe(true);
+    for (let i = 0; i < 3; i++) fail(th, '10.0.0.2');
+    expect(fail(th, '10.0.0.2').failures).toBe(4);
     expect(th.trackedSources).toBeLessThanOrEqual(3);
     // The one in flight survived every eviction and still counts.
-    expect(th.inFlight).toBe(2);
+    expect(th.inFlight).toBe(1);
     held.failed();
     for (let i = 0; i < 10_000; i++) fail(th, `198.51.${(i >> 8) & 255}.${i & 255}`);
     expect(th.trackedSources).toBe(3);
+  });
+
+  it('evicts a locked-out source last: rotating through maxSources fresh sources does not unlock it', () => {
+    const c = clock();
+    const th = new CredentialThrottle({ maxSources: 100 }, c.now);
+    for (let i = 0; i < 4; i++) fail(th, '10.0.0.66');
+    expect(th.lockedForMs('10.0.0.66')).toBe(1000);
+    // The attacker rotates sources, each with a free failure or a clean attempt.
+    for (let i = 0; i < 1000; i++) {
+      const ip = `198.51.${(i >> 8) & 255}.${i & 255}`;
+      if (i % 2) fail(th, ip);
+      else admitted(th.begin(ip)).release();
+    }
+    expect(th.trackedSources).toBeLessThanOrEqual(100);
+    expect(th.begin('10.0.0.66')).toMatchObject({ ok: false, reason: 'locked_out' });
+    // Memory stays bounded even when every remembered source is locked out: the lockout that
+    // ends soonest goes first.
+    const small = new CredentialThrottle({ maxSources: 3, freeFailures: 0 }, c.now);
+    for (const ip of ['10.0.1.1', '10.0.1.2', '10.0.1.3', '10.0.1.4']) {
+      fail(small, ip);
+      c.t += 100;
+    }
+    expect(small.trackedSources).toBe(3);
+    expect(small.lockedForMs('10.0.1.1')).toBe(0);
+    expect(small.lockedForMs('10.0.1.2')).toBeGreaterThan(0);
   });
 
   it('groups IPv6 sources by /64 and unwraps IPv4-mapped addresses', () => {
