@@ -144,12 +144,13 @@ describe('the session\'s pages over WebRTC', () => {
       const state = await waitFor('a state', () => got.find((m) => m.type === 'state'));
       expect(state.tabs).toEqual([{ id: expect.any(String), title: 'First page', url: siteUrl.slice(0, -1), visible: true, agent: true }]);
       expect(state.fileRequest).toBeNull();
-      // Not in control (the control link is): dropped, as any input of a viewer without control.
+      // Dropped while it is not in control; refused with forbidden if it ever is (a view link).
       ws.send(JSON.stringify({ type: 'tab', action: 'new' }));
       await new Promise((r) => setTimeout(r, 1000));
       expect(ws.readyState).toBe(WebSocket.OPEN);
       expect((await agent.pages()).length).toBe(1);
-      expect(got.filter((m) => m.type === 'clipboard' || m.type === 'error')).toEqual([]);
+      expect(got.filter((m) => m.type === 'clipboard')).toEqual([]);
+      for (const e of got.filter((m) => m.type === 'error')) expect(e.code).toBe('forbidden');
     } finally {
       ws.close();
     }
