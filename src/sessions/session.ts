@@ -360,6 +360,9 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
       await this.parts.close();
       // Stopped while starting: the parts still on their way are closed as they arrive.
       await this.ready.catch(() => {});
+      // A stopped session stays listed for stoppedRetentionS: it keeps none of its parts (the
+      // framebuffer alone holds two frames), or memory grows with every session (soak, issue 10).
+      this.display = this.browser = this.screencastHub = this.webrtcHub = this.pageUi = undefined;
       this.spare?.release(); // what of the spare this session never took
       // Only once the browser has exited: its user-data dir is complete, then sealed.
       if (this.profile) await this.profile.claim.release(tabs).catch((e: Error) => this.log.error('releasing the profile failed', { profile: this.profile?.claim.name, error: e.message }));
