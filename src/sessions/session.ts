@@ -430,13 +430,15 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
 
   /**
    * Opens a tab (Chrome's /json/new on a debug port); its target id. Not while a human holds
-   * the session: the port's key holder is automation, and automation waits for the hand-back.
+   * the session or a handoff waits for one: the port's key holder is automation, and
+   * automation waits for the hand-back.
    */
   async openTab(url: string): Promise<string> {
     await this.ready;
     if (!this.live || !this.browser) throw new HandoffError('session_not_found', 'the session has ended');
-    if (this.lease.attachment === 'human') {
-      throw new HandoffError('session_attached', `a human is in control of session ${this.id}; open tabs after the hand-back`, { attachment: 'human' });
+    // A handoff not yet joined (or in its reconnect grace) is the human's turn too.
+    if (this.lease.attachment === 'human' || this.lease.handoffActive) {
+      throw new HandoffError('session_attached', `session ${this.id} is handed to a human; open tabs after the hand-back`, { attachment: 'human' });
     }
     return this.browser.openTab(url);
   }
