@@ -74,7 +74,7 @@ cp /etc/resolv.conf "$apt_root/etc/resolv.conf"
 # changed since (hard links, so nothing is copied; a copy where the cache is elsewhere).
 cache=${HANDOFF_ROOT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/handoff}
 archives="$cache/debs" in_archives="$apt_root/var/cache/apt/archives"
-mkdir -p "$archives"
+mkdir -p -m 0700 "$cache" "$archives"
 link() { ln -f "$1" "$2" 2>/dev/null || cp -f "$1" "$2"; }
 for f in "$archives"/*.deb; do [ -e "$f" ] && link "$f" "$in_archives/"; done
 mount -t proc proc "$apt_root/proc"
@@ -86,6 +86,14 @@ in_root apt-get install -qq -y --download-only --no-install-recommends "${pkgs[@
 plan=$(in_root apt-get install -s --no-install-recommends "${pkgs[@]}")
 mapfile -t closure < <(sed -n 's/^Inst \([^ ]*\) \(\[[^]]*\] \)\{0,1\}(\([^ ]*\) .*\[\([a-z0-9]*\)\]).*$/\1_\3_\4.deb/p' <<<"$plan" | sed 's/:/%3a/g')
 [ ${#closure[@]} = "$(grep -c '^Inst ' <<<"$plan")" ] || { say "could not read apt's plan:"; grep '^Inst ' <<<"$plan" >&2; exit 1; }
+# apt takes a file already in its archives when only the size matches: every .deb of the
+# closure must have the SHA256 of the signed index (a cached file could have been swapped).
+mapfile -t wanted < <(for f in "${closure[@]}"; do n=${f%%_*} r=${f#*_}; v=${r%_*}; echo "$n=${v//%3a/:}"; done)
+known=$(in_root apt-cache show "${wanted[@]}" | sed -n 's/^SHA256: //p')
+for f in "${closure[@]}"; do
+  sum=$(sha256sum "$in_archives/$f" | cut -d' ' -f1)
+  grep -qx "$sum" <<<"$known" || { say "$f does not match the archive's signed index: removed from the cache, run again"; rm -f "$archives/$f"; exit 1; }
+done
 umount "$apt_root/proc"
 [ ${#closure[@]} -gt 0 ] || { say "apt planned no packages"; exit 1; }
 rm -f "$archives"/*.deb

@@ -39,6 +39,9 @@ if [ "$mode" = uninstall ]; then
     if [ -e "$p" ] || [ -L "$p" ]; then rm -rf --one-file-system "$p"; say "removed $p"; fi
   done
   [ "$systemd_up" = 1 ] && systemctl daemon-reload
+  # The state outlives the user: root's, so an account that later gets the freed uid cannot
+  # read the link key, the audit or the profiles' cookies (a reinstall gives it back).
+  if [ -d "$STATE" ]; then chown -R -h root:root "$STATE" && chmod 0700 "$STATE"; fi
   if id -u "$USER_NAME" >/dev/null 2>&1; then userdel "$USER_NAME" >/dev/null 2>&1 && say "removed user $USER_NAME"; fi
   say "kept the state (audit database, downloads, recordings): $STATE"
   say "kept the Debian packages (chromium, xvfb, ffmpeg, ...): apt-get purge them if nothing else uses them"

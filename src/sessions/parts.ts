@@ -137,6 +137,7 @@ export class PartStack {
           this.onError(what, e as Error);
         }
       }
+      this.parts.length = 0; // closed parts are not kept (their buffers with them)
     })();
     return this.closing;
   }

@@ -360,6 +360,9 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
       await this.parts.close();
       // Stopped while starting: the parts still on their way are closed as they arrive.
       await this.ready.catch(() => {});
+      // A stopped session stays listed for stoppedRetentionS: it keeps none of its parts (the
+      // framebuffer alone holds two frames), or memory grows with every session (soak, issue 10).
+      this.display = this.browser = this.screencastHub = this.webrtcHub = this.pageUi = undefined;
       this.spare?.release(); // what of the spare this session never took
       // Only once the browser has exited: its user-data dir is complete, then sealed.
       if (this.profile) await this.profile.claim.release(tabs).catch((e: Error) => this.log.error('releasing the profile failed', { profile: this.profile?.claim.name, error: e.message }));
@@ -427,13 +430,15 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
 
   /**
    * Opens a tab (Chrome's /json/new on a debug port); its target id. Not while a human holds
-   * the session: the port's key holder is automation, and automation waits for the hand-back.
+   * the session or a handoff waits for one: the port's key holder is automation, and
+   * automation waits for the hand-back.
    */
   async openTab(url: string): Promise<string> {
     await this.ready;
     if (!this.live || !this.browser) throw new HandoffError('session_not_found', 'the session has ended');
-    if (this.lease.attachment === 'human') {
-      throw new HandoffError('session_attached', `a human is in control of session ${this.id}; open tabs after the hand-back`, { attachment: 'human' });
+    // A handoff not yet joined (or in its reconnect grace) is the human's turn too.
+    if (this.lease.attachment === 'human' || this.lease.handoffActive) {
+      throw new HandoffError('session_attached', `session ${this.id} is handed to a human; open tabs after the hand-back`, { attachment: 'human' });
     }
     return this.browser.openTab(url);
   }

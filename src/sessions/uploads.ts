@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { realpathSync } from 'node:fs';
 import { link, lstat, open, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { safeFileName, uniqueName } from '../browser/control.js';
@@ -32,9 +33,34 @@ const PARTIAL = /^\.partial-[0-9a-f-]{36}$/;
  * nothing behind when it fails: 400 past one upload's cap, 507 past the session's total or
  * under the state dir's free-space floor (`minFreeMb`, as for new sessions) or on a full disk.
  */
-export async function storeUpload(dir: string, name: string, chunks: AsyncIterable<Buffer> | Iterable<Buffer>, minFreeMb: number | null): Promise<StoredUpload> {
-  requireFreeSpace(dir, minFreeMb);
-  const sessionLeft = MAX_SESSION_UPLOAD_BYTES - treeBytes(dir);
+export function storeUpload(dir: string, name: string, chunks: AsyncIterable<Buffer> | Iterable<Buffer>, minFreeMb: number | null): Promise<StoredUpload> {
+  // One at a time per dir: uploads side by side would each see the same room left. The real
+  // path, because a warm spare's upload dir is a link (warm-pool.ts) and lstat counts it as 0.
+  const real = realDir(dir);
+  const turn = (writing.get(real) ?? Promise.resolve()).then(() => storeOne(dir, real, name, chunks, minFreeMb));
+  const settled = turn.then(
+    () => {},
+    () => {},
+  );
+  writing.set(real, settled);
+  void settled.then(() => writing.get(real) === settled && writing.delete(real));
+  return turn;
+}
+
+/** The upload each dir is writing now (its tail): storeUpload's queue. */
+const writing = new Map<string, Promise<void>>();
+
+function realDir(dir: string): string {
+  try {
+    return realpathSync(dir);
+  } catch {
+    return dir;
+  }
+}
+
+async function storeOne(dir: string, real: string, name: string, chunks: AsyncIterable<Buffer> | Iterable<Buffer>, minFreeMb: number | null): Promise<StoredUpload> {
+  requireFreeSpace(real, minFreeMb);
+  const sessionLeft = MAX_SESSION_UPLOAD_BYTES - treeBytes(real);
   const tooLarge = () =>
     sessionLeft < MAX_UPLOAD_BYTES
       ? new HandoffError('insufficient_storage', `this session's uploads may hold ${MAX_SESSION_UPLOAD_BYTES} bytes in all; ${Math.max(0, sessionLeft)} are left`)

@@ -207,8 +207,8 @@ export class CredentialThrottle {
   }
 
   /**
-   * Frees a place for one more source: forgotten ones first, then the oldest idle one not
-   * locked out. A locked-out source goes only when every idle one is locked out (evicting it
+   * Frees a place for one more source: forgotten ones first, then the oldest idle one still
+   * within its free failures. A locked-out (or escalated) source goes only when every idle one is locked out (evicting it
    * would unlock it, so rotating fresh sources must not reach it), the soonest free first.
    */
   private makeRoom(t: number): void {
@@ -219,7 +219,8 @@ export class CredentialThrottle {
     }
     for (const [k, s] of this.sources) {
       if (this.sources.size < this.limits.maxSources) return;
-      if (s.inFlight === 0 && s.lockedUntil <= t) this.sources.delete(k);
+      // Not one past its free failures either: between lockouts its escalation must hold.
+      if (s.inFlight === 0 && s.lockedUntil <= t && s.failures <= this.limits.freeFailures) this.sources.delete(k);
     }
     while (this.sources.size >= this.limits.maxSources) {
       let soonest: string | null = null;

@@ -32,6 +32,7 @@ check "install.sh --uninstall" sh -c "'$bundle/install.sh' --uninstall >/root/un
 sed 's/^/  | /' /root/uninstall.log
 check "uninstall disabled the unit and removed /opt/handoff, the unit, the command, the user" sh -c '! systemctl is-enabled --quiet handoff 2>/dev/null && ! test -e /opt/handoff && ! test -e /etc/systemd/system/handoff.service && ! test -e /usr/local/bin/handoff && ! id -u handoff >/dev/null 2>&1'
 check "uninstall kept the state and said where" sh -c 'test -f /var/lib/handoff/handoff.db && test -f /var/lib/handoff/.airgap-marker && grep -q "kept the state.*/var/lib/handoff" /root/uninstall.log'
+check "the kept state is root's now (no freed uid owns it)" sh -c 'test -z "$(find /var/lib/handoff ! -user root -print -quit)"'
 first_cdp=$(echo "$result" | sed -n 's/.*"first_cdp_answer_s":\([0-9.]*\).*/\1/p')
 echo "airgap: figures: under systemd, install.sh (upgrade) start to first CDP answer ${first_cdp:-?} s, unit exposure ${exposure:-?}"
 finish

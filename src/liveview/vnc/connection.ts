@@ -44,6 +44,8 @@ const ENCODERS: Record<number, (zlibLevel: number | null) => Encoder> = {
 
 /** Stop encoding for a client whose socket buffer holds more than this. */
 const WRITE_BUFFER_CAP = 8 * 1024 * 1024;
+/** Control answers (fences, end of continuous updates) waiting for the update being written. */
+const MAX_QUEUED_CONTROL = 64;
 /** ...and drop it when the buffer has not drained for this long. */
 const STUCK_MS = 30_000;
 const HANDSHAKE_MS = 30_000;
@@ -423,6 +425,9 @@ export class VncConnection {
 
   /** Control messages must not land inside an update that is being written across awaits. */
   private queueControl(msg: Buffer): void {
+    // Each fence or toggle a client sends queues an answer: one that never reads would grow
+    // them without end (security review), so past the write cap it is dropped.
+    if (this.control.length >= MAX_QUEUED_CONTROL || this.socket.writableLength > WRITE_BUFFER_CAP) return this.fail('client is not reading');
     this.control.push(msg);
     if (!this.busy) this.flushControl();
   }
@@ -440,6 +445,8 @@ export class VncConnection {
     body[0] = 1;
     body.writeUInt16BE(width, 4 + 8);
     body.writeUInt16BE(height, 4 + 10);
+    // Only the latest answer matters: a client repeating SetDesktopSize without reading queues one.
+    this.pseudo = this.pseudo.filter((p) => p.readInt32BE(8) !== Encoding.ExtendedDesktopSize);
     this.pseudo.push(Buffer.concat([rectHeader(reason, status, width, height, Encoding.ExtendedDesktopSize), body]));
   }
 

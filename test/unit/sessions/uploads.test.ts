@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { listUploads, MAX_SESSION_UPLOAD_BYTES, MAX_UPLOAD_BYTES, storeUpload } from '../../../src/sessions/uploads.js';
@@ -38,6 +38,17 @@ describe('storeUpload', () => {
     truncateSync(join(dir, 'earlier.bin'), MAX_SESSION_UPLOAD_BYTES - 10);
     expect(await codeOf(storeUpload(dir, 'fits.txt', [Buffer.alloc(10)], 0))).toBe('stored');
     expect(await codeOf(storeUpload(dir, 'over.txt', [Buffer.alloc(1)], 0))).toBe('insufficient_storage');
+  });
+
+  it('counts the real dir behind a link (a warm spare\'s) and uploads side by side one at a time', async () => {
+    fresh();
+    mkdirSync(join(dir, 'real'));
+    symlinkSync(join(dir, 'real'), join(dir, 'link'));
+    writeFileSync(join(dir, 'real', 'earlier.bin'), '');
+    truncateSync(join(dir, 'real', 'earlier.bin'), MAX_SESSION_UPLOAD_BYTES - 25);
+    const link = join(dir, 'link');
+    const codes = await Promise.all([1, 2, 3, 4].map((i) => codeOf(storeUpload(link, `f${i}.txt`, [Buffer.alloc(10)], 0))));
+    expect(codes.sort()).toEqual(['insufficient_storage', 'insufficient_storage', 'stored', 'stored']);
   });
 
   it('refuses under the free-space floor (507), as new sessions are', async () => {

@@ -131,6 +131,11 @@ describe('CredentialThrottle', () => {
     }
     expect(th.trackedSources).toBeLessThanOrEqual(100);
     expect(th.begin('10.0.0.66')).toMatchObject({ ok: false, reason: 'locked_out' });
+    // Between two lockouts the source is not locked, but its escalation is kept all the same.
+    c.t += th.lockedForMs('10.0.0.66') + 1;
+    expect(th.lockedForMs('10.0.0.66')).toBe(0);
+    for (let i = 0; i < 1000; i++) fail(th, `203.0.${(i >> 8) & 255}.${i & 255}`);
+    expect(fail(th, '10.0.0.66').failures).toBe(5);
     // Memory stays bounded even when every remembered source is locked out: the lockout that
     // ends soonest goes first.
     const small = new CredentialThrottle({ maxSources: 3, freeFailures: 0 }, c.now);

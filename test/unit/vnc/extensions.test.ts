@@ -117,4 +117,18 @@ describe('VncServer extensions', () => {
     e.request(false);
     expect((await e.readUpdate()).rects).toHaveLength(1);
   });
+
+  it('closes a client that sends fences but never reads the answers (its queue is capped)', async () => {
+    const { c } = await connect([Enc.Raw, Enc.Fence]);
+    c.request(false);
+    await c.readUpdate();
+    c.socket.pause(); // reads nothing more
+    const one = Buffer.concat([Buffer.of(248, 0, 0, 0, 0x80, 0, 0, 0, 64), Buffer.alloc(64)]);
+    // 16 MB of fence requests: their answers would be as large, twice the write cap.
+    for (let i = 0; i < 16; i++) c.socket.write(Buffer.concat(Array(14_000).fill(one)));
+    const open = () => (servers[0] as unknown as { connections: Set<unknown> }).connections.size;
+    for (let i = 0; i < 200 && open() > 0; i++) await quiet(50);
+    expect(open()).toBe(0);
+  });
 });
+
