@@ -224,6 +224,9 @@ export function installLastResortHandlers(logger: Logger): void {
     const err = e instanceof Error ? e : new Error(String(e));
     logger.error(`${kind}: ${err.message} (the daemon keeps running; this is a bug, please report it)`, { kind, error: err.message, stack: err.stack });
   };
+  // A log reader that went away (EPIPE) is no bug: without these, each log line became an
+  // uncaught exception whose report was one more line, a loop that kept SIGTERM from stopping.
+  for (const out of [process.stdout, process.stderr]) out.on('error', () => {});
   process.on('uncaughtException', report('uncaught exception'));
   process.on('unhandledRejection', report('unhandled rejection'));
 }

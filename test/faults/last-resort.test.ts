@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { startDaemon } from '../helpers/daemon.js';
+import { api } from '../helpers/client.js';
 
 /**
  * README "Fault policy": the last-resort handlers `handoff serve` installs log an uncaught
@@ -31,4 +33,20 @@ describe('last-resort handlers', () => {
     expect(uncaught.stack).toContain('socketHandlerBug');
     expect(lines.find((l) => l.kind === 'unhandled rejection')).toMatchObject({ level: 'error', error: 'nobody awaited this' });
   });
+
+  it('a daemon whose log reader went away (EPIPE) still stops on SIGTERM', async () => {
+    const d = await startDaemon();
+    try {
+      d.proc.stdout!.destroy();
+      d.proc.stderr!.destroy();
+      const created = await api(d.url, '/devtools/browser', { method: 'POST' }); // logs a few lines
+      expect(created.status).toBe(200);
+      const stopped = await Promise.race([d.stop('SIGTERM').then(() => true), new Promise((r) => setTimeout(() => r(false), 30_000))]);
+      expect(stopped).toBe(true);
+    } finally {
+      await d.stop('SIGKILL');
+      await d.cleanup();
+    }
+  });
 });
+
