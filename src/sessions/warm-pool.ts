@@ -159,7 +159,6 @@ export class WarmPool {
           if (s.claimed) return;
           if (this.closed || s.gone) return this.dispose(s, p);
           s.parts = p;
-          this.ready.push(s);
           const died = () => {
             if (s.claimed || s.gone) return;
             this.drop(s, 'a spare\'s process exited; replacing it');
@@ -167,6 +166,12 @@ export class WarmPool {
           };
           p.display.exited.then(died, died);
           p.browser.exited.then(died, died);
+          // Listed once settled: Chromium keeps a core busy for a moment after DevTools first
+          // answers, and a spare taken then answers its session's first command slower. A
+          // create meanwhile still takes it (it is still the one starting).
+          return settled(p.browser).then(() => {
+            if (!s.claimed && !s.gone && !this.closed) this.ready.push(s);
+          });
         },
         (e: Error) => {
           if (!s.gone) this.failures++;
@@ -269,7 +274,10 @@ export class WarmPool {
     clearTimeout(this.retryTimer);
     const waiting = this.ready.splice(0);
     for (const s of waiting) s.gone = true;
-    if (this.starting && !this.starting.claimed) this.starting.gone = true;
+    const settling = this.starting && !this.starting.claimed && !this.starting.gone ? this.starting : null;
+    if (settling) settling.gone = true;
+    // Started but still settling: its parts are here to close; still starting: startParts stops.
+    if (settling?.parts) waiting.push(settling);
     await Promise.all([...waiting.map((s) => this.dispose(s, s.parts!)), this.startingDone]);
   }
 }
@@ -297,4 +305,16 @@ function moveDir(from: string, to: string): void {
 function moveBack(from: string, to: string): void {
   rmSync(from, { force: true });
   renameSync(to, from);
+}
+
+/** Until two Browser.getVersion round trips in a row take under 5 ms, at most 2 s. */
+async function settled(browser: BrowserPart): Promise<void> {
+  const until = Date.now() + 2000;
+  for (let quick = 0; quick < 2 && Date.now() < until; ) {
+    const t = performance.now();
+    const ok = await browser.version().then(() => true, () => false);
+    if (!ok) return; // gone: the exit watchers drop it
+    quick = performance.now() - t < 5 ? quick + 1 : 0;
+    if (quick < 2) await new Promise((r) => setTimeout(r, 50));
+  }
 }
