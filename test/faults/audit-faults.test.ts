@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import puppeteer, { type Browser } from 'puppeteer-core';
 import { BIN, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
+import { undoAll } from '../helpers/cleanups.js';
 import { api, tryWs, waitFor } from '../helpers/client.js';
 import { LeakTracker } from '../helpers/leaks.js';
 import { RfbViewer, freePort } from '../helpers/vnc.js';
@@ -25,17 +26,7 @@ const VNC_PASSWORD = 'faultpw1';
 
 /** Everything a case started, undone in reverse in afterEach even when the case failed. */
 const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  const errors: unknown[] = [];
-  for (const c of cleanups.splice(0).reverse()) {
-    try {
-      await c();
-    } catch (e) {
-      errors.push(e);
-    }
-  }
-  if (errors.length) throw errors[0];
-});
+afterEach(() => undoAll(cleanups));
 
 // Programs are named literally at each call (test/unit/setup-packages.test.ts checks setup installs them).
 const sh = { encoding: 'utf8' } as const;

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { WebSocket } from 'ws';
 import { BIN, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
+import { undoAll } from '../helpers/cleanups.js';
 import { alive, api, ownedRows, waitFor } from '../helpers/client.js';
 import { LeakTracker } from '../helpers/leaks.js';
 import { RfbViewer, freePort } from '../helpers/vnc.js';
@@ -27,17 +28,7 @@ import { Enc, RawRfb } from '../helpers/vnc-raw.js';
 
 /** Everything started, undone in reverse after the last case (also when one failed). */
 const cleanups: (() => unknown)[] = [];
-afterAll(async () => {
-  const errors: unknown[] = [];
-  for (const c of cleanups.splice(0).reverse()) {
-    try {
-      await c();
-    } catch (e) {
-      errors.push(e);
-    }
-  }
-  if (errors.length) throw errors[0];
-});
+afterAll(() => undoAll(cleanups));
 
 function auditVerify(stateDir: string): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
