@@ -43,6 +43,7 @@ const COLOURS: Array<[number, number, [number, number, number]]> = [
 
 let daemon: RunningDaemon;
 let viewer: Browser;
+let launched: Promise<Browser> | undefined;
 const leaks = new LeakTracker();
 let mock: HttpServer;
 let mockUrl: string;
@@ -101,9 +102,18 @@ function videoPixel(page: Page, fx: number, fy: number): Promise<[number, number
 }
 
 beforeAll(async () => {
+  // The viewer browser starts while the daemon and its two sessions do.
+  launched = puppeteer.launch({
+    executablePath: '/usr/lib/chromium/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--autoplay-policy=no-user-gesture-required'],
+  });
+  launched.catch(() => {}); // awaited below; a failure is reported there
   daemon = await startDaemon();
-  await agentShowsPage(ID, `width=${FB.width}&height=${FB.height}&enable_rtc=true&rtc_password=${PASSWORD}`);
-  await agentShowsPage(PLAIN, `width=${FB.width}&height=${FB.height}`);
+  await Promise.all([
+    agentShowsPage(ID, `width=${FB.width}&height=${FB.height}&enable_rtc=true&rtc_password=${PASSWORD}`),
+    agentShowsPage(PLAIN, `width=${FB.width}&height=${FB.height}`),
+  ]);
   mock = new HttpServer({ apiKey: 'unused', logger: silentLogger, onAuthFailed: () => {} });
   assetRoutes(mock);
   mock.route('GET', '/embed', (_ctx, res) => {
@@ -129,15 +139,12 @@ beforeAll(async () => {
     });
   }, true);
   mockUrl = `http://127.0.0.1:${(await mock.listen(0, '127.0.0.1')).port}`;
-  viewer = await puppeteer.launch({
-    executablePath: '/usr/lib/chromium/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--autoplay-policy=no-user-gesture-required'],
-  });
+  viewer = await launched;
 }, 90_000);
 
 afterAll(async () => {
-  await viewer?.close();
+  // Closed also when beforeAll failed after starting it.
+  await (viewer ?? (await launched?.catch(() => null)))?.close();
   await mock?.close();
   await daemon?.cleanup();
   expect(leaks.leftovers()).toEqual([]);
@@ -258,7 +265,12 @@ describe('viewer kit: WebRTC refusals and failures (scripted signalling)', () =>
   });
 
   it('falls back when no picture comes within 15 s', async () => {
-    const page = await mountMock(() => {}); // never offers
+    // The page's clock runs the kit's 15 s no-picture timer in 3 s (only a timer of exactly
+    // 15000 ms is shortened): the fallback still comes from that timer and nothing else.
+    const page = await mountMock(() => {}, () => {
+      const real = window.setTimeout.bind(window);
+      (window as any).setTimeout = (fn: TimerHandler, ms?: number, ...args: unknown[]) => real(fn, ms === 15000 ? 3000 : ms, ...args);
+    }); // never offers
     await waitState(page, ['connecting']);
     expect(await waitState(page, ['live'], 25_000)).toBe('live');
     expect(await transportOf(page)).toBe('screencast');
