@@ -264,7 +264,15 @@ export async function benchVnc(log: (s: string) => void): Promise<Row[]> {
   let x11vnc: LaunchedProcess | null = null;
   let agent: RawCdp | null = null;
   try {
-    agent = await RawCdp.open(`${daemon.wsUrl}/?session=vncbench&auto_close=false&enable_vnc=true&vnc_password=${PASSWORD}`);
+    // On a loaded machine Chromium can miss its 15 s start deadline (browser_failed): try again.
+    for (let attempt = 1; !agent; attempt++) {
+      try {
+        agent = await RawCdp.open(`${daemon.wsUrl}/?session=vncbench&auto_close=false&enable_vnc=true&vnc_password=${PASSWORD}`);
+      } catch (e) {
+        if (attempt === 3 || !/browser_failed/.test(String(e))) throw e;
+        log(`session start failed (${(e as Error).message}), again`);
+      }
+    }
     const sid = await attachPage(agent);
     await agent.send('Page.enable', {}, sid);
     await agent.send('Page.navigate', { url: `data:text/html;charset=utf-8,${encodeURIComponent(typicalPage())}` }, sid);
