@@ -186,7 +186,9 @@ class LatencyProbe {
   }
   /** Brings this client up to `colour` (changes made while the other client was measured). */
   async sync(colour: number): Promise<void> {
+    const t0 = performance.now();
     while (this.shown() !== colour) {
+      if (performance.now() - t0 > 30_000) throw new Error(`probe shows ${this.shown().toString(16)}, not ${colour.toString(16)}`);
       this.c.request(true);
       await this.c.readUpdate();
     }
@@ -295,7 +297,8 @@ export async function benchVnc(log: (s: string) => void): Promise<Row[]> {
       }
     } finally {
       await relay.close();
-      await agent.send('Runtime.evaluate', { expression: 'window.__spin = false' }, sid);
+      // The latency probe starts from black (it waits for the colour it expects).
+      await agent.send('Runtime.evaluate', { expression: "window.__spin = false; document.getElementById('probe').style.background = '#000000'" }, sid);
     }
 
     try {
