@@ -2,14 +2,17 @@
 # Installs what handoff needs and is missing, then builds. Safe to run again: when
 # everything is in place it does nothing and says so in one line.
 #   scripts/setup.sh            system packages for running + npm ci + build
-#   scripts/setup.sh --test     also the packages the test suite and benchmarks use
+#   scripts/setup.sh --test     also the packages the test suite uses
+#   scripts/setup.sh --bench    --test and the benchmarks' reference programs (npm run bench)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_test=0
+want_bench=0
 for a in "$@"; do
   case "$a" in
     --test) want_test=1 ;;
+    --bench) want_test=1; want_bench=1 ;;
     *) echo "setup: unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -34,7 +37,6 @@ need /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf fonts-dejavu-core
 need /usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf fonts-liberation
 need bwrap bubblewrap          # each session runs in its own filesystem sandbox
 if [ "$want_test" = 1 ]; then
-  need x11vnc x11vnc            # benchmark reference VNC server
   need vncsnapshot vncsnapshot  # a real VNC client that decodes Tight and ZRLE
   need systemd-analyze systemd  # checks systemd/handoff.service
   need chattr e2fsprogs         # fault tests: the audit database made immutable
@@ -44,6 +46,9 @@ if [ "$want_test" = 1 ]; then
   need haproxy haproxy          # fleet test and bench: two hosts behind deploy/haproxy/haproxy.cfg
   need debootstrap debootstrap  # npm run bundle / test:airgap: a clean minimal Debian 12 root
   need ip iproute2              # test:airgap: loopback up in the cut-off network namespace
+fi
+if [ "$want_bench" = 1 ]; then
+  need x11vnc x11vnc            # bench/vnc.ts: the reference VNC server on the session's display
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   cmd="apt-get install -y --no-install-recommends ${missing[*]}"

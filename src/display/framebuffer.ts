@@ -1,6 +1,6 @@
 import { openSync, readSync, closeSync, fstatSync } from 'node:fs';
 import type { FrameSource, FrameSubscriber, FrameView, Rect } from './types.js';
-import { X11Connection, type DisplayAddress, type XEvent } from './x11client.js';
+import { X11Connection, XCursorTracker, type DisplayAddress, type XEvent } from './x11client.js';
 import type { Logger } from '../util/logger.js';
 import { HandoffError } from '../util/errors.js';
 
@@ -171,6 +171,8 @@ interface DamageExt {
 export class Framebuffer implements FrameSource {
   readonly width: number;
   readonly height: number;
+  /** The pointer shape (XFIXES, on this connection) for viewers that draw the pointer themselves. */
+  readonly cursor: XCursorTracker;
   private readonly grid: TileGrid;
   private readonly frameBytes: number;
   /** The latest pixels (what frame() shows) and the buffer the next read goes into. */
@@ -202,6 +204,7 @@ export class Framebuffer implements FrameSource {
     this.current = Buffer.alloc(this.frameBytes);
     this.spare = Buffer.alloc(this.frameBytes);
     this.changed = new Uint8Array(this.grid.cols * this.grid.rows);
+    this.cursor = new XCursorTracker(conn, logger);
     conn.client.on('event', this.onEvent);
     conn.onDead((reason) => {
       // The X server is gone: keep the last frame for whoever still holds it, stop looking.

@@ -38,6 +38,24 @@ export interface FrameSource {
   readonly width: number;
   readonly height: number;
   subscribe(): FrameSubscriber;
+  /** The pointer's shape, for viewers that draw the pointer themselves (absent: not known). */
+  readonly cursor?: CursorSource;
+}
+
+/** The pointer shape the X server shows (XFIXES): premultiplied ARGB, rows top down. */
+export interface CursorShape {
+  width: number;
+  height: number;
+  hotX: number;
+  hotY: number;
+  argb: Uint32Array;
+}
+
+export interface CursorSource {
+  /** The shape shown now; null while not known yet (or too large to pass on). */
+  current(): CursorShape | null;
+  /** `listener` runs on each change while subscribed; tracking runs only while someone is. Returns the unsubscribe. */
+  onChange(listener: (shape: CursorShape | null) => void): () => void;
 }
 
 /** Real X input through XTest. Buttons use the RFB mask: bit 0 = button 1 ... bit 7 = button 8. */

@@ -67,7 +67,8 @@ describe('VNC extensions with real clients', () => {
       const s = await state();
       return s.cu && s.px[0]! > 200 && s.px[1]! < 60 ? s : null;
     });
-    expect(red).toMatchObject({ fence: true, cu: true, cursor: [12, 0] });
+    expect(red).toMatchObject({ fence: true, cu: true });
+    expect(red.cursor[0]).toBeGreaterThan(0); // the session's X cursor shape
     // noVNC sends no FramebufferUpdateRequest while continuous updates are on.
     await setColour('rgb(0,0,255)');
     await waitFor('noVNC followed the change', async () => {

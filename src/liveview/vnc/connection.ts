@@ -112,6 +112,8 @@ export class VncConnection {
   private pendingCut: string | null = null;
   /** The Cursor shape waits in `pseudo` for the next update (it is in the client's pixel format). */
   private cursorQueued = false;
+  /** Ends following the session's pointer shape (while the client lists the Cursor encoding). */
+  private stopCursor: (() => void) | null = null;
   /** /metrics: frames, bytes, encode time, merged changes and input-to-frame latency. */
   private meter: ViewerMeter | null = null;
 
@@ -153,6 +155,7 @@ export class VncConnection {
       this.ticket?.release();
       this.subscriber?.close();
       this.stopCopies?.();
+      this.stopCursor?.();
       this.handle?.leave();
       for (const encoder of this.encoders.values()) encoder.close?.();
       socket.end();
@@ -347,7 +350,7 @@ export class VncConnection {
 
   private queueCursor(): void {
     if (this.cursorQueued) this.pseudo = this.pseudo.filter((p) => p.readInt32BE(8) !== Encoding.Cursor);
-    this.pseudo.push(cursorRect(this.pf));
+    this.pseudo.push(cursorRect(this.pf, this.session!.framebuffer.cursor?.current() ?? null));
     this.cursorQueued = true;
   }
 
@@ -379,7 +382,20 @@ export class VncConnection {
     else this.shown ??= new Uint32Array(this.size.width * this.size.height);
     // Announcing the screen layout is how a client learns it may ask for SetDesktopSize.
     if (!hadExtendedSize && this.listed.has(Encoding.ExtendedDesktopSize)) this.queueExtendedDesktopSize(0, 0);
-    if (!had.has(Encoding.Cursor) && this.listed.has(Encoding.Cursor)) this.queueCursor();
+    if (!had.has(Encoding.Cursor) && this.listed.has(Encoding.Cursor)) {
+      this.queueCursor();
+      // Each change of the session's pointer shape goes out with the next update.
+      this.stopCursor = this.session!.framebuffer.cursor?.onChange(() => {
+        if (this.closing) return;
+        this.queueCursor();
+        this.pump();
+      }) ?? null;
+    } else if (had.has(Encoding.Cursor) && !this.listed.has(Encoding.Cursor)) {
+      this.stopCursor?.();
+      this.stopCursor = null;
+      this.pseudo = this.pseudo.filter((p) => p.readInt32BE(8) !== Encoding.Cursor);
+      this.cursorQueued = false;
+    }
     // rfbproto: a server says it supports Fence with a fence request, and ContinuousUpdates
     // with an EndOfContinuousUpdates, the first time the client lists them.
     if (!had.has(Encoding.Fence) && this.listed.has(Encoding.Fence)) this.queueFence(FenceFlag.Request, Buffer.alloc(0));

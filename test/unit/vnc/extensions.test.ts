@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { RfbParser, type ClientMsg } from '../../../src/liveview/vnc/parser.js';
 import type { VncServer } from '../../../src/liveview/vnc/server.js';
 import { Enc, RawRfb } from '../../helpers/vnc-raw.js';
+import type { CursorShape, CursorSource } from '../../../src/display/types.js';
 import { session, startServer } from './helpers.js';
 
 /** rfbproto Cursor, ContinuousUpdates and Fence, with a raw client against fake sessions. */
@@ -24,6 +25,12 @@ async function connect(encodings: number[]) {
 
 const REQUEST = 0x80000000;
 const quiet = (ms = 60) => new Promise((r) => setTimeout(r, ms));
+async function waitUntil(ok: () => boolean): Promise<void> {
+  for (let i = 0; !ok(); i++) {
+    if (i > 200) throw new Error('condition not met');
+    await quiet(10);
+  }
+}
 
 describe('RfbParser extensions', () => {
   const init = Buffer.concat([Buffer.from('RFB 003.003\n'), Buffer.alloc(16), Buffer.of(1)]);
@@ -64,6 +71,34 @@ describe('VncServer extensions', () => {
     expect(c.cursor!.pixels.readUInt32LE((3 * 12 + 1) * 4) & 0xffffff).toBe(0xffffff);
     c.request(false);
     expect((await c.readUpdate()).rects.map((r) => r.enc)).toEqual([Enc.Raw]);
+  });
+
+  it("follows the session's pointer shape: each change goes out once, hotspot as x, y, colour un-premultiplied", async () => {
+    const a = session('s1');
+    const listeners = new Set<(s: CursorShape | null) => void>();
+    let shape: CursorShape | null = null;
+    const cursor: CursorSource = { current: () => shape, onChange: (l) => (listeners.add(l), () => void listeners.delete(l)) };
+    Object.assign(a.framebuffer, { cursor });
+    const { server, port } = await startServer([{ password: 'pw', session: a }]);
+    servers.push(server);
+    const c = await RawRfb.connect(port, 'pw');
+    clients.push(c);
+    c.setEncodings([Enc.Raw, Enc.Cursor]);
+    c.request(false);
+    await c.readUpdate();
+    expect(c.cursor).toMatchObject({ x: 0, y: 0, w: 12, h: 19 }); // not known yet: the arrow
+    expect(listeners.size).toBe(1);
+    // Half-opaque premultiplied red (shown as full red), then a transparent pixel.
+    shape = { width: 9, height: 1, hotX: 3, hotY: 0, argb: Uint32Array.of(0x80400000, 0, 0, 0, 0, 0, 0, 0, 0xff00ff00) };
+    for (const l of listeners) l(shape);
+    c.request(true);
+    expect((await c.readUpdate()).rects.map((r) => r.enc)).toEqual([Enc.Cursor]);
+    expect(c.cursor).toMatchObject({ x: 3, y: 0, w: 9, h: 1, mask: Buffer.of(0x80, 0x80) });
+    expect(c.cursor!.pixels.readUInt32LE(0) & 0xffffff).toBe(0x800000);
+    expect(c.cursor!.pixels.readUInt32LE(8 * 4) & 0xffffff).toBe(0x00ff00);
+    // Unlisting the encoding stops following the shape.
+    c.setEncodings([Enc.Raw]);
+    await waitUntil(() => listeners.size === 0);
   });
 
   it('announces Fence and ContinuousUpdates, then sends changes without requests until disabled', async () => {
