@@ -72,7 +72,7 @@ const SUITES: { name: string; title: string; note: string; run: (log: (s: string
   {
     name: 'load',
     title: 'Load (issue 10)',
-    note: 'Real daemon, real sockets: attach racers are raw WebSocket agents on /devtools/browser/ID; REST clients share 60 keep-alive sockets (all of loopback is one source, capped at 64 open connections), so a sample includes the wait for a socket. Idle sessions: --max-sessions 200, until creation fails or under 3 GB of memory is left (the 2 cores and the memory are shared with other work).',
+    note: 'Real daemon, real sockets, in a network namespace of the bench\'s own where 10.211.0.0/24 is local, so clients come from several addresses as real ones would (all of loopback is one source for the caps of 64 open connections per source): attach racers are raw WebSocket agents on /devtools/browser/ID, spread over 4 addresses and all from one; the 500 REST clients each hold one keep-alive connection, 50 per address. Idle sessions: --max-sessions 200, created 4 at a time until one fails to start, under 3 GB of memory is left, or LOAD_IDLE_MINUTES (the 2 cores and the memory are shared with other work).',
     run: benchLoad,
   },
   {

@@ -136,7 +136,8 @@ export class ChromiumBrowser<C extends DevToolsPipeClient = DevToolsPipeClient> 
       // fd 3: commands to Chromium, fd 4: its answers and events (--remote-debugging-pipe).
       proc = launchProcess(cmd.cmd, cmd.args, { env: {}, stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'], logger: o.logger });
       const cdp = o.connect(proc.child.stdio[3] as Writable, proc.child.stdio[4] as Readable);
-      await waitForDevTools(proc, cdp, o.startTimeoutMs ?? 15_000);
+      // Generous for a busy machine (README "Start-up waits"); a Chromium that exits fails at once.
+      await waitForDevTools(proc, cdp, o.startTimeoutMs ?? 60_000);
       return new ChromiumBrowser(proc, profileDir, cdp, owned);
     } catch (e) {
       await proc?.close(500);
@@ -148,7 +149,8 @@ export class ChromiumBrowser<C extends DevToolsPipeClient = DevToolsPipeClient> 
   private closing?: Promise<void>;
   close(): Promise<void> {
     this.closing ??= (async () => {
-      await this.process.close(2000);
+      // SIGTERM, then SIGKILL after a short grace (a persistent profile flushed before this).
+      await this.process.close(1000);
       if (this.ownsProfile) await rm(this.profileDir, { recursive: true, force: true, maxRetries: 3 });
     })();
     return this.closing;

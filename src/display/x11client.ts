@@ -101,7 +101,11 @@ export class X11Connection {
     client.on('end', () => this.markDead('connection closed by the X server'));
   }
 
-  static open(display: DisplayAddress, logger: Logger, timeoutMs = 5000): Promise<X11Connection> {
+  /**
+   * Generous (README "Start-up waits"): on a busy machine Xvfb may take seconds to answer the
+   * setup; a display that is gone fails at once (the socket errors), not at the timeout.
+   */
+  static open(display: DisplayAddress, logger: Logger, timeoutMs = 30_000): Promise<X11Connection> {
     return new Promise((resolve, reject) => {
       let settled = false;
       const fail = (err: Error) => {

@@ -72,7 +72,8 @@ export class XvfbDisplay {
         pidNamespace: false,
       });
       proc = launchProcess(cmd.cmd, cmd.args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe'], env: {}, logger: opts.logger });
-      const display = await readDisplayNumber(proc, opts.startTimeoutMs ?? 10_000);
+      // Generous for a busy machine (README "Start-up waits"); an Xvfb that exits fails at once.
+      const display = await readDisplayNumber(proc, opts.startTimeoutMs ?? 30_000);
       const xvfb = new XvfbDisplay(display, dir, authFile, cookie, opts.width, opts.height, proc);
       await stat(xvfb.fbPath);
       return xvfb;

@@ -12,6 +12,8 @@ import { sourceKey } from '../util/throttle.js';
  * requests is dropped (security review: 64 keep-alive clients re-sending GET /health every few
  * seconds held every slot of their source for good). Only a request in flight or an upgraded
  * socket is never dropped for this; when every slot holds one, the newcomer is refused.
+ * Neither a refused nor a dropped connection is reset (the server answers it 429, see
+ * HttpServer.shed): a client always learns why.
  */
 export interface ConnectionCapsOptions {
   perSource: number;
@@ -30,10 +32,13 @@ export interface ConnectionSlot {
   release(): void;
 }
 
+/** Why a connection is dropped: no complete request headers yet, or keep-alive between requests. */
+export type DropReason = 'half-open' | 'idle';
+
 interface Entry {
   key: string;
   released: boolean;
-  drop: () => void;
+  drop: (why: DropReason) => void;
 }
 
 export class ConnectionCaps {
@@ -50,7 +55,7 @@ export class ConnectionCaps {
    * A slot for a connection from `address`, making room if needed by calling `drop` of a
    * droppable connection (its slot is freed at once); null when no room can be made.
    */
-  admit(address: string, drop: () => void): ConnectionSlot | null {
+  admit(address: string, drop: (why: DropReason) => void): ConnectionSlot | null {
     const key = sourceKey(address);
     const mine = this.bySource.get(key);
     if (mine && mine.size >= this.caps.perSource && !this.dropOne(key)) return null;
@@ -82,7 +87,7 @@ export class ConnectionCaps {
       for (const e of among) {
         if (key !== null && e.key !== key) continue;
         this.release(e);
-        e.drop();
+        e.drop(among === this.halfOpen ? 'half-open' : 'idle');
         return true;
       }
     }

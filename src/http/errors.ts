@@ -58,18 +58,23 @@ export function sendError(res: ServerResponse, err: HandoffError): void {
   res.end(body);
 }
 
-/** Refuses a WebSocket upgrade with a real HTTP status and the JSON error body. */
-export function rejectUpgrade(socket: Duplex, err: HandoffError): void {
+/** A whole HTTP/1.1 answer carrying the error, for a socket no ServerResponse owns. */
+export function rawErrorResponse(err: HandoffError): string {
   const status = STATUS[err.code];
   const body = errorBody(err);
-  if (!socket.writable) return void socket.destroy();
-  socket.end(
+  return (
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
-      'Content-Type: application/json\r\n' +
-      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
-      'Connection: close\r\n\r\n' +
-      body,
+    'Content-Type: application/json\r\n' +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+    'Connection: close\r\n\r\n' +
+    body
   );
+}
+
+/** Refuses a WebSocket upgrade with a real HTTP status and the JSON error body. */
+export function rejectUpgrade(socket: Duplex, err: HandoffError): void {
+  if (!socket.writable) return void socket.destroy();
+  socket.end(rawErrorResponse(err));
   // Destroy once the answer is flushed, so a client that never closes cannot hold it open.
   socket.once('finish', () => socket.destroy());
 }

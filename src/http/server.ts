@@ -6,10 +6,15 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { HandoffError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
-import { rejectUpgrade, sendError, toPublicError } from './errors.js';
+import { rawErrorResponse, rejectUpgrade, sendError, toPublicError } from './errors.js';
 import { CORS_HEADERS, allowedOriginCors, describeOrigin, isCorsPath, isSimpleBodyType, preflightHeaders, verdict, type GuardPolicy } from './guard.js';
 import { CredentialThrottle } from '../util/throttle.js';
 import { ConnectionCaps, DEFAULT_CONNECTION_CAPS, type ConnectionCapsOptions, type ConnectionSlot } from './caps.js';
+
+/** How long a refused or dropped connection has to read its answer and close before it is cut. */
+const SHED_GRACE_MS = 2000;
+/** At most this many such connections wait out the grace at once; past it they are cut at once. */
+const MAX_SHEDDING = 256;
 
 export interface RequestContext {
   req: IncomingMessage;
@@ -94,6 +99,8 @@ export class HttpServer {
   private readonly caps: ConnectionCaps;
   /** Connections over a cap: answered 429 at once; whatever they send is ignored. */
   private readonly overCap = new WeakSet<Socket>();
+  /** Refused or dropped connections waiting out SHED_GRACE_MS. */
+  private shedding = 0;
   /** Each admitted connection's slot: told when its request headers are complete. */
   private readonly slots = new WeakMap<Socket, ConnectionSlot>();
 
@@ -120,17 +127,35 @@ export class HttpServer {
 
   /** Counts the connection against the caps, or answers 429 and closes it. */
   private admit(s: Socket): void {
-    const slot = this.caps.admit(normalizeIp(s.remoteAddress), () => s.destroy());
-    if (!slot) {
-      this.overCap.add(s);
-      rejectUpgrade(s, new HandoffError('too_many_requests', 'too many open connections; close some and retry'));
-      return;
-    }
+    const slot = this.caps.admit(normalizeIp(s.remoteAddress), (why) => this.shed(s, why === 'half-open'));
     this.sockets.add(s);
-    this.slots.set(s, slot);
     s.once('close', () => {
       this.sockets.delete(s);
-      slot.release();
+      slot?.release();
+    });
+    if (!slot) return this.shed(s, true);
+    this.slots.set(s, slot);
+  }
+
+  /**
+   * Closes a connection the caps refused or dropped without a TCP reset: one whose request may
+   * be on its way is answered 429 `too_many_requests` with the JSON body (a WebSocket upgrade
+   * too), a keep-alive one between requests just gets a FIN. Whatever it sends meanwhile is read
+   * and ignored (closing with unread bytes would reset it and could discard the answer); one
+   * that does not close within the grace is cut.
+   */
+  private shed(s: Socket, answer: boolean): void {
+    if (this.overCap.has(s)) return;
+    this.overCap.add(s);
+    s.on('error', () => {});
+    if (this.shedding >= MAX_SHEDDING || !s.writable) return void s.destroy();
+    this.shedding++;
+    if (answer) s.end(rawErrorResponse(TOO_MANY_CONNECTIONS));
+    else s.end();
+    const cut = setTimeout(() => s.destroy(), SHED_GRACE_MS).unref();
+    s.once('close', () => {
+      clearTimeout(cut);
+      this.shedding--;
     });
   }
 
@@ -320,6 +345,8 @@ export class HttpServer {
     }
   }
 }
+
+const TOO_MANY_CONNECTIONS = new HandoffError('too_many_requests', 'too many open connections; close some and retry');
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();

@@ -106,10 +106,14 @@ async function startBrowser(config: Readonly<Config>, o: BrowserOptions): Promis
     },
     close: () =>
       (closing ??= (async () => {
-        await control.close().catch(() => {});
         // A persistent profile: Chromium writes its cookies and storage to disk while it shuts
-        // down after Browser.close, so it gets time to exit on its own before the signal.
-        if (o.userDataDir) await Promise.race([chromium.exited, new Promise((r) => setTimeout(r, PROFILE_FLUSH_MS).unref())]);
+        // down after Browser.close, so it gets time to exit on its own before the signal. A
+        // throwaway profile has nothing to keep: straight to the signal (a Browser.close first
+        // cost up to a second per session of a daemon stop under load).
+        if (o.userDataDir) {
+          await control.close().catch(() => {});
+          await Promise.race([chromium.exited, new Promise((r) => setTimeout(r, PROFILE_FLUSH_MS).unref())]);
+        }
         await chromium.close();
       })()),
   };

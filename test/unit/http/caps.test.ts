@@ -8,7 +8,19 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { connect, type Socket } from 'node:net';
 import { ConnectionCaps } from '../../../src/http/caps.js';
 import { HttpServer, sendJson } from '../../../src/http/server.js';
+import { HandoffError } from '../../../src/util/errors.js';
+import { WebSocket } from 'ws';
 import { silentLogger } from '../../../src/util/logger.js';
+
+/** Everything the server sends until it closes; rejects on a reset (the error a client would see). */
+const untilClosed = (s: Socket): Promise<string> =>
+  new Promise((resolve, reject) => {
+    let text = '';
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => (text += d));
+    s.on('error', (e) => reject(new Error(`${e.message} after ${JSON.stringify(text)}`)));
+    s.once('end', () => resolve(text));
+  });
 
 describe('ConnectionCaps', () => {
   const dropped: string[] = [];
@@ -83,7 +95,6 @@ describe('HttpServer under a full connection cap (raw sockets)', () => {
       s.once('error', reject);
       sockets.push(s);
     });
-  const closed = (s: Socket) => new Promise<void>((r) => (s.destroyed ? r() : s.once('close', () => r())));
   const answer = (s: Socket): Promise<string> =>
     new Promise((resolve) => {
       let text = '';
@@ -116,8 +127,8 @@ describe('HttpServer under a full connection cap (raw sockets)', () => {
     const again = answer(served);
     served.write('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
     expect(await again).toMatch(/^HTTP\/1\.1 200 /);
-    // The oldest half-open sockets were the ones dropped.
-    await closed(slow[0]!);
+    // The oldest half-open sockets were the ones dropped, answered 429 rather than reset.
+    expect(await untilClosed(slow[0]!)).toMatch(/^HTTP\/1\.1 429 [\s\S]*"code":"too_many_requests"/);
   });
 });
 
@@ -147,5 +158,69 @@ describe('keep-alive connections between requests (security review: they held ev
     a.responded();
     expect(caps.size).toBe(0);
     expect(caps.admit('10.1.1.1', () => {})).not.toBeNull();
+  });
+});
+
+describe('refused and dropped connections are answered, never reset (issue 10 load: racers from one source got resets)', () => {
+  let server: HttpServer | undefined;
+  const clients: WebSocket[] = [];
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.terminate();
+    await server?.close();
+  });
+
+  it('100 WebSocket racers from one source over a cap of 8: one wins, every other gets 409 or 429 with the JSON body', async () => {
+    server = new HttpServer({ apiKey: null, logger: silentLogger, onAuthFailed: () => {}, caps: { perSource: 8, total: 100 } });
+    let taken = false;
+    server.upgrade('/race', async (_ctx, up) => {
+      await new Promise((r) => setTimeout(r, 20)); // an attach takes a while: requests in flight fill the slots
+      if (taken) throw new HandoffError('session_attached', 'taken');
+      taken = true;
+      await up.accept();
+    });
+    const { port } = await server.listen(0, '127.0.0.1');
+    const outcomes = await Promise.all(
+      Array.from(
+        { length: 100 },
+        () =>
+          new Promise<string>((resolve) => {
+            const ws = new WebSocket(`ws://127.0.0.1:${port}/race`);
+            clients.push(ws);
+            ws.once('open', () => resolve('open'));
+            ws.once('unexpected-response', (_req, res) => {
+              let body = '';
+              res.on('data', (d) => (body += d));
+              res.on('end', () => resolve(`${res.statusCode} ${(JSON.parse(body) as { error: { code: string } }).error.code}`));
+            });
+            ws.once('error', (e) => resolve(`error ${e.message}`));
+          }),
+      ),
+    );
+    const counts: Record<string, number> = {};
+    for (const o of outcomes) counts[o] = (counts[o] ?? 0) + 1;
+    expect(counts.open).toBe(1);
+    expect(Object.keys(counts).filter((k) => !['open', '409 session_attached', '429 too_many_requests'].includes(k))).toEqual([]);
+  });
+
+  it('a newcomer refused while every slot has a request in flight gets 429 and a clean close, its request sent or not', async () => {
+    server = new HttpServer({ apiKey: null, logger: silentLogger, onAuthFailed: () => {}, caps: { perSource: 1, total: 100 } });
+    let release = () => {};
+    const held = new Promise<void>((r) => (release = r));
+    server.route('GET', '/slow', async (_ctx, res) => {
+      await held;
+      sendJson(res, 200, { ok: true });
+    }, true);
+    const { port } = await server.listen(0, '127.0.0.1');
+    const busy = connect(port, '127.0.0.1');
+    busy.on('error', () => {});
+    busy.write('GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    await new Promise((r) => setTimeout(r, 200));
+    for (const request of ['GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n', '']) {
+      const s = connect(port, '127.0.0.1', () => request && s.write(request));
+      const text = await untilClosed(s);
+      expect(text).toMatch(/^HTTP\/1\.1 429 [\s\S]*\r\n\r\n\{"error":\{"code":"too_many_requests"/);
+    }
+    release();
+    busy.destroy();
   });
 });
