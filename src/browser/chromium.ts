@@ -149,8 +149,10 @@ export class ChromiumBrowser<C extends DevToolsPipeClient = DevToolsPipeClient> 
   private closing?: Promise<void>;
   close(): Promise<void> {
     this.closing ??= (async () => {
-      // SIGTERM, then SIGKILL after a short grace (a persistent profile flushed before this).
-      await this.process.close(1000);
+      // A throwaway profile has nothing to save: SIGKILL at once (Chromium's own shutdown on
+      // SIGTERM took seconds of CPU per browser, the bulk of a daemon stop). A persistent one
+      // was flushed by Browser.close before this; it gets a short grace.
+      await this.process.close(this.ownsProfile ? 0 : 1000);
       if (this.ownsProfile) await rm(this.profileDir, { recursive: true, force: true, maxRetries: 3 });
     })();
     return this.closing;
