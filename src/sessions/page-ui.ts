@@ -42,7 +42,7 @@ const FOCUS_EXPRESSION = `(() => {
 })()`;
 
 /** A page's answer, checked: only the fields and values we know (the page may say anything). */
-function cleanHint(v: unknown): FocusHint | null {
+export function cleanHint(v: unknown): FocusHint | null {
   if (!v || typeof v !== 'object') return null;
   const o = v as Record<string, unknown>;
   if (o.editable !== true && o.editable !== false && o.editable !== null) return null;
