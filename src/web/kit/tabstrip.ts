@@ -20,7 +20,7 @@ export interface TabStrip {
 
 const MAX_TITLE = 80;
 /** How long "New tab: …" stays. */
-const ANNOUNCE_MS = 8000;
+const ANNOUNCE_MS = 15_000;
 
 export function tabStrip(actions: TabActions): TabStrip {
   const list = h('div', { class: 'hk-pages', role: 'tablist', 'aria-label': 'Tabs of the session' });
@@ -66,7 +66,8 @@ export function tabStrip(actions: TabActions): TabStrip {
       announceTimer = window.setTimeout(() => { announced = null; announce.textContent = ''; }, ANNOUNCE_MS);
     }
     const t = announced ? tabs.find((x) => x.id === announced) : undefined;
-    announce.textContent = t ? 'New tab: ' + (t.title || t.url || 'loading…').slice(0, MAX_TITLE) : '';
+    const text = t ? 'New tab: ' + (t.title || t.url || 'loading…').slice(0, MAX_TITLE) : '';
+    if (announce.textContent !== text) announce.textContent = text; // unchanged: not read out again
   }
   const el = h('nav', { class: 'hk-pagebar', 'aria-label': 'Tabs', hidden: true }, [list, announce, menu]);
 
