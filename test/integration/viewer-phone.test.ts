@@ -41,7 +41,7 @@ describe('the viewer on a phone', { timeout: 120_000 }, () => {
     daemon = await startDaemon();
     viewers = await puppeteer.launch({ executablePath: '/usr/lib/chromium/chromium', headless: true, args: ['--no-sandbox'] });
     const created = await api(daemon.url, '/devtools/browser?keep_alive=600000&targets=true', { method: 'POST' });
-    if (!created.body.webSocketDebuggerUrl) throw new Error('create: ' + created.status + ' ' + JSON.stringify(created.body));
+    if (!created.body.webSocketDebuggerUrl) throw new Error('create: ' + created.status + ' ' + JSON.stringify(created.body) + daemon.logs().slice(-1500));
     agent = await puppeteer.connect({ browserWSEndpoint: created.body.webSocketDebuggerUrl, defaultViewport: null });
     remote = (await agent.pages())[0]!;
     await remote.goto('data:text/html,' + encodeURIComponent(PAGE));
