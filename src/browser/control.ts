@@ -217,6 +217,14 @@ export class BrowserControl extends EventEmitter<{
     if (sessionId) await this.cdp.send('Page.reload', {}, sessionId);
   }
 
+  /** An expression's JSON value in page `targetId` (null when it fails or the page is gone). */
+  async evaluate(targetId: string, expression: string): Promise<unknown> {
+    const sessionId = this.pageSessions.get(targetId);
+    if (!sessionId) return null;
+    const r = await this.cdp.send('Runtime.evaluate', { expression, returnByValue: true, silent: true }, sessionId).catch(() => null);
+    return r?.result?.value ?? null;
+  }
+
   /** The pages shown now: the front tab of each window (document.visibilityState). */
   async visiblePages(): Promise<Set<string>> {
     const out = new Set<string>();

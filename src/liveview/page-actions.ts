@@ -1,4 +1,10 @@
 import type { PagePort, Transport } from './types.js';
+
+/**
+ * After a tap, the page's focus is read at these delays (ms): the click reaches the page some
+ * ms after its message, and a page may move the focus itself once clicked.
+ */
+const FOCUS_PROBES_MS = [40, 150, 400, 900];
 import type { FileMessage, TabMessage } from './page-messages.js';
 
 /** What one human may upload for one file request, all files together (README "uploads"). */
@@ -14,6 +20,7 @@ export class ViewerPageActions {
   private request?: string;
   private files: { name: string; chunks: Buffer[]; size: number; declared: number }[] = [];
   private total = 0;
+  private focusProbes: NodeJS.Timeout[] = [];
 
   constructor(
     private readonly port: () => PagePort | undefined,
@@ -27,6 +34,7 @@ export class ViewerPageActions {
     if (!port) return fail('not_found', 'the browser is not up');
     switch (m.type) {
       case 'tab':
+        if (m.action === 'focus') return this.probeFocus(port);
         port.tabAction(m.action, m.id).catch((e: Error) => fail('bad_request', `tab ${m.action} failed: ${e.message.slice(0, 200)}`));
         return;
       case 'file_start':
@@ -61,6 +69,24 @@ export class ViewerPageActions {
         port.cancelFile(m.request).catch(() => {});
         return;
     }
+  }
+
+  /** Sends `focus` hints after a tap: the first read, then each change (a new tap starts over). */
+  private probeFocus(port: PagePort): void {
+    for (const t of this.focusProbes) clearTimeout(t);
+    let last = '';
+    const read = () =>
+      port.focusHint().then((hint) => {
+        const text = JSON.stringify(hint);
+        if (text === last) return;
+        last = text;
+        this.send({ type: 'focus', ...hint });
+      }, () => {});
+    this.focusProbes = FOCUS_PROBES_MS.map((ms) => {
+      const t = setTimeout(read, ms);
+      t.unref();
+      return t;
+    });
   }
 
   private abort(fail: (code: string, message: string, request?: string) => void, code: string, message: string): void {

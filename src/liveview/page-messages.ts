@@ -6,8 +6,11 @@ import { badRequest } from './viewer-socket.js';
 
 const bad = badRequest;
 
-/** The tab strip and its key menu (issue 11 item 2). */
-export type TabMessage = { type: 'tab'; action: 'activate' | 'close' | 'new' | 'reload'; id?: string };
+/**
+ * The tab strip and its key menu (issue 11 item 2). `focus` (issue 12, no id): after a tap, which
+ * keyboard the shown tab's focused field wants; answered with `focus` messages (page-actions.ts).
+ */
+export type TabMessage = { type: 'tab'; action: 'activate' | 'close' | 'new' | 'reload' | 'focus'; id?: string };
 
 /**
  * The human's answer to a page's file request (issue 11 item 1), files in base64 chunks:
@@ -41,8 +44,8 @@ export function parsePageMessage(o: Record<string, unknown>): TabMessage | FileM
   switch (o.type) {
     case 'tab': {
       const action = o.action;
-      if (action !== 'activate' && action !== 'close' && action !== 'new' && action !== 'reload') return bad('action must be activate, close, new or reload');
-      if (action === 'new') return { type: 'tab', action };
+      if (action !== 'activate' && action !== 'close' && action !== 'new' && action !== 'reload' && action !== 'focus') return bad('action must be activate, close, new, reload or focus');
+      if (action === 'new' || action === 'focus') return { type: 'tab', action };
       return { type: 'tab', action, id: str(o, 'id', MAX_ID) };
     }
     case 'file_start':

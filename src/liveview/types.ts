@@ -60,6 +60,18 @@ export interface PagePort {
   /** Stores the files, fills the input that asked, audits `file_uploaded`. Rejects if the request is gone. */
   answerFile(id: string, files: { name: string; data: Buffer }[], by: { transport: Transport; sourceIp: string }): Promise<UploadedFile[]>;
   cancelFile(id: string): Promise<void>;
+  /** The shown page's focused field: whether it takes text and which keyboard, never its value. */
+  focusHint(): Promise<FocusHint>;
+}
+
+/**
+ * What a phone viewer needs to open the right keyboard (issue 12): `editable` null when focus is
+ * in a frame the daemon cannot look into. Kind and inputMode come from fixed lists.
+ */
+export interface FocusHint {
+  editable: boolean | null;
+  kind?: 'text' | 'search' | 'email' | 'url' | 'tel' | 'number' | 'password' | 'multiline';
+  inputMode?: 'none' | 'text' | 'decimal' | 'numeric' | 'tel' | 'search' | 'email' | 'url';
 }
 
 export interface ViewerState {

@@ -1,6 +1,6 @@
 import type { BrowserControl } from '../browser/control.js';
 import type { AuditInput } from '../audit/log.js';
-import type { FileRequest, PagePort, PageTab, Transport, UploadedFile } from '../liveview/types.js';
+import type { FileRequest, FocusHint, PagePort, PageTab, Transport, UploadedFile } from '../liveview/types.js';
 import { HandoffError } from '../util/errors.js';
 import { storeUpload } from './uploads.js';
 
@@ -10,6 +10,47 @@ const MAX_TAB_TEXT = 300;
 const MAX_TABS = 50;
 /** Title changes come in bursts while a page loads: one refresh per this many ms. */
 const REFRESH_MS = 100;
+/** Shown pages whose focus a tap reads (windows side by side are rare; a popup flood is bounded). */
+const MAX_FOCUS_PAGES = 4;
+const FOCUS_KINDS = new Set(['text', 'search', 'email', 'url', 'tel', 'number', 'password', 'multiline']);
+const INPUT_MODES = new Set(['none', 'text', 'decimal', 'numeric', 'tel', 'search', 'email', 'url']);
+
+/**
+ * The focused field of a page (issue 12, the phone keyboard): into open shadow roots and
+ * same-origin frames; what kind of field and which keyboard it asks for, never its value.
+ * `editable: null`: the focus is in a frame we cannot look into (cross-origin).
+ */
+const FOCUS_EXPRESSION = `(() => {
+  if (document.visibilityState !== 'visible') return null;
+  let e = document.activeElement;
+  for (let i = 0; i < 8 && e; i++) {
+    if (e.shadowRoot && e.shadowRoot.activeElement) { e = e.shadowRoot.activeElement; continue; }
+    if (e.tagName !== 'IFRAME' && e.tagName !== 'FRAME') break;
+    let inner = null;
+    try { inner = e.contentDocument && e.contentDocument.activeElement; } catch {}
+    if (!inner) return { editable: null };
+    e = inner;
+  }
+  if (!e) return { editable: false };
+  const inputMode = String(e.getAttribute('inputmode') || '').toLowerCase();
+  if (e.isContentEditable) return { editable: true, kind: 'multiline', inputMode };
+  if (e.tagName === 'TEXTAREA') return { editable: !e.readOnly && !e.disabled, kind: 'multiline', inputMode };
+  if (e.tagName !== 'INPUT') return { editable: false };
+  const kind = e.type === 'text' ? 'text' : String(e.type);
+  const texty = ['text', 'search', 'email', 'url', 'tel', 'number', 'password'].includes(kind);
+  return { editable: texty && !e.readOnly && !e.disabled, kind, inputMode };
+})()`;
+
+/** A page's answer, checked: only the fields and values we know (the page may say anything). */
+export function cleanHint(v: unknown): FocusHint | null {
+  if (!v || typeof v !== 'object') return null;
+  const o = v as Record<string, unknown>;
+  if (o.editable !== true && o.editable !== false && o.editable !== null) return null;
+  const hint: FocusHint = { editable: o.editable };
+  if (o.editable && typeof o.kind === 'string' && FOCUS_KINDS.has(o.kind)) hint.kind = o.kind as FocusHint['kind'];
+  if (o.editable && typeof o.inputMode === 'string' && INPUT_MODES.has(o.inputMode)) hint.inputMode = o.inputMode as FocusHint['inputMode'];
+  return hint;
+}
 
 /**
  * The session's pages as its human viewers see and use them (issue 11 items 1 and 2): the tab
@@ -66,6 +107,13 @@ export class PageUi implements PagePort {
     else if (id && action === 'close') await this.control.closePage(id);
     else if (id && action === 'reload') await this.control.reloadPage(id);
     this.scheduleRefresh();
+  }
+
+  /** The focus of the shown pages: an editable field if one has it, else the first answer. */
+  async focusHint(): Promise<FocusHint> {
+    const shown = this.tabs.filter((t) => t.visible).slice(0, MAX_FOCUS_PAGES);
+    const hints = await Promise.all(shown.map(async (t) => cleanHint(await this.control.evaluate(t.id, FOCUS_EXPRESSION))));
+    return hints.find((h) => h?.editable) ?? hints.find((h) => h) ?? { editable: false };
   }
 
   async answerFile(id: string, files: { name: string; data: Buffer }[], by: { transport: Transport; sourceIp: string }): Promise<UploadedFile[]> {

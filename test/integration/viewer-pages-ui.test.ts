@@ -27,6 +27,7 @@ ${FILE_INPUT_HTML}
 <select id="s" style="position:absolute;left:700px;top:100px;width:300px;height:40px;font-size:20px">
 ${Array.from({ length: 8 }, (_, i) => `<option>option ${i}</option>`).join('')}
 </select>
+<script>window.escapes = 0; addEventListener('keydown', (e) => { if (e.key === 'Escape') escapes++; });</script>
 </body></html>`;
 const BLUE: [number, number, number] = [20, 140, 220];
 const SECOND = '<!doctype html><html><head><title>Second page</title></head><body>second</body></html>';
@@ -127,6 +128,9 @@ describe('the viewer shows the session\'s pages', () => {
     await page.evaluate((u) => void window.open(u + 'second', '_blank'), siteUrl);
     const tab2 = await second;
     await waitFor('both tabs, the new one in front', async () => JSON.stringify(await tabTitles()) === JSON.stringify([['First page', 'false'], ['Second page', 'true']]));
+    // Announced where a screen reader reads it too.
+    await waitFor('the new tab announced', async () => (await vp.$eval('.hk-announce', (el) => el.textContent)) === 'New tab: Second page');
+    expect(await vp.$eval('.hk-announce', (el) => [el.getAttribute('role'), el.getAttribute('aria-live')])).toEqual(['status', 'polite']);
 
     await vp.click('.hk-page[data-visible="false"] .hk-page-title');
     await waitFor('the first tab in front', async () => JSON.stringify(await tabTitles()) === JSON.stringify([['First page', 'true'], ['Second page', 'false']]));
@@ -188,5 +192,30 @@ describe('the viewer shows the session\'s pages', () => {
     await vp.keyboard.press('Tab');
     await vp.keyboard.up('Shift');
     await waitFor('focus on the file input before it', async () => (await page.evaluate(() => document.activeElement?.id)) === 'f');
+  });
+  it('the key menu: new tab, previous and next tab, close tab, reload and Esc, each seen in the session', async () => {
+    const menu = async (key: string) => {
+      await vp.click('.hk-keymenu summary');
+      await vp.click(`.hk-menuitem[data-key="${key}"]`);
+    };
+    const opened = new Promise<Page>((resolve) => agent.once('targetcreated', async (t) => resolve((await t.page())!)));
+    await menu('new');
+    const fresh = await opened;
+    await waitFor('a new blank tab in front', async () => JSON.stringify(await tabTitles()) === JSON.stringify([['First page', 'false'], ['about:blank', 'true']]));
+    await menu('previous');
+    await waitFor('previous: the first in front', async () => JSON.stringify(await tabTitles()) === JSON.stringify([['First page', 'true'], ['about:blank', 'false']]));
+    await menu('next');
+    await waitFor('next: the new one in front', async () => JSON.stringify(await tabTitles()) === JSON.stringify([['First page', 'false'], ['about:blank', 'true']]));
+    await menu('close');
+    await waitFor('close: the new tab closed', () => fresh.isClosed());
+    await waitFor('one tab left, in front', async () => JSON.stringify(await tabTitles()) === JSON.stringify([['First page', 'true']]));
+
+    await page.evaluate(() => { (window as any).before = 'reload'; });
+    await menu('reload');
+    await waitFor('reloaded', async () => (await page.evaluate(() => (window as any).before).catch(() => 'reload')) === undefined);
+    await page.waitForFunction(() => typeof (window as any).escapes === 'number');
+    await clickSurface(vp, 850, 600);
+    await menu('escape');
+    await waitFor('Esc reached the page', async () => (await page.evaluate(() => (window as any).escapes)) === 1);
   });
 });

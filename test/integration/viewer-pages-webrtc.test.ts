@@ -49,6 +49,7 @@ beforeAll(async () => {
   page = (await agent.pages())[0]!;
   await page.goto(siteUrl);
   viewers = await puppeteer.launch({ executablePath: '/usr/lib/chromium/chromium', headless: true, args: ['--no-sandbox', '--autoplay-policy=no-user-gesture-required'] });
+  await viewers.defaultBrowserContext().overridePermissions(new URL(d.url).origin, ['clipboard-read', 'clipboard-write', 'clipboard-sanitized-write']);
   const link = await api(d.url, `/session/${SID}/live?kind=control`);
   vp = await viewers.newPage();
   await vp.setViewport({ width: 1000, height: 700 });
@@ -121,7 +122,7 @@ describe('the session\'s pages over WebRTC', () => {
     expect(audit.map((e: any) => [e.actor, e.transport, e.detail.name, e.detail.size])).toEqual([['human', 'webrtc', 'rtc.bin', bytes.length]]);
   });
 
-  it('clipboard: a copy inside the session reaches the WebRTC viewer', async () => {
+  it('clipboard: a copy inside the session reaches the WebRTC viewer; the human\'s paste after it pastes the human\'s text', async () => {
     await clickVideo(300, 340);
     await vp.keyboard.down('Control');
     await vp.keyboard.press('a');
@@ -129,6 +130,14 @@ describe('the session\'s pages over WebRTC', () => {
     await vp.keyboard.up('Control');
     await waitFor('the remote copy in the viewer', () => shown('.hk-clip'));
     expect(await vp.$eval('.hk-clip-text', (el) => (el as HTMLTextAreaElement).value)).toBe('COPY-RTC-42');
+
+    await vp.evaluate(() => navigator.clipboard.writeText('HUMAN-RTC-7'));
+    await clickVideo(300, 340);
+    await vp.keyboard.down('Control');
+    await vp.keyboard.press('a');
+    await vp.keyboard.press('v');
+    await vp.keyboard.up('Control');
+    await waitFor('the human\'s text pasted', async () => (await page.$eval('#t', (el) => (el as HTMLTextAreaElement).value)) === 'HUMAN-RTC-7');
   });
 
   it('a view link\'s signalling: origins only, no file request, no copies, no tab actions', async () => {
@@ -146,10 +155,11 @@ describe('the session\'s pages over WebRTC', () => {
       expect(state.fileRequest).toBeNull();
       // Dropped while it is not in control; refused with forbidden if it ever is (a view link).
       ws.send(JSON.stringify({ type: 'tab', action: 'new' }));
+      ws.send(JSON.stringify({ type: 'tab', action: 'focus' })); // no focus hints either
       await new Promise((r) => setTimeout(r, 1000));
       expect(ws.readyState).toBe(WebSocket.OPEN);
       expect((await agent.pages()).length).toBe(1);
-      expect(got.filter((m) => m.type === 'clipboard')).toEqual([]);
+      expect(got.filter((m) => m.type === 'clipboard' || m.type === 'focus')).toEqual([]);
       for (const e of got.filter((m) => m.type === 'error')) expect(e.code).toBe('forbidden');
     } finally {
       ws.close();

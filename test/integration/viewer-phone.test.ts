@@ -19,7 +19,7 @@ const MOBILE_UA = 'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (
 // Fixed elements at known framebuffer points; the page scrolls under them.
 const PAGE = `<!doctype html><html><head><title>Checkout</title></head><body style="margin:0;height:4000px;font:24px sans-serif;background:linear-gradient(#fff,#9cf)">
 <h1 style="margin:0;padding:20px 100px">Shipping details</h1>
-<input id="field" autocomplete="off" placeholder="Postcode" style="position:fixed;left:100px;top:100px;width:400px;height:60px;font-size:28px">
+<input id="field" autocomplete="off" inputmode="numeric" placeholder="Postcode" style="position:fixed;left:100px;top:100px;width:400px;height:60px;font-size:28px">
 <div id="blue" style="position:fixed;left:900px;top:500px;width:40px;height:40px;background:rgb(0,0,255)"></div>
 <div id="red" style="position:fixed;left:950px;top:500px;width:40px;height:40px;background:rgb(255,0,0)"></div>
 <script>
@@ -41,6 +41,7 @@ describe('the viewer on a phone', { timeout: 120_000 }, () => {
     daemon = await startDaemon();
     viewers = await puppeteer.launch({ executablePath: '/usr/lib/chromium/chromium', headless: true, args: ['--no-sandbox'] });
     const created = await api(daemon.url, '/devtools/browser?keep_alive=600000&targets=true', { method: 'POST' });
+    if (!created.body.webSocketDebuggerUrl) throw new Error('create: ' + created.status + ' ' + JSON.stringify(created.body) + daemon.logs().slice(-1500));
     agent = await puppeteer.connect({ browserWSEndpoint: created.body.webSocketDebuggerUrl, defaultViewport: null });
     remote = (await agent.pages())[0]!;
     await remote.goto('data:text/html,' + encodeURIComponent(PAGE));
@@ -81,11 +82,15 @@ describe('the viewer on a phone', { timeout: 120_000 }, () => {
     await vp.screenshot({ path: new URL('phone-portrait.png', SHOTS).pathname as `${string}.png` });
   });
 
-  it('a tap focuses the remote field; insertText and key events type into it', async () => {
+  const proxyFocused = () => vp.evaluate(() => document.activeElement?.className === 'hk-textproxy');
+
+  it('a tap on a remote field opens the keyboard by itself (the text proxy takes the focus); insertText and key events type into it', async () => {
+    expect(await proxyFocused()).toBe(false);
     await tapAt(300, 130);
     await waitFor('the remote field focused', () => remote.evaluate(() => document.activeElement?.id === 'field'));
-    await vp.tap('[data-key="keyboard"]');
-    expect(await vp.evaluate(() => document.activeElement?.className)).toBe('hk-textproxy');
+    await waitFor('the text proxy focused, no keyboard button pressed', proxyFocused);
+    expect(await vp.$eval('.hk-textproxy', (el) => el.getAttribute('inputmode'))).toBe('numeric'); // the field's keyboard
+    expect(await vp.$eval('[data-key="keyboard"]', (el) => el.getAttribute('aria-pressed'))).toBe('true');
     await vp.keyboard.sendCharacter('123456'); // Input.insertText, as Android keyboards commit text
     await waitFor('insertText arrives', async () => (await remote.$eval('#field', (el) => (el as HTMLInputElement).value)) === '123456');
     await vp.keyboard.type('123456'); // key events
@@ -106,8 +111,22 @@ describe('the viewer on a phone', { timeout: 120_000 }, () => {
     await vp.keyboard.type('a');
     await vp.keyboard.press('Backspace');
     await waitFor('cleared with Ctrl+A', async () => (await remote.$eval('#field', (el) => (el as HTMLInputElement).value)) === '');
+    // Another tap on the field keeps the keyboard open.
+    await tapAt(200, 130);
+    await new Promise((r) => setTimeout(r, 1200)); // every focus probe of that tap answered
+    expect(await proxyFocused()).toBe(true);
+    await vp.keyboard.sendCharacter('42');
+    await waitFor('typed after the second tap', async () => (await remote.$eval('#field', (el) => (el as HTMLInputElement).value)) === '42');
+  });
+
+  it('a tap away from text fields closes the keyboard a tap opened; the keyboard button still opens and closes it', async () => {
+    await tapAt(640, 300);
+    await waitFor('the remote field blurred', () => remote.evaluate(() => document.activeElement === document.body));
+    await waitFor('the text proxy closed', async () => !(await proxyFocused()));
     await vp.tap('[data-key="keyboard"]');
-    expect(await vp.evaluate(() => document.activeElement?.className)).not.toBe('hk-textproxy');
+    expect(await proxyFocused()).toBe(true);
+    await vp.tap('[data-key="keyboard"]');
+    expect(await proxyFocused()).toBe(false);
   });
 
   it('a swipe scrolls the remote page', async () => {

@@ -8,7 +8,10 @@ import { textProxy } from './textproxy.js';
 import { touchInput } from './touch.js';
 import { typingHint } from './focus.js';
 import { zoomer, type Zoom } from './zoom.js';
-import type { Status } from './types.js';
+import type { FocusHint, Status } from './types.js';
+
+/** A focus hint this soon after a tap opens the keyboard (the tap's user activation still holds). */
+const TAP_FOCUS_MS = 2000;
 
 export interface Controls {
   /** Input from `surface` goes to `sink` until stop(). */
@@ -19,18 +22,40 @@ export interface Controls {
   focus(): void;
   /** Shows the key bar while the viewer has control. */
   render(status: Status): void;
+  /** The remote page's focused field after a tap (issue 12: the keyboard opens by itself). */
+  remoteFocus(hint: FocusHint): void;
 }
 
-/** The phone controls go in `view` (the text proxy) and `bar` (the key bar). */
-export function createControls(root: HTMLElement, stage: HTMLElement, view: HTMLElement, bar: HTMLElement): Controls {
+/**
+ * The phone controls go in `view` (the text proxy) and `bar` (the key bar). `probeFocus` asks
+ * the daemon which field a tap focused; its answers come to remoteFocus().
+ */
+export function createControls(root: HTMLElement, stage: HTMLElement, view: HTMLElement, bar: HTMLElement, probeFocus: () => void = () => {}): Controls {
   const touch = typeof navigator !== 'undefined' && (navigator.maxTouchPoints > 0 || matchMedia('(pointer: coarse)').matches);
   if (touch) root.dataset.touch = '';
   let sink: InputSink | null = null;
   let zoom: Zoom | null = null;
   const kb = keyboard(() => sink);
   const proxy = textProxy(kb, () => sink, (open) => keys.setKeyboardOpen(open));
+  // The remote focus, and whether a tap (not the keyboard button) opened the proxy: a tap away
+  // from a text field closes only a keyboard a tap opened.
+  let focusHint: FocusHint = { editable: false };
+  let tapAt = -Infinity;
+  let byTap = false;
+  const openProxy = (tap: boolean) => {
+    if (!proxy.isOpen) byTap = tap;
+    proxy.open();
+  };
+  /** In the tap's own event: opening the keyboard needs a user gesture (iOS: this very event). */
+  function tapped(): void {
+    tapAt = performance.now();
+    // The last hint says a text field has the focus: the tap is most likely on it (a tap
+    // elsewhere closes it again once the probe answers). Open, or start over: the caret moved.
+    if (proxy.isOpen || focusHint.editable === true) openProxy(true);
+    probeFocus();
+  }
   const keys = keyBar(kb, {
-    toggleKeyboard: () => (proxy.isOpen ? proxy.close() : proxy.open()),
+    toggleKeyboard: () => (proxy.isOpen ? proxy.close() : openProxy(false)),
     resetZoom: () => zoom?.reset(),
   });
   view.append(proxy.el);
@@ -45,7 +70,7 @@ export function createControls(root: HTMLElement, stage: HTMLElement, view: HTML
         keys.setZoomed(scale > 1);
         root.toggleAttribute('data-zoomed', scale > 1);
       });
-      const gestures = touchInput(surface, to, z);
+      const gestures = touchInput(surface, to, z, tapped);
       const unfocus = hint.attach(surface);
       sink = to;
       zoom = z;
@@ -66,6 +91,14 @@ export function createControls(root: HTMLElement, stage: HTMLElement, view: HTML
     },
     press: (keysym) => kb.press(keysym),
     focus: () => hint.focus(),
+    remoteFocus(next) {
+      focusHint = next;
+      proxy.setHint(next);
+      if (!touch || !sink || !sink.canControl()) return;
+      // Chromium opens the keyboard for a focus within the tap's activation (a few seconds).
+      if (next.editable === true && !proxy.isOpen && performance.now() - tapAt < TAP_FOCUS_MS) openProxy(true);
+      else if (next.editable === false && proxy.isOpen && byTap) proxy.close();
+    },
     render(status) {
       bar.hidden = !touch || !sink || status.state !== 'live';
       if (bar.hidden && proxy.isOpen) proxy.close();

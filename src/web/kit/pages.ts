@@ -4,7 +4,7 @@ import { h } from './dom.js';
 import { clipboardPanel } from './clipboard.js';
 import { filePanel } from './filerequest.js';
 import { tabStrip } from './tabstrip.js';
-import type { FileRequest, PageChannel, PageEvents, PageTab, Status } from './types.js';
+import type { FileRequest, FocusHint, PageChannel, PageEvents, PageTab, Status } from './types.js';
 
 export interface Pages {
   /** The strip and panels, to go above the picture. */
@@ -15,10 +15,15 @@ export interface Pages {
   render(status: Status): void;
   /** Forgets everything shown (the connection ended). */
   reset(): void;
+  /** After a tap: asks which field has the remote focus (answered through `focused`). */
+  probeFocus(): void;
 }
 
-/** `dropZone`: where files are dropped; `escape` presses Esc in the session; `refocus` gives the picture the keyboard. */
-export function createPages(dropZone: HTMLElement, escape: () => void, refocus: () => void): Pages {
+/**
+ * `dropZone`: where files are dropped; `escape` presses Esc in the session; `refocus` gives the
+ * picture the keyboard; `focused` gets the remote focus hints.
+ */
+export function createPages(dropZone: HTMLElement, escape: () => void, refocus: () => void, focused: (hint: FocusHint) => void): Pages {
   let channel: PageChannel | null = null;
   let tabs: PageTab[] = [];
   let request: FileRequest | null = null;
@@ -43,6 +48,7 @@ export function createPages(dropZone: HTMLElement, escape: () => void, refocus: 
       },
       clipboard(text) { if (typeof text === 'string') clip.show(text); },
       fileAnswer: (msg) => files.answer(msg),
+      focus(hint) { if (hint && (hint.editable === true || hint.editable === false || hint.editable === null)) focused(hint); },
     },
     setChannel(ch) {
       channel = ch;
@@ -53,6 +59,9 @@ export function createPages(dropZone: HTMLElement, escape: () => void, refocus: 
       if (c === control) return;
       control = c;
       draw();
+    },
+    probeFocus() {
+      if (control) channel?.send({ type: 'tab', action: 'focus' });
     },
     reset() {
       tabs = [];

@@ -4,13 +4,19 @@
 import { h } from './dom.js';
 import { KEYSYM, type Keyboard, type KeySink } from './keyboard.js';
 import { keysymOf } from './util.js';
+import type { FocusHint } from './types.js';
 
 /** Past this, the field starts over (autocorrect only looks at the last words). */
 const MAX_BUFFER = 200;
+/** The phone keyboard for the remote field's type (when it names no inputmode). */
+const INPUT_MODE_OF: Record<string, string> = { email: 'email', url: 'url', tel: 'tel', number: 'decimal', search: 'search' };
 
 export interface TextProxy {
   el: HTMLTextAreaElement;
+  /** Focuses the field (the phone keyboard opens in a user gesture); starts over if it has it. */
   open(): void;
+  /** The remote field's keyboard (inputmode); a password is never kept in the field. */
+  setHint(hint: FocusHint): void;
   close(): void;
   readonly isOpen: boolean;
 }
@@ -21,6 +27,7 @@ export function textProxy(kb: Keyboard, sink: () => KeySink | null, changed: (op
   });
   let sent = ''; // what the remote field got from this buffer
   let composing = false;
+  let secret = false;
 
   function startOver(): void {
     el.value = '';
@@ -36,7 +43,7 @@ export function textProxy(kb: Keyboard, sink: () => KeySink | null, changed: (op
     for (let i = same; i < before.length; i++) kb.press(KEYSYM.BackSpace);
     kb.type(now.slice(same).join(''));
     sent = el.value;
-    if (el.value.length > MAX_BUFFER || el.value.endsWith('\n')) startOver();
+    if (secret || el.value.length > MAX_BUFFER || el.value.endsWith('\n')) startOver();
   }
 
   el.addEventListener('keydown', (ev) => {
@@ -66,7 +73,12 @@ export function textProxy(kb: Keyboard, sink: () => KeySink | null, changed: (op
     el,
     open() {
       startOver();
-      el.focus({ preventScroll: true });
+      if (document.activeElement !== el) el.focus({ preventScroll: true });
+    },
+    setHint(hint) {
+      secret = hint.kind === 'password';
+      const mode = hint.inputMode || INPUT_MODE_OF[hint.kind || ''] || 'text';
+      if (el.getAttribute('inputmode') !== mode) el.setAttribute('inputmode', mode);
     },
     close() {
       el.blur();

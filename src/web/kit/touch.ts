@@ -13,7 +13,8 @@ const RIGHT = 4; // RFB button masks
 
 interface Finger { x0: number; y0: number; x: number; y: number }
 
-export function touchInput(surface: HTMLElement, sink: InputSink, zoom: Zoom): { stop(): void } {
+/** `tapped` runs inside the tap's own event (a user gesture: the phone keyboard may open there). */
+export function touchInput(surface: HTMLElement, sink: InputSink, zoom: Zoom, tapped: () => void = () => {}): { stop(): void } {
   const fingers = new Map<number, Finger>();
   let mode: 'none' | 'press' | 'scroll' | 'held' | 'two' = 'none';
   let pressTimer = 0;
@@ -94,7 +95,10 @@ export function touchInput(surface: HTMLElement, sink: InputSink, zoom: Zoom): {
     fingers.delete(ev.pointerId);
     clearTimeout(pressTimer);
     if (ev.type === 'pointerup') {
-      if (mode === 'press') click(f.x0, f.y0, LEFT);
+      if (mode === 'press') {
+        click(f.x0, f.y0, LEFT);
+        if (sink.canControl()) tapped();
+      }
       else if (mode === 'two' && fingers.size === 1 && !two.moved && Date.now() - two.started < TWO_FINGER_TAP_MS) click(two.mx, two.my, RIGHT);
     }
     if (fingers.size === 0) mode = 'none';

@@ -65,6 +65,8 @@ export interface Link {
 /** `agent`: the page the agent last acted on. */
 export interface PageTab { id: string; title: string; url: string; visible: boolean; agent?: boolean }
 export interface FileRequest { id: string; multiple: boolean }
+/** After a tap: does the remote focused field take text, and which keyboard (never its value). */
+export interface FocusHint { editable: boolean | null; kind?: string; inputMode?: string }
 
 /** Where tab and file messages go; `buffered` is what the transport has not sent yet (bytes). */
 export interface PageChannel {
@@ -78,6 +80,8 @@ export interface PageEvents {
   clipboard(text: string): void;
   /** `file_done`, or an `error` that names a request. */
   fileAnswer(msg: { type: string; request?: string; code?: string; message?: string }): void;
+  /** A `focus` message (the answer to a tap's probe). */
+  focus(hint: FocusHint): void;
 }
 
 /** What the viewer lends a transport for one connection. */

@@ -49,8 +49,8 @@ export function mount(element: Element, options: KitOptions): Viewer {
 
   const ui = createUi({ pickTransport: setTransport, answer: finishHandoff }, status);
   element.replaceChildren(ui.root);
-  const controls = createControls(ui.root, ui.stage, ui.view, ui.keys);
-  const pages = createPages(ui.view, () => controls.press(KEYSYM.Escape), () => controls.focus());
+  const controls = createControls(ui.root, ui.stage, ui.view, ui.keys, () => pages.probeFocus());
+  const pages = createPages(ui.view, () => controls.press(KEYSYM.Escape), () => controls.focus(), (hint) => controls.remoteFocus(hint));
   ui.view.before(pages.el);
   const tooLarge = () => update({ message: 'That text is too large to paste (1 MiB at most).' });
 

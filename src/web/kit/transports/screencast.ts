@@ -2,7 +2,7 @@
 import { h } from '../dom.js';
 import { fitter } from '../input.js';
 import { MAX_PASTE, parseTile, toFramebuffer, type Tile } from '../util.js';
-import type { Link, TransportContext } from '../types.js';
+import type { FocusHint, Link, TransportContext } from '../types.js';
 import { frameClock } from '../quality.js';
 
 export function screencast(ctx: TransportContext): Link {
@@ -58,6 +58,8 @@ export function screencast(ctx: TransportContext): Link {
       ctx.update({ state: canControl ? 'live' : 'view-only', canControl, attachment: msg.attachment, handoff: msg.handoff || null, viewers: msg.viewers || null, message: '' });
       if (typeof msg.downloads === 'number') ctx.downloadsChanged(msg.downloads);
       ctx.pages.state(msg.tabs || [], msg.fileRequest || null);
+    } else if (msg.type === 'focus') {
+      ctx.pages.focus(msg as FocusHint);
     } else if (msg.type === 'clipboard') {
       ctx.pages.clipboard(msg.text);
     } else if (msg.type === 'file_done' || (msg.type === 'error' && msg.request)) {

@@ -4,7 +4,7 @@ import { h } from '../dom.js';
 import { fitter } from '../input.js';
 import { MAX_PASTE } from '../util.js';
 import type { HandoffWebRTC, RtcHandle, RtcState } from '../../webrtc/client.js';
-import type { Link, TransportContext } from '../types.js';
+import type { FocusHint, Link, TransportContext } from '../types.js';
 
 /** A WebRTC viewer with no picture by then falls back to the screencast. */
 const MEDIA_TIMEOUT_MS = 15000;
@@ -95,6 +95,7 @@ export function webrtc(ctx: TransportContext): Link {
     if (msg.type === 'ended') endedReason = msg.reason || '';
     else if (msg.type === 'state') ctx.pages.state(msg.tabs || [], msg.fileRequest || null);
     else if (msg.type === 'clipboard') ctx.pages.clipboard(msg.text);
+    else if (msg.type === 'focus') ctx.pages.focus(msg as FocusHint);
     else if (msg.type === 'file_done' || (msg.type === 'error' && msg.request)) ctx.pages.fileAnswer(msg as { type: string });
   }
 
