@@ -12,7 +12,7 @@ const ROOT = resolve(import.meta.dirname, '../..');
 const SOURCE_DIRS = ['src', 'test', 'bench', 'scripts'];
 
 /** Present on every Debian 12 system (Essential/required packages) or shipped with Node itself. */
-const BASE_SYSTEM = new Set(['node', 'npm', 'npx', 'bash', 'sh', 'env', 'kill', 'setpriv', 'true', 'mkfifo']);
+const BASE_SYSTEM = new Set(['node', 'npm', 'npx', 'bash', 'sh', 'env', 'kill', 'setpriv', 'unshare', 'true', 'mkfifo']);
 
 /** Programs a package in setup's list installs besides the one file setup checks for. */
 const ALSO_IN_PACKAGE: Record<string, string> = { ffprobe: 'ffmpeg' };
