@@ -2,6 +2,12 @@ import type { Logger } from '../util/logger.js';
 import { X11Connection, type DisplayAddress, type XEvent } from './x11client.js';
 
 const SUBSTRUCTURE_NOTIFY = 0x00080000;
+/** EWMH _NET_WM_STATE client message: data[0] 0 remove, 1 add, 2 toggle. */
+const NET_WM_STATE_REMOVE = 0;
+/** How long after the daemon's own fullscreen switch Chromium's "to exit full screen" notice is hidden. */
+const NOTICE_WINDOW_MS = 3000;
+/** An X window's position that no screen shows. */
+const OFF_SCREEN = -30000;
 /** X protocol: GetWindowAttributes map-state IsViewable. */
 const IS_VIEWABLE = 2;
 /** A window that keeps fighting the size we set is left alone after this many fits. */
@@ -26,18 +32,47 @@ const MAX_FITS_PER_WINDOW = 20;
 export class WindowFitter {
   private readonly fits = new Map<number, number>();
   private readonly filledListeners: (() => void)[] = [];
+  private readonly changeListeners: (() => void)[] = [];
   private filled = false;
+  /** Until when a fullscreen notice that maps is hidden (ms since epoch). */
+  private hideNoticesUntil = 0;
+  /** Notice windows we moved off screen (Chromium animates them back: moved again). */
+  private readonly hidden = new Set<number>();
 
-  private constructor(private readonly x: X11Connection) {}
+  private constructor(
+    private readonly x: X11Connection,
+    private readonly atoms: { wmState: number; fullscreen: number; windowType: number; notification: number },
+  ) {}
 
   static async start(display: DisplayAddress, logger: Logger): Promise<WindowFitter> {
     const x = await X11Connection.open(display, logger);
-    const fitter = new WindowFitter(x);
+    let fitter: WindowFitter;
+    try {
+      const [wmState, fullscreen, windowType, notification] = await Promise.all(
+        ['_NET_WM_STATE', '_NET_WM_STATE_FULLSCREEN', '_NET_WM_WINDOW_TYPE', '_NET_WM_WINDOW_TYPE_NOTIFICATION'].map((n) => x.internAtom(n)),
+      );
+      fitter = new WindowFitter(x, { wmState: wmState!, fullscreen: fullscreen!, windowType: windowType!, notification: notification! });
+    } catch (e) {
+      await x.close();
+      throw e;
+    }
+    // SubstructureNotify on the root also brings the EWMH client messages Chromium sends there.
     x.client.ChangeWindowAttributes(x.root, { eventMask: SUBSTRUCTURE_NOTIFY });
     x.client.on('event', (ev: XEvent) => {
-      if (ev.name === 'UnmapNotify' || ev.name === 'DestroyNotify') return fitter.refocus();
-      if (ev.overrideRedirect) return;
-      if (ev.name === 'MapNotify') fitter.fit(ev.wid);
+      if (ev.name === 'ClientMessage') return fitter.clientMessage(ev);
+      if (ev.name === 'UnmapNotify' || ev.name === 'DestroyNotify') {
+        fitter.hidden.delete(ev.wid); // a notice shown again later is judged again
+        return fitter.refocus();
+      }
+      if (ev.overrideRedirect) {
+        if (ev.name === 'MapNotify') fitter.maybeHideNotice(ev.wid);
+        if (ev.name === 'ConfigureNotify' && fitter.hidden.has(ev.wid1) && ev.x !== OFF_SCREEN) fitter.moveOff(ev.wid1);
+        return;
+      }
+      if (ev.name === 'MapNotify') {
+        fitter.fit(ev.wid);
+        fitter.changed();
+      }
       if (ev.name === 'ConfigureNotify') fitter.configured(ev.wid1, ev as XEvent & { x: number; y: number; width: number; height: number });
     });
     // Windows mapped before we listened.
@@ -60,6 +95,49 @@ export class WindowFitter {
         resolve(true);
       });
     });
+  }
+
+  /**
+   * Called when the browser may have a window that is not fullscreen: a top-level window
+   * mapped, or Chromium asked (with no window manager to hear it) to leave fullscreen (F11,
+   * a held Esc). browser/fullscreen.ts puts it back.
+   */
+  onChange(listener: () => void): void {
+    this.changeListeners.push(listener);
+  }
+
+  /**
+   * The daemon is about to switch a window to fullscreen: Chromium's "to exit full screen,
+   * press and hold Esc" notice (a _NET_WM_WINDOW_TYPE_NOTIFICATION override-redirect window)
+   * that follows is kept off screen. Kiosk mode never showed it; the human did not ask for
+   * fullscreen, the daemon did, and the fullscreen is put back whenever it is left.
+   */
+  hideFullscreenNotice(): void {
+    this.hideNoticesUntil = Date.now() + NOTICE_WINDOW_MS;
+  }
+
+  private changed(): void {
+    for (const l of this.changeListeners) l();
+  }
+
+  private clientMessage(ev: XEvent): void {
+    const data = ev.data as number[] | undefined;
+    if (ev.message_type !== this.atoms.wmState || !data || data[0] !== NET_WM_STATE_REMOVE) return;
+    if (data[1] === this.atoms.fullscreen || data[2] === this.atoms.fullscreen) this.changed();
+  }
+
+  private maybeHideNotice(w: number): void {
+    if (Date.now() > this.hideNoticesUntil || !this.x.alive) return;
+    this.x.client.GetProperty(0, w, this.atoms.windowType, 4 /* ATOM */, 0, 4, (e, prop) => {
+      if (e || !prop?.data || prop.data.length < 4) return;
+      if (prop.data.readUInt32LE(0) !== this.atoms.notification) return;
+      this.hidden.add(w);
+      this.moveOff(w);
+    });
+  }
+
+  private moveOff(w: number): void {
+    if (this.x.alive) this.x.client.ConfigureWindow(w, { x: OFF_SCREEN, y: OFF_SCREEN });
   }
 
   /** Focus to the topmost viewable top-level window that is not override-redirect (a menu). */
