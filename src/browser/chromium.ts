@@ -48,7 +48,7 @@ export function chromiumArgs(o: { width: number; height: number; profileDir: str
     // is for the benchmark's reference browser.
     ...(o.devtools === 'port' ? ['--remote-debugging-port=0', '--remote-debugging-address=127.0.0.1'] : ['--remote-debugging-pipe']),
     // --test-type hides the "unsupported flag" infobar. No --kiosk: it turns the page's context
-    // menu off; the daemon switches every window to fullscreen instead (fullscreen.ts).
+    // menu off; the daemon's window manager puts every window in fullscreen (display/window.ts).
     '--test-type',
     '--window-position=0,0',
     `--window-size=${o.width},${o.height}`,

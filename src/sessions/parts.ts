@@ -36,8 +36,6 @@ export interface DisplayPart extends Part {
   readonly exited: Promise<unknown>;
   /** Resolves once the browser window fills the screen (false after `timeoutMs`). */
   whenFilled(timeoutMs: number): Promise<boolean>;
-  /** The window watcher (display/window.ts) the browser's fullscreen keeper listens to (fakes leave it out). */
-  readonly windows?: { onChange(listener: () => void): void; hideFullscreenNotice(): void };
 }
 
 /** The session's Chromium and the daemon's own use of it (targets, downloads). */

@@ -6,7 +6,6 @@ import { Framebuffer } from '../display/framebuffer.js';
 import { XInput } from '../display/input.js';
 import { ChromiumBrowser } from '../browser/chromium.js';
 import { BrowserControl } from '../browser/control.js';
-import { FullscreenKeeper } from '../browser/fullscreen.js';
 import { chromiumPolicyPath } from '../browser/policy.js';
 import { connectPipe, type CdpPipeMux } from '../cdp/pipe-mux.js';
 import { Screencast } from '../liveview/screencast/screencast.js';
@@ -66,7 +65,6 @@ async function startDisplay(config: Readonly<Config>, width: number, height: num
     processes,
     exited: xvfb.process.exited,
     whenFilled: (ms) => fitter.value.whenFilled(ms),
-    windows: fitter.value,
     close: () => stack.close(),
   };
 }
@@ -87,15 +85,6 @@ async function startBrowser(config: Readonly<Config>, o: BrowserOptions): Promis
   let control: BrowserControl;
   try {
     control = await BrowserControl.connect(chromium.cdp, o.downloadDir, o.logger);
-    // No --kiosk (it hides the context menu): the daemon keeps each window fullscreen.
-    const keeper = await FullscreenKeeper.start({
-      cdp: chromium.cdp,
-      width: o.width,
-      height: o.height,
-      beforeSwitch: () => o.display.windows?.hideFullscreenNotice(),
-      logger: o.logger,
-    });
-    o.display.windows?.onChange(() => keeper.check());
   } catch (e) {
     await chromium.close();
     throw e;
