@@ -71,6 +71,19 @@ function changedBox(v: RfbViewer, x0: number, y0: number, x1: number, y1: number
   return maxX < 0 ? null : { x: minX, y: minY, w: maxX - minX, h: maxY - minY };
 }
 
+async function dump(v: RfbViewer, path: string, info: unknown): Promise<void> {
+  const sharp = (await import('sharp')).default;
+  const out = Buffer.alloc(W * H * 3);
+  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
+    const p = v.pixel(x, y);
+    out[(y * W + x) * 3] = p >> 16;
+    out[(y * W + x) * 3 + 1] = (p >> 8) & 255;
+    out[(y * W + x) * 3 + 2] = p & 255;
+  }
+  await sharp(out, { raw: { width: W, height: H, channels: 3 } }).png().toFile(path);
+  console.log('dumped', path, JSON.stringify(info), requests.join(' | '));
+}
+
 describe('native UI over VNC after a popup window', () => {
   it('page fills the display, a popup opens and closes, then a <select> and the context menu work by mouse', async () => {
     const a = await agent('native-ui', '&enable_vnc=true&vnc_password=nativeui');
@@ -124,11 +137,25 @@ describe('native UI over VNC after a popup window', () => {
       const menu = changedBox(v, 590, 290, W, H)!;
       expect(menu.w).toBeGreaterThan(150);
       expect(menu.h).toBeGreaterThan(150);
-      // Its first entry is Back: the page goes back to /first.
-      v.click(menu.x + 40, menu.y + 16);
+      // In fullscreen its entries are "Exit full screen", a separator, then Back (measured
+      // 64 px below the menu's top): Back takes the page to /first.
+      // As a hand does: onto the entry (it highlights), then press and release.
+      const entry = { x: menu.x + 50, y: menu.y + 64 };
+      const before = v.pixel(entry.x - 30, entry.y);
+      v.pointer(entry.x, entry.y, 0);
+      await v.until('the entry highlighted', (vv) => {
+        vv.refresh();
+        return vv.pixel(entry.x - 30, entry.y) !== before;
+      });
+      v.pointer(entry.x, entry.y, 1);
+      await v.sync();
+      v.pointer(entry.x, entry.y, 0);
       await v.until('the menu closed', (vv) => {
         vv.refresh();
         return vv.pixel(640, 320) === BG && vv.pixel(700, 400) === BG;
+      }).catch(async (e) => {
+        if (process.env.NATIVE_UI_DEBUG) await dump(v, process.env.NATIVE_UI_DEBUG, menu);
+        throw e;
       });
       await v.sync();
     } finally {
