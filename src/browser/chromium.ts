@@ -47,9 +47,9 @@ export function chromiumArgs(o: { width: number; height: number; profileDir: str
     // DevTools on fds 3/4 only: no TCP port any local user could drive (issue 8.3). 'port'
     // is for the benchmark's reference browser.
     ...(o.devtools === 'port' ? ['--remote-debugging-port=0', '--remote-debugging-address=127.0.0.1'] : ['--remote-debugging-pipe']),
-    // --test-type hides the "unsupported flag" infobar; kiosk + exact size = page fills the screen.
+    // --test-type hides the "unsupported flag" infobar. No --kiosk: it turns the page's context
+    // menu off; the daemon's window manager puts every window in fullscreen (display/window.ts).
     '--test-type',
-    '--kiosk',
     '--window-position=0,0',
     `--window-size=${o.width},${o.height}`,
     '--force-device-scale-factor=1',
