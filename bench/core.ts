@@ -244,7 +244,7 @@ async function waitStopped(url: string, id: string): Promise<void> {
 /** The obvious alternative: spawn headless Chromium yourself and connect to it. */
 async function plainLaunch(): Promise<{ close(): Promise<void> }> {
   const profileDir = mkdtempSync(join(tmpdir(), 'bench-profile-'));
-  const args = chromiumArgs({ width: 1280, height: 720, profileDir, asRoot: process.getuid?.() === 0, devtools: 'port' }).filter((a) => a !== '--kiosk');
+  const args = chromiumArgs({ width: 1280, height: 720, profileDir, asRoot: process.getuid?.() === 0, devtools: 'port' });
   // Its temp files inside the profile dir, so removing that leaves nothing behind.
   const proc = launchProcess('/usr/lib/chromium/chromium', ['--headless=new', ...args], { env: { ...process.env, TMPDIR: profileDir } });
   const ws = await devtoolsUrl(proc);

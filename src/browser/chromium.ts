@@ -64,7 +64,7 @@ export function chromiumArgs(o: { width: number; height: number; profileDir: str
     '--disable-crash-reporter',
     '--metrics-recording-only',
     '--password-store=basic',
-    // Idle memory (issue 14, bench/RESULTS.md): the omnibox popup WebUI that kiosk never shows
+    // Idle memory (issue 14, bench/RESULTS.md): the omnibox popup WebUI that fullscreen never shows
     // (PreloadTopChromeWebUI, WebUIOmnibox*: two renderers) and the spare renderer kept for a
     // next navigation (SpareRendererForSitePerProcess: one) are not started.
     '--disable-features=Translate,MediaRouter,OptimizationHints,DialMediaRouteProvider,PreloadTopChromeWebUI,WebUIOmniboxPopup,WebUIOmniboxAimPopup,WebUIOmniboxFullPopup,SpareRendererForSitePerProcess',
