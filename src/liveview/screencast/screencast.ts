@@ -9,7 +9,7 @@ import { ViewerMeter } from '../../metrics/liveview.js';
 import { bgrxToRgb, sharpJpeg, type JpegEncoder, type RgbPixels } from './jpeg.js';
 import { CLOSE_INTERNAL, CLOSE_NETWORK_NOT_ALLOWED, CLOSE_SESSION_ENDED, CLOSE_TOO_MANY_VIEWERS } from './protocol.js';
 import { ScreencastViewer, type AckInfo, type EncodedTile, type ViewerHost } from './viewer.js';
-import { buildAtlas, type AtlasEntry } from './atlas.js';
+import { AtlasPool, buildAtlas, type AtlasEntry } from './atlas.js';
 
 export interface ScreencastOptions {
   /** The JPEG encoder (tests wrap it to count encodes). */
@@ -81,6 +81,7 @@ export class Screencast implements ViewerHost {
   private version = 0;
   private fullCache = new Map<string, { version: number; jpeg: Buffer; entries?: AtlasEntry[] }>();
   private readonly onAck?: (info: AckInfo) => void;
+  private readonly atlasPool = new AtlasPool();
   private nextViewerId = 1;
   private closing?: Promise<void>;
   /** Encode times for /metrics (per JPEG, shared by the viewers that get it). */
@@ -347,8 +348,13 @@ export class Screencast implements ViewerHost {
     const cached = full ? this.fullCache.get(key) : undefined;
     if (cached && cached.version === version && cached.entries) return { entries: cached.entries, jpeg: cached.jpeg };
     // Synchronous up to here: the frame's pixels are only valid this turn.
-    const atlas = buildAtlas(frame, g.rects, g.scale);
-    const jpeg = await this.encode(atlas.pixels, g.quality);
+    const atlas = buildAtlas(frame, g.rects, g.scale, this.atlasPool);
+    let jpeg: Buffer;
+    try {
+      jpeg = await this.encode(atlas.pixels, g.quality);
+    } finally {
+      this.atlasPool.give(atlas.pixels.data);
+    }
     if (full) this.fullCache.set(key, { version, jpeg, entries: atlas.entries });
     return { entries: atlas.entries, jpeg };
   }

@@ -53,7 +53,7 @@ export const QUALITY_LADDER: ReadonlyArray<{ cap: number; scale: 1 | 0.5 }> = [
  */
 export const SLOW_ACK_MS = 250;
 /** Below this the link has room: after STEP_UP_MS of it, step up (and refresh the picture). */
-export const FAST_ACK_MS = 80;
+export const FAST_ACK_MS = 120;
 const STEP_DOWN_MS = 400;
 const STEP_UP_MS = 2000;
 /** A step up undone soon after doubles the wait before the next try, up to this. */
