@@ -31,12 +31,17 @@ const up = (n: number) => Math.ceil(n / MCU) * MCU;
  */
 export class AtlasPool {
   private readonly free: Buffer[] = [];
-  constructor(private readonly keep = 4) {}
+  constructor(private readonly keep = 2) {}
 
   take(bytes: number): Buffer {
     const i = this.free.findIndex((b) => b.length >= bytes);
     const buf = i >= 0 ? this.free.splice(i, 1)[0]! : Buffer.allocUnsafeSlow(bytes);
     return buf.subarray(0, bytes);
+  }
+
+  /** No viewer, no buffers kept. */
+  clear(): void {
+    this.free.length = 0;
   }
 
   give(data: Buffer): void {

@@ -165,6 +165,7 @@ export class Screencast implements ViewerHost {
     clearTimeout(this.pollTimer);
     this.tickTimer = this.pollTimer = undefined;
     this.fullCache.clear();
+    this.atlasPool.clear();
   }
 
   /** @internal ViewerHost */
