@@ -92,6 +92,8 @@ for (let i = 0; i < Number(n); i++) {
 await Promise.all(sockets.map((ws) => new Promise((r) => ws.once('open', r))));
 process.stdout.write('open\\n');
 t0 = performance.now() + Number(warm);
+// The parent measures its CPU from this line on: the same window as the counts.
+setTimeout(() => process.stdout.write('start\\n'), Number(warm));
 setTimeout(() => {
   process.stdout.write(JSON.stringify(stats) + '\\n');
   for (const ws of sockets) ws.close();
@@ -147,16 +149,13 @@ function runViewers(url: string, n: number, clock: PageClock, format: 'atlas' | 
     let out = '';
     let cpu0: NodeJS.CpuUsage | undefined;
     let t0 = 0;
-    let timer: NodeJS.Timeout | undefined;
     child.stdout.on('data', (d) => {
       out += d;
-      if (!timer && out.includes('open\n')) {
-        timer = setTimeout(() => {
-          cpu0 = process.cpuUsage();
-          t0 = performance.now();
-          acks.sink = seen;
-          clock.begin();
-        }, WARMUP_MS);
+      if (!t0 && out.includes('start\n')) {
+        cpu0 = process.cpuUsage();
+        t0 = performance.now();
+        acks.sink = seen;
+        clock.begin();
       }
       const line = out.split('\n').find((l) => l.startsWith('['));
       if (line && cpu0) {
@@ -168,7 +167,6 @@ function runViewers(url: string, n: number, clock: PageClock, format: 'atlas' | 
       }
     });
     child.once('exit', (code) => {
-      clearTimeout(timer);
       if (!out.includes('[')) reject(new Error(`viewer process exited ${code}`));
     });
   });
