@@ -37,7 +37,8 @@ export const QUALITY_CHANGE_INTERVAL_MS = 1000;
 /**
  * Adaptive quality (slow links): the rungs a viewer steps down when its frames take long to be
  * acked, and back up when they come back fast. A rung caps the quality the viewer asked for;
- * the half-size rungs are for viewers that take atlas frames (tiles cannot be scaled).
+ * only viewers that take atlas frames adapt (tiles cannot be scaled, and an older viewer
+ * keeps the quality it asked for).
  */
 export const QUALITY_LADDER: ReadonlyArray<{ cap: number; scale: 1 | 0.5 }> = [
   { cap: 100, scale: 1 },
@@ -206,8 +207,11 @@ export class ScreencastViewer {
    * short again and let more of them through.
    */
   private adapt(delayMs: number, now: number): void {
+    // Only viewers that speak the newer protocol (atlas frames, `adapt` messages) adapt: a tile
+    // viewer keeps exactly the quality it asked for.
+    if (!this.atlas) return;
     this.ackDelay = this.ackDelay === 0 ? delayMs : this.ackDelay * 0.7 + delayMs * 0.3;
-    const lowest = this.atlas ? QUALITY_LADDER.length - 1 : QUALITY_LADDER.findLastIndex((r) => r.scale === 1);
+    const lowest = QUALITY_LADDER.length - 1;
     if (this.ackDelay > SLOW_ACK_MS) {
       this.fastSince = -Infinity;
       if (this.rung < lowest && now - this.lastStep >= STEP_DOWN_MS) {
@@ -279,8 +283,11 @@ export class ScreencastViewer {
       case 'format':
         if (m.atlas === this.atlas) return;
         this.atlas = m.atlas;
-        // Tiles cannot be scaled: a viewer back on tiles leaves the half-size rungs.
-        if (!this.atlas && this.scale !== 1) this.setRung(QUALITY_LADDER.findLastIndex((r) => r.scale === 1), performance.now());
+        // A viewer back on tiles no longer adapts: the quality it asked for, in full.
+        if (!this.atlas && this.rung !== 0) {
+          this.setRung(0, performance.now());
+          this.pending.addAll();
+        }
         this.host.pump();
         return;
       case 'quality':
