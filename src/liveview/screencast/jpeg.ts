@@ -25,18 +25,28 @@ export type JpegEncoder = (pixels: RgbPixels, quality: number) => Promise<Buffer
  * loop takes ~4.5 ms.
  */
 export function bgrxToRgb(frame: FrameView, rect: Rect): RgbPixels {
+  const out = Buffer.allocUnsafeSlow(rect.width * rect.height * 3);
+  copyRgb(frame, rect, out, rect.width * 3, 0, 0);
+  return { width: rect.width, height: rect.height, data: out };
+}
+
+/**
+ * Copies `rect` of a B,G,R,X frame as packed R,G,B into `out` (rows of `outStride` bytes) at
+ * pixel (ox, oy): one tile of an atlas (atlas.ts), or a whole picture.
+ */
+export function copyRgb(frame: FrameView, rect: Rect, out: Buffer, outStride: number, ox: number, oy: number): void {
   const { x, y, width, height } = rect;
-  const out = Buffer.allocUnsafeSlow(width * height * 3);
   const src = frame.data;
-  const aligned = (src.byteOffset & 3) === 0 && (frame.stride & 3) === 0 && (width & 3) === 0;
+  const aligned = (src.byteOffset & 3) === 0 && (frame.stride & 3) === 0 && (width & 3) === 0 && (out.byteOffset & 3) === 0 && (outStride & 3) === 0 && (ox & 3) === 0;
   if (aligned) {
     const s32 = new Uint32Array(src.buffer, src.byteOffset, src.length >>> 2);
     const o32 = new Uint32Array(out.buffer, out.byteOffset, out.length >>> 2);
     const rowWords = frame.stride >>> 2;
-    let j = 0;
+    const outWords = outStride >>> 2;
     for (let row = 0; row < height; row++) {
       let i = (y + row) * rowWords + x;
       const end = i + width;
+      let j = (oy + row) * outWords + (ox * 3) / 4;
       // Little-endian words: a pixel reads as X<<24 | R<<16 | G<<8 | B. Four pixels become
       // bytes Ra Ga Ba Rb | Gb Bb Rc Gc | Bc Rd Gd Bd, i.e. three output words.
       for (; i < end; i += 4) {
@@ -51,9 +61,9 @@ export function bgrxToRgb(frame: FrameView, rect: Rect): RgbPixels {
     }
   } else {
     // Odd widths (never on a 64-tile grid of a screen whose width is a multiple of 4).
-    let j = 0;
     for (let row = 0; row < height; row++) {
       let o = (y + row) * frame.stride + x * 4;
+      let j = (oy + row) * outStride + ox * 3;
       for (let col = 0; col < width; col++, o += 4) {
         out[j++] = src[o + 2]!;
         out[j++] = src[o + 1]!;
@@ -61,7 +71,38 @@ export function bgrxToRgb(frame: FrameView, rect: Rect): RgbPixels {
       }
     }
   }
-  return { width, height, data: out };
+}
+
+/**
+ * Like copyRgb at half size: each output pixel is the mean of a 2x2 block (the last row or
+ * column repeats on an odd edge). For a link too slow for the full picture: a quarter of the
+ * pixels to encode and send.
+ */
+export function copyRgbHalf(frame: FrameView, rect: Rect, out: Buffer, outStride: number, ox: number, oy: number): void {
+  const src = frame.data;
+  const s32 = (src.byteOffset & 3) === 0 && (frame.stride & 3) === 0 ? new Uint32Array(src.buffer, src.byteOffset, src.length >>> 2) : null;
+  const rowWords = frame.stride >>> 2;
+  const ow = (rect.width + 1) >> 1;
+  const oh = (rect.height + 1) >> 1;
+  const lastX = rect.x + rect.width - 1;
+  const lastY = rect.y + rect.height - 1;
+  const px = (xx: number, yy: number) => (s32 ? s32[yy * rowWords + xx]! : src.readUInt32LE(yy * frame.stride + xx * 4));
+  for (let row = 0; row < oh; row++) {
+    const y0 = rect.y + row * 2;
+    const y1 = Math.min(lastY, y0 + 1);
+    let j = (oy + row) * outStride + ox * 3;
+    for (let col = 0; col < ow; col++) {
+      const x0 = rect.x + col * 2;
+      const x1 = Math.min(lastX, x0 + 1);
+      const a = px(x0, y0);
+      const b = px(x1, y0);
+      const c = px(x0, y1);
+      const d = px(x1, y1);
+      out[j++] = (((a >>> 16) & 0xff) + ((b >>> 16) & 0xff) + ((c >>> 16) & 0xff) + ((d >>> 16) & 0xff) + 2) >> 2;
+      out[j++] = (((a >>> 8) & 0xff) + ((b >>> 8) & 0xff) + ((c >>> 8) & 0xff) + ((d >>> 8) & 0xff) + 2) >> 2;
+      out[j++] = ((a & 0xff) + (b & 0xff) + (c & 0xff) + (d & 0xff) + 2) >> 2;
+    }
+  }
 }
 
 /** Below this many pixels a JPEG gets optimised Huffman tables (see sharpJpeg). */

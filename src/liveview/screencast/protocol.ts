@@ -3,12 +3,21 @@
  * server writes and the JSON messages a viewer may send, validated in one place.
  */
 import { badRequest, parseJsonObject } from '../viewer-socket.js';
+import type { AtlasEntry } from './atlas.js';
 export { ProtocolError, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_SESSION_ENDED } from '../viewer-socket.js';
 
 /** Binary message kinds (protocol "Server -> viewer"). */
 export const KIND_TILE = 1;
 export const KIND_LAST_TILE = 2;
 export const HEADER_BYTES = 14;
+/**
+ * A whole frame in one message, for a viewer that asked for it (`{"type":"format","atlas":true}`):
+ * kind 3, seq, the number of rects, then per rect where it goes on the screen and where its
+ * pixels are in the one JPEG that follows (atlas.ts).
+ */
+export const KIND_ATLAS = 3;
+export const ATLAS_HEADER_BYTES = 8;
+export const ATLAS_ENTRY_BYTES = 16;
 
 /** A text message over this closes the socket with 1009 (the WebSocketServer's own cap is larger). */
 export const MAX_TEXT_BYTES = 1 << 20;
@@ -42,6 +51,22 @@ export function pictureMessage(kind: number, seq: number, x: number, y: number, 
   return out;
 }
 
+/** Kind 3: u8 kind, u32 seq, u16 count, u8 0, then count x 8 u16 (dx dy dw dh sx sy sw sh), then the JPEG. */
+export function atlasMessage(seq: number, entries: readonly AtlasEntry[], jpeg: Buffer): Buffer {
+  const head = ATLAS_HEADER_BYTES + entries.length * ATLAS_ENTRY_BYTES;
+  const out = Buffer.allocUnsafe(head + jpeg.length);
+  out.writeUInt8(KIND_ATLAS, 0);
+  out.writeUInt32BE(seq >>> 0, 1);
+  out.writeUInt16BE(entries.length, 5);
+  out.writeUInt8(0, 7);
+  entries.forEach((e, i) => {
+    const o = ATLAS_HEADER_BYTES + i * ATLAS_ENTRY_BYTES;
+    [e.dx, e.dy, e.dw, e.dh, e.sx, e.sy, e.sw, e.sh].forEach((v, k) => out.writeUInt16BE(v, o + k * 2));
+  });
+  jpeg.copy(out, head);
+  return out;
+}
+
 export type ViewerMessage =
   | { type: 'ack'; seq: number }
   | { type: 'pointer'; x: number; y: number; buttons: number }
@@ -49,6 +74,7 @@ export type ViewerMessage =
   | { type: 'key'; keysym: number; down: boolean }
   | { type: 'paste'; text: string }
   | { type: 'quality'; value: number }
+  | { type: 'format'; atlas: boolean }
   | { type: 'handoff'; outcome: 'done' | 'failed' }
   | TabMessage
   | FileMessage;
@@ -98,6 +124,9 @@ export function parseViewerMessage(data: Buffer, isBinary: boolean): ViewerMessa
       return { type: 'paste', text: o.text };
     case 'quality':
       return { type: 'quality', value: num(o, 'value', MIN_QUALITY, MAX_QUALITY, true) };
+    case 'format':
+      if (typeof o.atlas !== 'boolean') return bad('atlas must be a boolean');
+      return { type: 'format', atlas: o.atlas };
     case 'handoff':
       if (o.outcome !== 'done' && o.outcome !== 'failed') return bad('outcome must be "done" or "failed"');
       return { type: 'handoff', outcome: o.outcome };

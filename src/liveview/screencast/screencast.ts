@@ -8,7 +8,8 @@ import type { LinkKind } from '../tokens.js';
 import { ViewerMeter } from '../../metrics/liveview.js';
 import { bgrxToRgb, sharpJpeg, type JpegEncoder, type RgbPixels } from './jpeg.js';
 import { CLOSE_INTERNAL, CLOSE_NETWORK_NOT_ALLOWED, CLOSE_SESSION_ENDED, CLOSE_TOO_MANY_VIEWERS } from './protocol.js';
-import { ScreencastViewer, type EncodedTile, type ViewerHost } from './viewer.js';
+import { ScreencastViewer, type AckInfo, type EncodedTile, type ViewerHost } from './viewer.js';
+import { AtlasPool, buildAtlas, type AtlasEntry } from './atlas.js';
 
 export interface ScreencastOptions {
   /** The JPEG encoder (tests wrap it to count encodes). */
@@ -17,21 +18,33 @@ export interface ScreencastOptions {
   maxFps?: number;
   /** Viewers at once; 10 by default, like WebRTC (API.md 5, issue 8 item 9). */
   maxViewers?: number;
+  /** Every acked frame (the bench and tests watch the adaptation through it). */
+  onAck?: (info: AckInfo) => void;
 }
 
 export const DEFAULT_MAX_VIEWERS = 10;
 
-const DEFAULT_MAX_FPS = 30;
+/** What a page animates at; the atlas keeps a frame's cost to the pixels that changed. */
+const DEFAULT_MAX_FPS = 60;
 /** A changed region covering at least this share of the screen goes out as one full frame. */
 const FULL_FRAME_SHARE = 0.5;
 /** Tiles per changed-region update, at most. */
 const MAX_TILES = 6;
+/**
+ * The same for atlas frames: rects cost no encode of their own there, only 16 bytes, so more of
+ * them are worth keeping exact, and only a change covering nearly all the screen is a full frame.
+ */
+const ATLAS_FULL_FRAME_SHARE = 0.85;
+const ATLAS_MAX_RECTS = 40;
 /** How often a viewer held back only by its socket buffer is looked at again (no drain event in ws). */
 const BUFFER_POLL_MS = 50;
 
 /** Viewers that need the same pixels at the same quality: one encode, sent to each. */
 interface Group {
   quality: number;
+  /** Atlas frames (kind 3) at this scale, or tiles (kinds 1 and 2; scale 1). */
+  atlas: boolean;
+  scale: 1 | 0.5;
   rects: Rect[];
   viewers: ScreencastViewer[];
 }
@@ -66,7 +79,9 @@ export class Screencast implements ViewerHost {
   private again = false;
   /** Bumped whenever the screen changes; keys the full-frame cache. */
   private version = 0;
-  private fullCache = new Map<number, { version: number; jpeg: Buffer }>();
+  private fullCache = new Map<string, { version: number; jpeg: Buffer; entries?: AtlasEntry[] }>();
+  private readonly onAck?: (info: AckInfo) => void;
+  private readonly atlasPool = new AtlasPool();
   private nextViewerId = 1;
   private closing?: Promise<void>;
   /** Encode times for /metrics (per JPEG, shared by the viewers that get it). */
@@ -80,6 +95,7 @@ export class Screencast implements ViewerHost {
     this.encoder = opts.encoder ?? sharpJpeg;
     this.minIntervalMs = 1000 / (opts.maxFps ?? DEFAULT_MAX_FPS);
     this.maxViewers = opts.maxViewers ?? DEFAULT_MAX_VIEWERS;
+    this.onAck = opts.onAck;
     this.width = session.framebuffer.width;
     this.height = session.framebuffer.height;
     this.meter = new ViewerMeter('screencast', session.sessionId);
@@ -149,11 +165,17 @@ export class Screencast implements ViewerHost {
     clearTimeout(this.pollTimer);
     this.tickTimer = this.pollTimer = undefined;
     this.fullCache.clear();
+    this.atlasPool.clear();
   }
 
   /** @internal ViewerHost */
   viewerClosed(v: ScreencastViewer): void {
     if (this.viewers.delete(v) && this.viewers.size === 0) this.stop();
+  }
+
+  /** @internal ViewerHost */
+  acked(_v: ScreencastViewer, info: AckInfo): void {
+    this.onAck?.(info);
   }
 
   /** @internal ViewerHost: something a frame depends on changed; a tick runs when allowed. */
@@ -228,10 +250,12 @@ export class Screencast implements ViewerHost {
     const byKey = new Map<string, Group>();
     for (const v of this.viewers) {
       if (v.pending.empty || v.readiness() !== 'ready') continue;
-      const key = `${v.quality}|${v.pending.key()}`;
+      const quality = v.encodeQuality;
+      const scale = v.atlas ? v.scale : 1;
+      const key = `${quality}|${v.atlas ? `a${scale}` : 't'}|${v.pending.key()}`;
       let g = byKey.get(key);
       if (!g) {
-        g = { quality: v.quality, rects: this.rectsFor(v), viewers: [] };
+        g = { quality, atlas: v.atlas, scale, rects: this.rectsFor(v), viewers: [] };
         byKey.set(key, g);
       }
       g.viewers.push(v);
@@ -246,10 +270,10 @@ export class Screencast implements ViewerHost {
     const full = [{ x: 0, y: 0, width: this.width, height: this.height }];
     const screen = this.width * this.height;
     if (v.pending.full) return full;
-    const rects = v.pending.rects(MAX_TILES);
+    const rects = v.pending.rects(v.atlas ? ATLAS_MAX_RECTS : MAX_TILES);
     if (!rects) return full;
     const area = rects.reduce((n, r) => n + r.width * r.height, 0);
-    return area >= FULL_FRAME_SHARE * screen ? full : rects;
+    return area >= (v.atlas ? ATLAS_FULL_FRAME_SHARE : FULL_FRAME_SHARE) * screen ? full : rects;
   }
 
   /**
@@ -263,13 +287,14 @@ export class Screencast implements ViewerHost {
     const pixels = new Map<string, RgbPixels>();
     const jobs = new Map<string, Promise<Buffer>>();
     const isFull = (r: Rect) => r.x === 0 && r.y === 0 && r.width === this.width && r.height === this.height;
+    const atlases = groups.map((g) => (g.atlas ? this.atlasJob(frame, g, version) : null));
     const tiles = groups.map((g) =>
-      g.rects.map((rect) => {
+      g.atlas ? [] : g.rects.map((rect) => {
         const rk = `${rect.x},${rect.y},${rect.width},${rect.height}`;
         const jk = `${g.quality}|${rk}`;
         let job = jobs.get(jk);
         if (!job) {
-          const cached = isFull(rect) ? this.fullCache.get(g.quality) : undefined;
+          const cached = isFull(rect) ? this.fullCache.get(`t${g.quality}`) : undefined;
           if (cached && cached.version === version) {
             job = Promise.resolve(cached.jpeg);
           } else {
@@ -280,7 +305,7 @@ export class Screencast implements ViewerHost {
               const quality = g.quality;
               // A viewer joining an unchanged screen later gets this one without an encode.
               job.then(
-                (jpeg) => void this.fullCache.set(quality, { version, jpeg }),
+                (jpeg) => void this.fullCache.set(`t${quality}`, { version, jpeg }),
                 () => {},
               );
             }
@@ -295,6 +320,12 @@ export class Screencast implements ViewerHost {
     await Promise.all(
       groups.map(async (g, i) => {
         try {
+          const atlas = atlases[i];
+          if (atlas) {
+            const { entries, jpeg } = await atlas;
+            for (const v of g.viewers) v.sendAtlas(entries, jpeg, takenAt);
+            return;
+          }
           const encoded = await Promise.all(tiles[i]!);
           for (const v of g.viewers) v.sendFrame(encoded, takenAt);
         } catch (e) {
@@ -305,6 +336,28 @@ export class Screencast implements ViewerHost {
         }
       }),
     );
+  }
+
+  /**
+   * One JPEG for a whole atlas frame: the group's rects packed (and scaled) into one picture.
+   * Groups of the same rects, quality and scale are one group already; full frames are cached
+   * like tiles' so a viewer joining an unchanged screen costs no encode.
+   */
+  private async atlasJob(frame: ReturnType<FrameSubscriber['frame']>, g: Group, version: number): Promise<{ entries: AtlasEntry[]; jpeg: Buffer }> {
+    const full = g.rects.length === 1 && g.rects[0]!.width === this.width && g.rects[0]!.height === this.height;
+    const key = `a${g.scale}|${g.quality}`;
+    const cached = full ? this.fullCache.get(key) : undefined;
+    if (cached && cached.version === version && cached.entries) return { entries: cached.entries, jpeg: cached.jpeg };
+    // Synchronous up to here: the frame's pixels are only valid this turn.
+    const atlas = buildAtlas(frame, g.rects, g.scale, this.atlasPool);
+    let jpeg: Buffer;
+    try {
+      jpeg = await this.encode(atlas.pixels, g.quality);
+    } finally {
+      this.atlasPool.give(atlas.pixels.data);
+    }
+    if (full) this.fullCache.set(key, { version, jpeg, entries: atlas.entries });
+    return { entries: atlas.entries, jpeg };
   }
 
   /** The encoder as a promise even if it throws synchronously (sharp validates its input eagerly). */

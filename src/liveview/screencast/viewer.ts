@@ -10,6 +10,7 @@ import {
   KIND_LAST_TILE,
   KIND_TILE,
   MAX_UNACKED,
+  atlasMessage,
   ProtocolError,
   parseViewerMessage,
   pictureMessage,
@@ -19,6 +20,7 @@ import { ViewerSocket } from '../viewer-socket.js';
 import { ViewerInput } from '../viewer-input.js';
 import { ViewerMeter } from '../../metrics/liveview.js';
 import { ViewerPageActions } from '../page-actions.js';
+import type { AtlasEntry } from './atlas.js';
 
 /**
  * Beyond this many bytes still queued in the socket no new frame is sent, whatever the acks
@@ -31,8 +33,43 @@ export const MAX_BUFFERED_BYTES = 1 << 20;
  * latest request wins. Quality is per viewer: nobody else's frames change with it.
  */
 export const QUALITY_CHANGE_INTERVAL_MS = 1000;
-/** How long a closing socket may take to finish its close handshake before it is cut. */
 
+/**
+ * Adaptive quality (slow links): the rungs a viewer steps down when its frames take long to be
+ * acked, and back up when they come back fast. A rung caps the quality the viewer asked for;
+ * only viewers that take atlas frames adapt (tiles cannot be scaled, and an older viewer
+ * keeps the quality it asked for).
+ */
+export const QUALITY_LADDER: ReadonlyArray<{ cap: number; scale: 1 | 0.5 }> = [
+  { cap: 100, scale: 1 },
+  { cap: 55, scale: 1 },
+  { cap: 40, scale: 1 },
+  { cap: 25, scale: 1 },
+  { cap: 50, scale: 0.5 },
+  { cap: 30, scale: 0.5 },
+];
+/**
+ * Send-to-ack time (smoothed) above which frames queue on the way: step down. With two frames
+ * in flight this bounds what a slow link holds to about this much of picture.
+ */
+export const SLOW_ACK_MS = 250;
+/** Below this the link has room: after STEP_UP_MS of it, step up (and refresh the picture). */
+export const FAST_ACK_MS = 120;
+const STEP_DOWN_MS = 400;
+const STEP_UP_MS = 2000;
+/** A step up undone soon after doubles the wait before the next try, up to this. */
+const MAX_STEP_UP_MS = 16_000;
+
+/** What one ack told (bench and tests watch the adaptation through it). */
+export interface AckInfo {
+  /** From ws.send to the ack. */
+  delayMs: number;
+  /** From reading the pixels to the ack: what the human saw was this old. */
+  ageMs: number;
+  bytes: number;
+  quality: number;
+  scale: number;
+}
 
 /** What a viewer needs from the Screencast that owns it. */
 export interface ViewerHost {
@@ -41,6 +78,8 @@ export interface ViewerHost {
   pump(): void;
   /** The socket is gone; called exactly once. */
   viewerClosed(v: ScreencastViewer): void;
+  /** A frame was acked. */
+  acked?(v: ScreencastViewer, info: AckInfo): void;
 }
 
 export type SendReadiness = 'ready' | 'window' | 'buffer' | 'closed';
@@ -57,7 +96,19 @@ export interface EncodedTile {
 export class ScreencastViewer {
   /** Tiles changed since this viewer's last frame (everything, for a new viewer). */
   readonly pending: TileRegion;
+  /** The quality this viewer asked for (or the default). */
   quality = DEFAULT_QUALITY;
+  /** Takes kind-3 atlas frames (it said so); otherwise tiles of kind 1 and 2. */
+  atlas = false;
+  /** The adaptive rung (QUALITY_LADDER); 0 on a link that keeps up. */
+  private rung = 0;
+  private ackDelay = 0;
+  private lastStep = -Infinity;
+  private fastSince = -Infinity;
+  private stepUpWait = STEP_UP_MS;
+  private lastStepUp = -Infinity;
+  /** Frames sent and not yet acked (at most MAX_UNACKED). */
+  private readonly inFlight = new Map<number, { sentAt: number; takenAt: number; bytes: number }>();
   /** Sequence number of the last frame sent; frames are numbered 1, 2, 3... per viewer. */
   private seq = 0;
   private acked = 0;
@@ -101,6 +152,15 @@ export class ScreencastViewer {
     return this.seq - this.acked;
   }
 
+  /** The JPEG quality frames for this viewer are encoded at now. */
+  get encodeQuality(): number {
+    return Math.min(this.quality, QUALITY_LADDER[this.rung]!.cap);
+  }
+  /** 1, or 0.5 on a link too slow for the full picture. */
+  get scale(): 1 | 0.5 {
+    return QUALITY_LADDER[this.rung]!.scale;
+  }
+
   /** Whether a frame may go out now: open, ack window not full, socket not backed up. */
   readiness(): SendReadiness {
     if (this.socket.isClosed || this.ws.readyState !== this.ws.OPEN) return 'closed';
@@ -123,11 +183,64 @@ export class ScreencastViewer {
   sendFrame(tiles: EncodedTile[], takenAt = performance.now()): void {
     if (this.socket.isClosed || tiles.length === 0) return;
     const seq = ++this.seq;
-    this.meter.frame(tiles.reduce((n, t) => n + t.jpeg.length, 0), takenAt);
+    const bytes = tiles.reduce((n, t) => n + t.jpeg.length, 0);
+    this.meter.frame(bytes, takenAt);
+    this.inFlight.set(seq, { sentAt: performance.now(), takenAt, bytes });
     tiles.forEach((t, i) => {
       const kind = i === tiles.length - 1 ? KIND_LAST_TILE : KIND_TILE;
       this.ws.send(pictureMessage(kind, seq, t.rect.x, t.rect.y, t.rect.width, t.rect.height, t.jpeg), { binary: true }, () => {});
     });
+  }
+
+  /** One frame as one kind-3 message: the rects and the atlas JPEG that holds them. */
+  sendAtlas(entries: readonly AtlasEntry[], jpeg: Buffer, takenAt = performance.now()): void {
+    if (this.socket.isClosed) return;
+    const seq = ++this.seq;
+    this.meter.frame(jpeg.length, takenAt);
+    this.inFlight.set(seq, { sentAt: performance.now(), takenAt, bytes: jpeg.length });
+    this.ws.send(atlasMessage(seq, entries, jpeg), { binary: true }, () => {});
+  }
+
+  /**
+   * Steps the rung from the ack times. The window (2 frames) already keeps a slow link from
+   * queueing more than two frames; smaller frames make those two frames (so the picture's age)
+   * short again and let more of them through.
+   */
+  private adapt(delayMs: number, now: number): void {
+    // Only viewers that speak the newer protocol (atlas frames, `adapt` messages) adapt: a tile
+    // viewer keeps exactly the quality it asked for.
+    if (!this.atlas) return;
+    this.ackDelay = this.ackDelay === 0 ? delayMs : this.ackDelay * 0.7 + delayMs * 0.3;
+    const lowest = QUALITY_LADDER.length - 1;
+    if (this.ackDelay > SLOW_ACK_MS) {
+      this.fastSince = -Infinity;
+      if (this.rung < lowest && now - this.lastStep >= STEP_DOWN_MS) {
+        // Undoing a recent step up: the link was not ready, probe less often.
+        if (now - this.lastStepUp < STEP_UP_MS + STEP_DOWN_MS * 2) this.stepUpWait = Math.min(MAX_STEP_UP_MS, this.stepUpWait * 2);
+        this.setRung(this.rung + 1, now);
+      }
+      return;
+    }
+    if (this.ackDelay >= FAST_ACK_MS) {
+      this.fastSince = -Infinity;
+      return;
+    }
+    if (this.fastSince === -Infinity) this.fastSince = now;
+    if (this.rung > 0 && now - this.fastSince >= this.stepUpWait && now - this.lastStep >= this.stepUpWait) {
+      this.lastStepUp = now;
+      this.setRung(this.rung - 1, now);
+      // The better picture everywhere, not just where it changes from now on.
+      this.pending.addAll();
+    }
+  }
+
+  private setRung(rung: number, now: number): void {
+    this.rung = rung;
+    this.lastStep = now;
+    this.fastSince = -Infinity;
+    // A new rung is judged on its own frames.
+    this.ackDelay = 0;
+    this.sendJson({ type: 'adapt', quality: this.encodeQuality, scale: this.scale });
   }
 
   /** Tells the viewer why, then closes with `code` (4000: the session ended). Resolves once closed. */
@@ -154,9 +267,28 @@ export class ScreencastViewer {
         // broken viewer that would otherwise open its own window.
         if (m.seq > this.seq) throw new ProtocolError(CLOSE_POLICY, 'bad_request', `ack ${m.seq} for a frame not sent (last ${this.seq})`);
         if (m.seq > this.acked) {
+          const now = performance.now();
+          for (let seq = this.acked + 1; seq <= m.seq; seq++) {
+            const f = this.inFlight.get(seq);
+            if (!f) continue;
+            this.inFlight.delete(seq);
+            const info = { delayMs: now - f.sentAt, ageMs: now - f.takenAt, bytes: f.bytes, quality: this.encodeQuality, scale: this.scale };
+            this.adapt(info.delayMs, now);
+            this.host.acked?.(this, info);
+          }
           this.acked = m.seq;
           this.host.pump();
         }
+        return;
+      case 'format':
+        if (m.atlas === this.atlas) return;
+        this.atlas = m.atlas;
+        // A viewer back on tiles no longer adapts: the quality it asked for, in full.
+        if (!this.atlas && this.rung !== 0) {
+          this.setRung(0, performance.now());
+          this.pending.addAll();
+        }
+        this.host.pump();
         return;
       case 'quality':
         this.wantedQuality = m.value;

@@ -213,13 +213,18 @@ export class TestViewer {
     readonly ws: WebSocket,
     readonly width: number,
     readonly height: number,
+    /** Asks for atlas frames (kind 3) after hello, as the viewer kit does. */
+    readonly atlas = false,
   ) {
     this.canvas = Buffer.alloc(width * height * 3);
     ws.on('message', (data: Buffer, isBinary) => {
       if (!isBinary) {
-        this.texts.push(JSON.parse(data.toString()));
+        const m = JSON.parse(data.toString());
+        this.texts.push(m);
+        if (m.type === 'hello' && atlas) this.send({ type: 'format', atlas: true });
         return;
       }
+      if (data.readUInt8(0) === 3) return this.onAtlas(data);
       const p: Picture = {
         kind: data.readUInt8(0),
         seq: data.readUInt32BE(1),
@@ -242,6 +247,32 @@ export class TestViewer {
       });
     });
     ws.on('close', (code, reason) => (this.closed = { code, reason: reason.toString() }));
+  }
+
+  /** Kind 3: every rect cut out of the one JPEG (scaled back up, nearest pixel) and drawn. */
+  private onAtlas(data: Buffer): void {
+    const seq = data.readUInt32BE(1);
+    const count = data.readUInt16BE(5);
+    const entries = Array.from({ length: count }, (_, i) => Array.from({ length: 8 }, (_, k) => data.readUInt16BE(8 + i * 16 + k * 2)));
+    const jpeg = data.subarray(8 + count * 16);
+    this.pictures.push({ kind: 3, seq, x: 0, y: 0, width: 0, height: 0, bytes: jpeg.length });
+    this.drawing = this.drawing.then(async () => {
+      const { data: px, info } = await sharp(jpeg).raw().toBuffer({ resolveWithObject: true });
+      for (const [dx, dy, dw, dh, sx, sy, sw, sh] of entries as number[][] as [number, number, number, number, number, number, number, number][]) {
+        if (sx + sw > info.width || sy + sh > info.height) throw new Error('atlas rect outside the picture');
+        for (let y = 0; y < dh; y++) {
+          for (let x = 0; x < dw; x++) {
+            const s = ((sy + Math.floor((y * sh) / dh)) * info.width + sx + Math.floor((x * sw) / dw)) * info.channels;
+            const d = ((dy + y) * this.width + dx + x) * 3;
+            this.canvas[d] = px[s]!;
+            this.canvas[d + 1] = px[s + 1]!;
+            this.canvas[d + 2] = px[s + 2]!;
+          }
+        }
+      }
+      this.frames.push(seq);
+      if (this.autoAck) this.ack(seq);
+    });
   }
 
   ack(seq = this.frames.at(-1) ?? 0): void {
@@ -293,7 +324,7 @@ export class Harness {
   readonly viewers: TestViewer[] = [];
   encodes = 0;
   private wss!: WebSocketServer;
-  private port = 0;
+  port = 0;
 
   constructor(width = 320, height = 192, opts: ScreencastOptions = {}) {
     this.fb = new FakeFrameSource(width, height);
@@ -315,11 +346,11 @@ export class Harness {
   }
 
   /** Connects a viewer and waits for its first complete frame. */
-  async connect(opts: { autoAck?: boolean; waitFrame?: boolean } = {}): Promise<TestViewer> {
+  async connect(opts: { autoAck?: boolean; waitFrame?: boolean; atlas?: boolean; port?: number } = {}): Promise<TestViewer> {
     const handles = this.session.handles.length;
-    const ws = new WebSocket(`ws://127.0.0.1:${this.port}/`, { perMessageDeflate: false });
+    const ws = new WebSocket(`ws://127.0.0.1:${opts.port ?? this.port}/`, { perMessageDeflate: false });
     // Listening from the start: hello and the first frame may come in with the upgrade.
-    const v = new TestViewer(ws, this.fb.width, this.fb.height);
+    const v = new TestViewer(ws, this.fb.width, this.fb.height, opts.atlas);
     if (opts.autoAck === false) v.autoAck = false;
     this.viewers.push(v);
     await new Promise<void>((resolve, reject) => {

@@ -37,7 +37,10 @@ export function screencast(ctx: TransportContext): Link {
 
   ws.onmessage = (ev) => {
     if (!ctx.current()) return;
-    if (typeof ev.data !== 'string') return drawTile(parseTile(ev.data));
+    if (typeof ev.data !== 'string') {
+      const atlas = parseAtlas(ev.data);
+      return atlas ? drawAtlas(atlas) : drawTile(parseTile(ev.data));
+    }
     let msg: Record<string, any>;
     try {
       msg = JSON.parse(ev.data);
@@ -46,6 +49,8 @@ export function screencast(ctx: TransportContext): Link {
     }
     if (!msg || typeof msg !== 'object') return;
     if (msg.type === 'hello') {
+      // One JPEG per frame (kind 3) instead of one per tile: fewer encodes on the host.
+      send({ type: 'format', atlas: true });
       ctx.connected();
       if (msg.width !== canvas.width || msg.height !== canvas.height) {
         canvas.width = msg.width;
@@ -92,6 +97,23 @@ export function screencast(ctx: TransportContext): Link {
       });
   }
 
+  // An atlas frame: one JPEG holding every changed rect, each drawn (scaled back) at its place.
+  function drawAtlas(a: Atlas): void {
+    const bitmap = createImageBitmap(new Blob([a.jpeg as BlobPart], { type: 'image/jpeg' }));
+    drawing = drawing
+      .then(() => bitmap)
+      .then((b) => {
+        for (const e of a.entries) g.drawImage(b, e[4], e[5], e[6], e[7], e[0], e[1], e[2], e[3]);
+        b.close();
+      })
+      .catch(() => {})
+      .then(() => {
+        if (!ctx.current()) return;
+        send({ type: 'ack', seq: a.seq });
+        clock.frame();
+      });
+  }
+
   return {
     sendHandoff: (outcome) => send({ type: 'handoff', outcome }),
     page: { send, buffered: () => ws.bufferedAmount },
@@ -103,4 +125,28 @@ export function screencast(ctx: TransportContext): Link {
       ws.close(1000);
     },
   };
+}
+
+interface Atlas {
+  seq: number;
+  /** dx, dy, dw, dh, sx, sy, sw, sh per rect. */
+  entries: number[][];
+  jpeg: Uint8Array;
+}
+
+/** Kind 3 (docs/screencast-protocol.md): u8 3, u32 seq, u16 count, u8 0, count x 8 u16, JPEG. */
+function parseAtlas(buffer: ArrayBuffer): Atlas | null {
+  if (buffer.byteLength < 8) return null;
+  const v = new DataView(buffer);
+  if (v.getUint8(0) !== 3) return null;
+  const count = v.getUint16(5);
+  const head = 8 + count * 16;
+  if (buffer.byteLength <= head) return null;
+  const entries: number[][] = [];
+  for (let i = 0; i < count; i++) {
+    const e: number[] = [];
+    for (let k = 0; k < 8; k++) e.push(v.getUint16(8 + i * 16 + k * 2));
+    entries.push(e);
+  }
+  return { seq: v.getUint32(1), entries, jpeg: new Uint8Array(buffer, head) };
 }
