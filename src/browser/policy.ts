@@ -18,18 +18,49 @@ export function chromiumPolicyPath(stateDir: string): string {
 export const MANAGED_POLICY_FILE = '/etc/chromium/policies/managed/handoff.json';
 
 /**
+ * Browser-internal pages no session needs and a human must not reach (security review: without
+ * --kiosk a human could briefly leave fullscreen and use the address bar; Ctrl+H and friends
+ * opened these under kiosk too): settings, saved passwords, extensions, flags, history and the
+ * bookmark manager (a way to any URL), DevTools' frontend, view-source.
+ */
+const INTERNAL_PAGES = ['chrome://*', 'chrome-untrusted://*', 'devtools://*', 'view-source:*'];
+
+export interface ChromiumPolicy {
+  URLBlocklist: string[];
+  AllowFileSelectionDialogs: false;
+  /** 2: DevTools off for whoever sits at the browser (F12, Inspect); the daemon's pipe is not DevTools UI. */
+  DeveloperToolsAvailability: 2;
+  /** Ctrl+T opens a blank tab, not the (blocked) chrome:// new tab page. */
+  NewTabPageLocation: 'about:blank';
+  BrowserGuestModeEnabled: false;
+  BrowserAddPersonEnabled: false;
+  ExtensionInstallBlocklist: ['*'];
+}
+
+/**
  * URLBlocklist filters (Chromium's "scheme://host:port/path" format, every part optional):
  * the daemon's port on every host (127.0.0.1, localhost, [::1], a LAN address, a name that
- * resolves to any of them), and the whole host of --public-url (its proxy reaches the daemon).
+ * resolves to any of them), the whole host of --public-url (its proxy reaches the daemon), and
+ * the browser's internal pages. file:// stays open to the agent: the sandbox shows the browser
+ * only system files and the session's own (test/integration/security-sandbox.test.ts).
  */
-export function chromiumPolicy(port: number, publicUrl: URL | null): { URLBlocklist: string[]; AllowFileSelectionDialogs: false } {
+export function chromiumPolicy(port: number, publicUrl: URL | null): ChromiumPolicy {
   const list = [`*:${port}`];
   // A leading dot: that host only, not its subdomains (other sites may live there).
   if (publicUrl) list.push(`.${publicUrl.hostname}`);
-  // No native open/save dialog ever shows the host's files: file inputs are answered through
-  // DevTools interception (browser/control.ts), which comes before this check; a chooser it
-  // does not see (a cross-origin iframe's, Ctrl+O) is refused here (security review).
-  return { URLBlocklist: list, AllowFileSelectionDialogs: false };
+  list.push(...INTERNAL_PAGES);
+  return {
+    URLBlocklist: list,
+    // No native open/save dialog ever shows the host's files: file inputs are answered through
+    // DevTools interception (browser/control.ts), which comes before this check; a chooser it
+    // does not see (a cross-origin iframe's, Ctrl+O) is refused here (security review).
+    AllowFileSelectionDialogs: false,
+    DeveloperToolsAvailability: 2,
+    NewTabPageLocation: 'about:blank',
+    BrowserGuestModeEnabled: false,
+    BrowserAddPersonEnabled: false,
+    ExtensionInstallBlocklist: ['*'],
+  };
 }
 
 /** Writes the policy for this daemon's port, atomically (a session may be starting). */

@@ -188,6 +188,10 @@ const COPY_POLL_MS = 400;
 const CONVERT_TIMEOUT_MS = 2000;
 const PROP_MODE_REPLACE = 0;
 
+/** X keysyms F11 and F12: not passed from viewers (see XInput.key). */
+const XK_F11 = 0xffc8;
+const XK_F12 = 0xffc9;
+
 /** One queued input operation: does its work and returns 0, or asks to run again after that many ms. */
 type Op = () => number;
 
@@ -286,6 +290,9 @@ export class XInput implements InputSink {
   }
 
   key(keysym: number, down: boolean): void {
+    // F11 leaves the browser's fullscreen (the address bar shows), F12 would open DevTools (off
+    // by policy too): the human never needs either (README "Keys").
+    if (keysym === XK_F11 || keysym === XK_F12) return;
     this.enqueue(() => (down ? this.press(keysym) : this.release(keysym)));
   }
 

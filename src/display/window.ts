@@ -8,8 +8,13 @@ const NET_WM_STATE_REMOVE = 0;
 const XK_F11 = 0xffc8;
 /** How long an F11 may take to be answered by Chromium's fullscreen message before another. */
 const FULLSCREEN_RETRY_MS = 500;
-/** A window that never goes fullscreen (not a browser window) is left alone after this many F11s. */
+/** After this many F11s unanswered, a window is tried again only every FULLSCREEN_SLOW_RETRY_MS. */
 const MAX_FULLSCREEN_TRIES = 20;
+/**
+ * Never give up for good: a window out of fullscreen shows the address bar (security review: a
+ * human holding Shift turned our F11s into Shift+F11 until we stopped trying).
+ */
+const FULLSCREEN_SLOW_RETRY_MS = 5000;
 /** How long after our own F11 Chromium's "Press F11 to exit full screen" notice is hidden. */
 const NOTICE_WINDOW_MS = 3000;
 /** An X window's position that no screen shows. */
@@ -146,18 +151,22 @@ export class WindowFitter {
   private makeFullscreen(w: number): void {
     if (this.f11 === undefined || this.fullscreen.has(w) || this.retries.has(w) || !this.x.alive) return;
     const n = this.tries.get(w) ?? 0;
-    if (n >= MAX_FULLSCREEN_TRIES) return;
     this.tries.set(w, n + 1);
     this.x.client.GetWindowAttributes(w, (err, a) => {
       if (err || a.mapState !== IS_VIEWABLE || a.overrideRedirect || this.fullscreen.has(w) || !this.x.alive) return;
-      this.hideNoticesUntil = Date.now() + NOTICE_WINDOW_MS;
-      this.x.client.SetInputFocus(w, 2 /* RevertToParent */);
-      this.xtest.FakeInput(this.xtest.KeyPress, this.f11!, 0, this.x.root, 0, 0);
-      this.xtest.FakeInput(this.xtest.KeyRelease, this.f11!, 0, this.x.root, 0, 0);
-      this.retries.set(w, setTimeout(() => {
-        this.retries.delete(w);
-        this.makeFullscreen(w);
-      }, FULLSCREEN_RETRY_MS));
+      this.x.client.QueryKeymap((e, keys) => {
+        if (e || this.fullscreen.has(w) || !this.x.alive) return;
+        this.hideNoticesUntil = Date.now() + NOTICE_WINDOW_MS;
+        this.x.client.SetInputFocus(w, 2 /* RevertToParent */);
+        // Keys a viewer holds down (Shift, Ctrl) would turn our F11 into another shortcut.
+        for (const keycode of pressedKeycodes(keys)) this.xtest.FakeInput(this.xtest.KeyRelease, keycode, 0, this.x.root, 0, 0);
+        this.xtest.FakeInput(this.xtest.KeyPress, this.f11!, 0, this.x.root, 0, 0);
+        this.xtest.FakeInput(this.xtest.KeyRelease, this.f11!, 0, this.x.root, 0, 0);
+        this.retries.set(w, setTimeout(() => {
+          this.retries.delete(w);
+          this.makeFullscreen(w);
+        }, n + 1 < MAX_FULLSCREEN_TRIES ? FULLSCREEN_RETRY_MS : FULLSCREEN_SLOW_RETRY_MS));
+      });
     });
   }
 
@@ -247,4 +256,13 @@ export class WindowFitter {
     this.retries.clear();
     return this.x.close();
   }
+}
+
+/** The keycodes set in a QueryKeymap reply (32 bytes, bit k of byte i is keycode 8*i + k). */
+export function pressedKeycodes(keys: ArrayLike<number>): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < keys.length && i < 32; i++) {
+    for (let bit = 0; bit < 8; bit++) if (keys[i]! & (1 << bit)) out.push(i * 8 + bit);
+  }
+  return out;
 }

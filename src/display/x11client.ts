@@ -24,6 +24,8 @@ export interface XClient {
   require(ext: string, cb: (err: Error | null, ext: any) => void): void;
   InternAtom(onlyIfExists: boolean, name: string, cb: (err: Error | null, atom: number) => void): void;
   GetKeyboardMapping(first: number, count: number, cb: (err: Error | null, rows: number[][]) => void): void;
+  /** 32 bytes: bit k of byte i set when keycode 8*i + k is down. */
+  QueryKeymap(cb: (err: Error | null, keys: Buffer) => void): void;
   ChangeKeyboardMapping(first: number, keysymsPerKeycode: number, keysyms: number[]): void;
   CreateWindow(id: number, parent: number, x: number, y: number, w: number, h: number,
     border: number, depth: number, cls: number, visual: number, values: Record<string, number>): void;

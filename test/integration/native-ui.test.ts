@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { api, waitFor } from '../helpers/client.js';
-import { freePort, RfbViewer } from '../helpers/vnc.js';
+import { freePort, RfbViewer, XK } from '../helpers/vnc.js';
 
 /**
  * Issue 11 item 3, driven by mouse over VNC and checked in the framebuffer: after a
@@ -175,3 +175,44 @@ describe('native UI over VNC after a popup window', () => {
     }
   }, 120_000);
 });
+
+describe("the browser's own UI stays out of reach without kiosk (security review)", () => {
+  it('a human F11 + Ctrl+L + typed URL burst navigates nowhere, and F12 opens no DevTools', async () => {
+    const a = await agent('native-keys', '&enable_vnc=true&vnc_password=nativeky');
+    await a.page.goto(`${url}start`);
+    await a.browser.disconnect();
+    await waitFor('agent gone', async () => (await api(d.url, '/session/native-keys')).body.attachment === 'none');
+    const v = await RfbViewer.connect(vncPort, 'nativeky');
+    try {
+      await v.fullFrame();
+      const tap = (k: number) => (v.key(k, true), v.key(k, false));
+      // Under the old code F11 left fullscreen and the address bar took the rest of the burst
+      // before the daemon's own F11 put fullscreen back.
+      tap(0xffc8 /* F11 */);
+      v.key(0xffe3 /* Control_L */, true);
+      tap(0x6c /* l */);
+      v.key(0xffe3, false);
+      v.type(`${url}typed`);
+      tap(XK.Return);
+      tap(0xffc9 /* F12 */);
+      await v.sync();
+      await new Promise((r) => setTimeout(r, 2000)); // what must not happen has had its time
+    } finally {
+      await v.close();
+    }
+    expect(requests).not.toContain('/typed');
+    const b = await agent('native-keys');
+    try {
+      const targets = (await b.browser.targets()).map((t) => t.url());
+      expect(targets.filter((u) => u.startsWith('devtools:'))).toEqual([]);
+      // The managed policy: internal pages and DevTools' frontend are blocked for everyone.
+      for (const target of ['chrome://settings/passwords', 'devtools://devtools/bundled/inspector.html']) {
+        const error = await b.page.goto(target).then(() => '', (e: Error) => e.message);
+        expect(error, target).toMatch(/ERR_BLOCKED_BY_ADMINISTRATOR/);
+      }
+    } finally {
+      await b.browser.disconnect();
+    }
+  }, 120_000);
+});
+

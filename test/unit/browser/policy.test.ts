@@ -6,8 +6,9 @@ import { chromiumPolicy, chromiumPolicyPath, writeChromiumPolicy } from '../../.
 
 describe('the Chromium policy barring the daemon', () => {
   it("blocks the daemon's port on every host, and the public URL's host when set", () => {
-    expect(chromiumPolicy(8765, null)).toEqual({ URLBlocklist: ['*:8765'], AllowFileSelectionDialogs: false });
-    expect(chromiumPolicy(8765, new URL('https://handoff.example.com'))).toEqual({ URLBlocklist: ['*:8765', '.handoff.example.com'], AllowFileSelectionDialogs: false });
+    const internal = ['chrome://*', 'chrome-untrusted://*', 'devtools://*', 'view-source:*'];
+    expect(chromiumPolicy(8765, null)).toMatchObject({ URLBlocklist: ['*:8765', ...internal], AllowFileSelectionDialogs: false, DeveloperToolsAvailability: 2 });
+    expect(chromiumPolicy(8765, new URL('https://handoff.example.com')).URLBlocklist).toEqual(['*:8765', '.handoff.example.com', ...internal]);
   });
 
   it('is written to STATE_DIR/chromium-policy.json, replacing the previous port', () => {
