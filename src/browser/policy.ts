@@ -21,15 +21,15 @@ export const MANAGED_POLICY_FILE = '/etc/chromium/policies/managed/handoff.json'
  * Browser-internal pages no session needs and a human must not reach (security review: without
  * --kiosk a human could briefly leave fullscreen and use the address bar; Ctrl+H and friends
  * opened these under kiosk too): settings, saved passwords, extensions, flags, history and the
- * bookmark manager (a way to any URL), DevTools' frontend, view-source.
+ * bookmark manager (a way to any URL), DevTools' frontend (F12 or Inspect opens a blocked page;
+ * DeveloperToolsAvailability 2 would also hide every page from the daemon's own DevTools pipe),
+ * view-source.
  */
 const INTERNAL_PAGES = ['chrome://*', 'chrome-untrusted://*', 'devtools://*', 'view-source:*'];
 
 export interface ChromiumPolicy {
   URLBlocklist: string[];
   AllowFileSelectionDialogs: false;
-  /** 2: DevTools off for whoever sits at the browser (F12, Inspect); the daemon's pipe is not DevTools UI. */
-  DeveloperToolsAvailability: 2;
   /** Ctrl+T opens a blank tab, not the (blocked) chrome:// new tab page. */
   NewTabPageLocation: 'about:blank';
   BrowserGuestModeEnabled: false;
@@ -55,7 +55,6 @@ export function chromiumPolicy(port: number, publicUrl: URL | null): ChromiumPol
     // DevTools interception (browser/control.ts), which comes before this check; a chooser it
     // does not see (a cross-origin iframe's, Ctrl+O) is refused here (security review).
     AllowFileSelectionDialogs: false,
-    DeveloperToolsAvailability: 2,
     NewTabPageLocation: 'about:blank',
     BrowserGuestModeEnabled: false,
     BrowserAddPersonEnabled: false,

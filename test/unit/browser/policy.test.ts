@@ -7,7 +7,7 @@ import { chromiumPolicy, chromiumPolicyPath, writeChromiumPolicy } from '../../.
 describe('the Chromium policy barring the daemon', () => {
   it("blocks the daemon's port on every host, and the public URL's host when set", () => {
     const internal = ['chrome://*', 'chrome-untrusted://*', 'devtools://*', 'view-source:*'];
-    expect(chromiumPolicy(8765, null)).toMatchObject({ URLBlocklist: ['*:8765', ...internal], AllowFileSelectionDialogs: false, DeveloperToolsAvailability: 2 });
+    expect(chromiumPolicy(8765, null)).toMatchObject({ URLBlocklist: ['*:8765', ...internal], AllowFileSelectionDialogs: false, NewTabPageLocation: 'about:blank' });
     expect(chromiumPolicy(8765, new URL('https://handoff.example.com')).URLBlocklist).toEqual(['*:8765', '.handoff.example.com', ...internal]);
   });
 
@@ -16,7 +16,7 @@ describe('the Chromium policy barring the daemon', () => {
     try {
       writeChromiumPolicy(dir, 1111, null);
       expect(writeChromiumPolicy(dir, 2222, null)).toBe(chromiumPolicyPath(dir));
-      expect(JSON.parse(readFileSync(join(dir, 'chromium-policy.json'), 'utf8'))).toEqual({ URLBlocklist: ['*:2222'], AllowFileSelectionDialogs: false });
+      expect(JSON.parse(readFileSync(join(dir, 'chromium-policy.json'), 'utf8'))).toEqual(chromiumPolicy(2222, null));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
