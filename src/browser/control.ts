@@ -221,7 +221,8 @@ export class BrowserControl extends EventEmitter<{
   async evaluate(targetId: string, expression: string): Promise<unknown> {
     const sessionId = this.pageSessions.get(targetId);
     if (!sessionId) return null;
-    const r = await this.cdp.send('Runtime.evaluate', { expression, returnByValue: true, silent: true }, sessionId).catch(() => null);
+    // Runs in the page's world: a page that busy-loops in a getter is cut off after 500 ms.
+    const r = await this.cdp.send('Runtime.evaluate', { expression, returnByValue: true, silent: true, timeout: 500 }, sessionId).catch(() => null);
     return r?.result?.value ?? null;
   }
 

@@ -99,6 +99,8 @@ export class HttpServer {
   private readonly caps: ConnectionCaps;
   /** Connections over a cap: answered 429 at once; whatever they send is ignored. */
   private readonly overCap = new WeakSet<Socket>();
+  /** Shed connections whose first request has been parsed (answered by shed()). */
+  private readonly shedRequests = new WeakSet<Socket>();
   /** Refused or dropped connections waiting out SHED_GRACE_MS. */
   private shedding = 0;
   /** Each admitted connection's slot: told when its request headers are complete. */
@@ -282,7 +284,13 @@ export class HttpServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (this.overCap.has(req.socket)) return;
+    if (this.overCap.has(req.socket)) {
+      // Its one request was answered by shed(); more pipelined ones would each hold a request
+      // and a response object until the grace ends (security review): cut it instead.
+      if (this.shedRequests.has(req.socket)) req.socket.destroy();
+      else this.shedRequests.add(req.socket);
+      return;
+    }
     const slot = this.slots.get(req.socket);
     slot?.requestSeen();
     res.once('finish', () => slot?.responded());

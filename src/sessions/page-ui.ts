@@ -32,11 +32,11 @@ const FOCUS_EXPRESSION = `(() => {
     e = inner;
   }
   if (!e) return { editable: false };
-  const inputMode = String(e.getAttribute('inputmode') || '').toLowerCase();
+  const inputMode = String(e.getAttribute('inputmode') || '').slice(0, 16).toLowerCase();
   if (e.isContentEditable) return { editable: true, kind: 'multiline', inputMode };
   if (e.tagName === 'TEXTAREA') return { editable: !e.readOnly && !e.disabled, kind: 'multiline', inputMode };
   if (e.tagName !== 'INPUT') return { editable: false };
-  const kind = e.type === 'text' ? 'text' : String(e.type);
+  const kind = e.type === 'text' ? 'text' : String(e.type).slice(0, 16);
   const texty = ['text', 'search', 'email', 'url', 'tel', 'number', 'password'].includes(kind);
   return { editable: texty && !e.readOnly && !e.disabled, kind, inputMode };
 })()`;

@@ -223,4 +223,30 @@ describe('refused and dropped connections are answered, never reset (issue 10 lo
     release();
     busy.destroy();
   });
+
+  it('a refused connection that pipelines requests is cut at its second: the rest is not parsed (security review L1)', async () => {
+    server = new HttpServer({ apiKey: null, logger: silentLogger, onAuthFailed: () => {}, caps: { perSource: 1, total: 100 } });
+    let release = () => {};
+    const held = new Promise<void>((r) => (release = r));
+    server.route('GET', '/slow', async (_ctx, res) => {
+      await held;
+      sendJson(res, 200, { ok: true });
+    }, true);
+    let parsed = 0;
+    (server as unknown as { server: import('node:http').Server }).server.on('request', () => parsed++);
+    const { port } = await server.listen(0, '127.0.0.1');
+    const busy = connect(port, '127.0.0.1');
+    busy.on('error', () => {});
+    busy.write('GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    await new Promise((r) => setTimeout(r, 200));
+    const s = connect(port, '127.0.0.1', () => s.write('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'.repeat(20_000)));
+    await untilClosed(s).catch(() => '');
+    await new Promise((r) => setTimeout(r, 1000)); // what the server still reads and parses
+    // Node parses a received chunk to its end (one socket read, about 1,600 of these), then
+    // the cut stops it; before, all 20,000 were parsed and held during the 2 s grace.
+    expect(parsed).toBeLessThan(5000);
+    release();
+    busy.destroy();
+  });
 });
+
