@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { WebSocketServer } from 'ws';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { XvfbDisplay } from '../../src/display/xvfb.js';
+import { WindowFitter } from '../../src/display/window.js';
 import { Framebuffer } from '../../src/display/framebuffer.js';
 import { XInput } from '../../src/display/input.js';
 import { ChromiumBrowser } from '../../src/browser/chromium.js';
@@ -193,6 +194,9 @@ export class RtcSession {
     try {
       const xvfb = await XvfbDisplay.start({ width: o.width, height: o.height, tmpRoot: '/dev/shm', logger });
       cleanup.push(() => xvfb.close());
+      // The daemon's window manager: without it Chromium (no --kiosk) shows its toolbar.
+      const fitter = await WindowFitter.start(xvfb, logger);
+      cleanup.push(() => fitter.close());
       const routes: Record<string, string> = { ...pages, '/viewer.html': viewerPage() };
       const server = createServer((req: IncomingMessage, res: ServerResponse) => {
         const body = routes[(req.url ?? '/').split('?')[0]!];
@@ -204,6 +208,7 @@ export class RtcSession {
       const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
       const chromium = await ChromiumBrowser.launch({ binary: CHROMIUM, width: o.width, height: o.height, displayEnv: xvfb.env(), logger, connect: connectPipe });
       cleanup.push(() => chromium.close());
+      if (!(await fitter.whenFilled(30_000))) throw new Error('the browser window never filled the display');
       const agent = await puppeteer.connect({ transport: await pipeTransport(chromium), defaultViewport: null });
       cleanup.push(() => agent.disconnect());
       const [page] = await agent.pages();
