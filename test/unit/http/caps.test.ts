@@ -202,7 +202,8 @@ describe('refused and dropped connections are answered, never reset (issue 10 lo
     expect(Object.keys(counts).filter((k) => !['open', '409 session_attached', '429 too_many_requests'].includes(k))).toEqual([]);
   });
 
-  it('a newcomer refused while every slot has a request in flight gets 429 and a clean close, its request sent or not', async () => {
+  /** A server with one connection slot per source, taken by a request that waits for release(). */
+  async function oneSlotTaken(onRequest?: () => void): Promise<{ port: number; release: () => void; busy: Socket }> {
     server = new HttpServer({ apiKey: null, logger: silentLogger, onAuthFailed: () => {}, caps: { perSource: 1, total: 100 } });
     let release = () => {};
     const held = new Promise<void>((r) => (release = r));
@@ -210,11 +211,17 @@ describe('refused and dropped connections are answered, never reset (issue 10 lo
       await held;
       sendJson(res, 200, { ok: true });
     }, true);
+    if (onRequest) (server as unknown as { server: import('node:http').Server }).server.on('request', onRequest);
     const { port } = await server.listen(0, '127.0.0.1');
     const busy = connect(port, '127.0.0.1');
     busy.on('error', () => {});
     busy.write('GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
     await new Promise((r) => setTimeout(r, 200));
+    return { port, release, busy };
+  }
+
+  it('a newcomer refused while every slot has a request in flight gets 429 and a clean close, its request sent or not', async () => {
+    const { port, release, busy } = await oneSlotTaken();
     for (const request of ['GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n', '']) {
       const s = connect(port, '127.0.0.1', () => request && s.write(request));
       const text = await untilClosed(s);
@@ -225,20 +232,8 @@ describe('refused and dropped connections are answered, never reset (issue 10 lo
   });
 
   it('a refused connection that pipelines requests is cut at its second: the rest is not parsed (security review L1)', async () => {
-    server = new HttpServer({ apiKey: null, logger: silentLogger, onAuthFailed: () => {}, caps: { perSource: 1, total: 100 } });
-    let release = () => {};
-    const held = new Promise<void>((r) => (release = r));
-    server.route('GET', '/slow', async (_ctx, res) => {
-      await held;
-      sendJson(res, 200, { ok: true });
-    }, true);
     let parsed = 0;
-    (server as unknown as { server: import('node:http').Server }).server.on('request', () => parsed++);
-    const { port } = await server.listen(0, '127.0.0.1');
-    const busy = connect(port, '127.0.0.1');
-    busy.on('error', () => {});
-    busy.write('GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
-    await new Promise((r) => setTimeout(r, 200));
+    const { port, release, busy } = await oneSlotTaken(() => parsed++);
     const s = connect(port, '127.0.0.1', () => s.write('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'.repeat(20_000)));
     await untilClosed(s).catch(() => '');
     await new Promise((r) => setTimeout(r, 1000)); // what the server still reads and parses
