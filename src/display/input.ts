@@ -188,8 +188,8 @@ const COPY_POLL_MS = 400;
 const CONVERT_TIMEOUT_MS = 2000;
 const PROP_MODE_REPLACE = 0;
 
-/** X keysyms F11 and F12: not passed from viewers (see XInput.key). */
-const XK_F11 = 0xffc8;
+/** X keysyms F11 and F12: not passed from viewers (see XInput.key); F11 is the daemon's own (window.ts). */
+export const XK_F11 = 0xffc8;
 const XK_F12 = 0xffc9;
 
 /** One queued input operation: does its work and returns 0, or asks to run again after that many ms. */

@@ -1,11 +1,10 @@
 import type { Logger } from '../util/logger.js';
 import { X11Connection, type DisplayAddress, type XEvent } from './x11client.js';
+import { XK_F11 } from './input.js';
 
 const SUBSTRUCTURE_NOTIFY = 0x00080000;
 /** EWMH _NET_WM_STATE client message: data[0] 0 remove, 1 add, 2 toggle. */
 const NET_WM_STATE_REMOVE = 0;
-/** X keysym F11. */
-const XK_F11 = 0xffc8;
 /** How long an F11 may take to be answered by Chromium's fullscreen message before another. */
 const FULLSCREEN_RETRY_MS = 500;
 /** After this many F11s unanswered, a window is tried again only every FULLSCREEN_SLOW_RETRY_MS. */

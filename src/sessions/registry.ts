@@ -11,9 +11,6 @@ import { WarmPool, type SpareLease } from './warm-pool.js';
 /** How long after a spare-served session is ready the pool starts the next spare. */
 const REFILL_DELAY_MS = 250;
 
-/** Sessions torn down at once when the daemon stops (README "Daemon stop"). */
-const STOP_CONCURRENCY = 32;
-
 /**
  * All sessions of the daemon, by id. The only place that creates sessions, so the session
  * limit and the VNC password uniqueness are checked in one synchronous step.
@@ -194,14 +191,9 @@ export class SessionRegistry {
   async close(): Promise<void> {
     this.closing = true;
     const spares = this.warm.close();
-    // Sessions are independent of each other: stop them side by side, STOP_CONCURRENCY at a
-    // time (a hundred Chromium shutdowns at once only fight over the cores). Not only the live
-    // ones: stop() of a session already ending returns its teardown, which must finish too
-    // before the daemon exits (or its Xvfb dir is left behind).
-    const queue = [...this.sessions.values()];
-    const worker = async () => {
-      for (let s = queue.shift(); s; s = queue.shift()) await s.stop('daemon stopped').catch(() => {});
-    };
-    await Promise.all([spares, ...Array.from({ length: STOP_CONCURRENCY }, worker)]);
+    // Sessions are independent of each other: stop them side by side. Not only the live ones:
+    // stop() of a session already ending returns its teardown, which must finish too before
+    // the daemon exits (or its Xvfb dir is left behind).
+    await Promise.all([spares, ...[...this.sessions.values()].map((s) => s.stop('daemon stopped').catch(() => {}))]);
   }
 }
