@@ -77,6 +77,26 @@ export async function startPageServer(): Promise<PageServer> {
   };
 }
 
+/** A site on 127.0.0.1:0 that answers every path with `html(path)` and records the paths asked for. */
+export async function startHtmlSite(html: (path: string) => string): Promise<PageServer & { requests: string[] }> {
+  const requests: string[] = [];
+  const server: Server = createServer((req, res) => {
+    const path = decodeURIComponent(req.url ?? '/');
+    requests.push(path);
+    res.writeHead(200, { 'content-type': 'text/html' }).end(html(path));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    requests,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
 /**
  * The `<input id="f" type=file>` at 100,100 (400x80) and a script that reads every chosen
  * file back into `window.got` (one array of `{name, b64 | error}` per change) and counts

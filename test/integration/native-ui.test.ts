@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { api, waitFor } from '../helpers/client.js';
 import { freePort, RfbViewer, XK } from '../helpers/vnc.js';
+import { startHtmlSite, type PageServer } from '../helpers/pages.js';
 
 /**
  * Issue 11 item 3, driven by mouse over VNC and checked in the framebuffer: after a
@@ -29,25 +28,22 @@ ${Array.from({ length: 8 }, (_, i) => `<option>option ${i}</option>`).join('')}
 </body></html>`;
 
 let d: RunningDaemon;
-let site: Server;
+let site: PageServer & { requests: string[] };
 let url: string;
 let vncPort: number;
-const requests: string[] = [];
+let requests: string[];
 
 beforeAll(async () => {
-  site = createServer((q, r) => {
-    requests.push(decodeURIComponent(q.url ?? ''));
-    r.writeHead(200, { 'content-type': 'text/html' }).end(page(q.url ?? ''));
-  });
-  await new Promise<void>((r) => site.listen(0, '127.0.0.1', r));
-  url = `http://127.0.0.1:${(site.address() as AddressInfo).port}/`;
+  site = await startHtmlSite(page);
+  requests = site.requests;
+  url = `${site.url}/`;
   vncPort = await freePort();
   d = await startDaemon({ args: ['--vnc-port', String(vncPort)] });
 }, 60_000);
 
 afterAll(async () => {
   await d?.cleanup();
-  await new Promise((r) => site?.close(r));
+  await site?.close();
 });
 
 async function agent(id: string, extra = ''): Promise<{ browser: Browser; page: Page }> {

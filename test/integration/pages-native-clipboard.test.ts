@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, it } from 'vitest';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { api, waitFor } from '../helpers/client.js';
 import { freePort, RfbViewer } from '../helpers/vnc.js';
+import { startHtmlSite, type PageServer } from '../helpers/pages.js';
 
 /**
  * Issue 11 items 3 and 4 over VNC, checked in the framebuffer and the page:
@@ -26,21 +25,20 @@ const BG = 0x148cdc;
 const CTRL = 0xffe3;
 
 let d: RunningDaemon;
-let site: Server;
+let site: PageServer;
 let url: string;
 let vncPort: number;
 
 beforeAll(async () => {
-  site = createServer((_q, r) => r.writeHead(200, { 'content-type': 'text/html' }).end(PAGE));
-  await new Promise<void>((r) => site.listen(0, '127.0.0.1', r));
-  url = `http://127.0.0.1:${(site.address() as AddressInfo).port}/`;
+  site = await startHtmlSite(() => PAGE);
+  url = `${site.url}/`;
   vncPort = await freePort();
   d = await startDaemon({ args: ['--vnc-port', String(vncPort)] });
 }, 60_000);
 
 afterAll(async () => {
   await d?.cleanup();
-  await new Promise((r) => site?.close(r));
+  await site?.close();
 });
 
 /** An agent sets the page up (and optionally more), then leaves so a VNC client controls. */
