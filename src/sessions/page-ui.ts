@@ -12,7 +12,9 @@ const MAX_TABS = 50;
 const REFRESH_MS = 100;
 /** Shown pages whose focus a tap reads (windows side by side are rare; a popup flood is bounded). */
 const MAX_FOCUS_PAGES = 4;
-const FOCUS_KINDS = new Set(['text', 'search', 'email', 'url', 'tel', 'number', 'password', 'multiline']);
+/** `<input type>`s that take typed text; with textarea and contenteditable (multiline), the kinds a hint names. */
+const TEXT_INPUT_TYPES = ['text', 'search', 'email', 'url', 'tel', 'number', 'password'];
+const FOCUS_KINDS = new Set([...TEXT_INPUT_TYPES, 'multiline']);
 const INPUT_MODES = new Set(['none', 'text', 'decimal', 'numeric', 'tel', 'search', 'email', 'url']);
 
 /**
@@ -37,7 +39,7 @@ const FOCUS_EXPRESSION = `(() => {
   if (e.tagName === 'TEXTAREA') return { editable: !e.readOnly && !e.disabled, kind: 'multiline', inputMode };
   if (e.tagName !== 'INPUT') return { editable: false };
   const kind = e.type === 'text' ? 'text' : String(e.type).slice(0, 16);
-  const texty = ['text', 'search', 'email', 'url', 'tel', 'number', 'password'].includes(kind);
+  const texty = ${JSON.stringify(TEXT_INPUT_TYPES)}.includes(kind);
   return { editable: texty && !e.readOnly && !e.disabled, kind, inputMode };
 })()`;
 
