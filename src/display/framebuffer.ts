@@ -1,6 +1,7 @@
 import { openSync, readSync, closeSync, fstatSync } from 'node:fs';
 import type { FrameSource, FrameSubscriber, FrameView, Rect } from './types.js';
-import { X11Connection, XCursorTracker, type DisplayAddress, type XEvent } from './x11client.js';
+import { X11Connection, type DisplayAddress, type XEvent } from './x11client.js';
+import { XCursorTracker } from './x-cursor.js';
 import type { Logger } from '../util/logger.js';
 import { HandoffError } from '../util/errors.js';
 
