@@ -126,10 +126,16 @@ const until = async <T>(fn: () => T | Promise<T>, what: string, ms = 15_000): Pr
   for (;;) {
     const v = await fn();
     if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}; the viewer showed: ${await shown()}`);
     await new Promise((r) => setTimeout(r, 25));
   }
 };
+/** The viewer's state and notice, for a timeout's message. */
+const shown = () =>
+  page.evaluate(() => {
+    const root = document.querySelector<HTMLElement>('[data-handoff-state]');
+    return root ? `${root.dataset.handoffState}: ${document.querySelector('.hk-notice')?.textContent ?? ''}` : 'no viewer';
+  }).catch((e: Error) => `(page unreadable: ${e.message})`);
 const rootState = () => page.$eval('[data-handoff-state]', (el) => (el as HTMLElement).dataset.handoffState);
 const sent = (v: Viewer, type: string) => v.received.filter((m) => m.type === type);
 
@@ -337,7 +343,7 @@ describe('viewer kit: screencast', () => {
     await until(() => page.$('.hk-notice input[type=password]'), 'password form');
     expect(await rootState()).toBe('connecting');
     await page.type('.hk-notice input[type=password]', 'secret12');
-    await page.click('.hk-notice button[type=submit]');
+    await page.keyboard.press('Enter');
     // No RFB endpoint in this mock: noVNC loads, builds its canvas, and the connection fails into a retry.
     await until(() => page.$('.hk-vnc canvas[data-handoff-surface]'), 'noVNC canvas');
     // noVNC may wait out its own 3 s disconnect timeout before it reports the failure.
