@@ -51,6 +51,8 @@ export class BrowserControl extends EventEmitter<{
   private readonly targets = new Map<string, TargetInfo>();
   /** Our own DevTools session on each page: file choosers are intercepted there. */
   private readonly pageSessions = new Map<string, string>();
+  /** Our isolated world in each page's main frame (its execution context id), made on first use. */
+  private readonly probeWorlds = new Map<string, number>();
   private chooser: FileChooserRequest | null = null;
   /** The page an agent acts on (null: none connected), for the viewers' tab strip. */
   agentPage: string | null = null;
@@ -91,6 +93,7 @@ export class BrowserControl extends EventEmitter<{
         const wasPage = this.targets.get(targetId)?.type === 'page';
         this.targets.delete(targetId);
         this.pageSessions.delete(targetId);
+        this.probeWorlds.delete(targetId);
         if (this.chooser?.targetId === targetId) this.setChooser(null);
         if (wasPage) this.emit('pagesChanged');
       },
@@ -218,12 +221,30 @@ export class BrowserControl extends EventEmitter<{
   }
 
   /** An expression's JSON value in page `targetId` (null when it fails or the page is gone). */
+  /**
+   * Evaluates `expression` in an isolated world of the page's main frame: it shares the DOM but
+   * not the page's scripts, so a page cannot redefine the getters it reads. A page that keeps its
+   * thread busy is still cut off after 500 ms.
+   */
   async evaluate(targetId: string, expression: string): Promise<unknown> {
     const sessionId = this.pageSessions.get(targetId);
     if (!sessionId) return null;
-    // Runs in the page's world: a page that busy-loops in a getter is cut off after 500 ms.
-    const r = await this.cdp.send('Runtime.evaluate', { expression, returnByValue: true, silent: true, timeout: 500 }, sessionId).catch(() => null);
-    return r?.result?.value ?? null;
+    // A navigation destroys the world (its context id then fails): make a new one, once.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      let contextId = this.probeWorlds.get(targetId);
+      if (contextId === undefined) {
+        // A page target's main frame id is its target id.
+        const world = await this.cdp.send('Page.createIsolatedWorld', { frameId: targetId, worldName: 'handoff', grantUniveralAccess: false }, sessionId).catch(() => null);
+        if (!world) return null;
+        const created: number = world.executionContextId;
+        contextId = created;
+        this.probeWorlds.set(targetId, created);
+      }
+      const r = await this.cdp.send('Runtime.evaluate', { expression, contextId, returnByValue: true, silent: true, timeout: 500 }, sessionId).catch(() => null);
+      if (r) return r.result?.value ?? null;
+      this.probeWorlds.delete(targetId);
+    }
+    return null;
   }
 
   /** The pages shown now: the front tab of each window (document.visibilityState). */

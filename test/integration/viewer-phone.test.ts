@@ -129,6 +129,22 @@ describe('the viewer on a phone', { timeout: 120_000 }, () => {
     expect(await proxyFocused()).toBe(false);
   });
 
+  it('a page that lies about its focus (its own activeElement getter) opens no keyboard: the probe reads the real DOM', async () => {
+    await remote.evaluate(() => {
+      (window as any).realActive = Object.getOwnPropertyDescriptor(Document.prototype, 'activeElement');
+      Object.defineProperty(Document.prototype, 'activeElement', { configurable: true, get: () => document.getElementById('field') });
+    });
+    try {
+      await tapAt(640, 300);
+      await new Promise((r) => setTimeout(r, 1200)); // every focus probe of that tap answered
+      expect(await proxyFocused()).toBe(false);
+    } finally {
+      await remote.evaluate(() => {
+        Object.defineProperty(Document.prototype, 'activeElement', (window as any).realActive);
+      });
+    }
+  });
+
   it('a swipe scrolls the remote page', async () => {
     const p = await surfacePoint(vp, 640, 600);
     const t = await vp.touchscreen.touchStart(p.x, p.y);
