@@ -126,6 +126,7 @@ export class Daemon {
       onAuthFailed: (ctx) => audit.append({ type: 'auth_failed', source_ip: ctx.sourceIp, transport: 'http', detail: { path: ctx.url.pathname.slice(0, 200) } }),
       allowedOrigins: config.allowedOrigins,
       publicUrl: config.publicUrl,
+      trustedProxies: config.trustedProxies,
     });
     undo.push({ what: 'sessions', run: () => registry.close() });
     undo.push({ what: 'http', run: () => http.close() });

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { parseCidrList, type Cidr } from '../util/cidr.js';
 
 export interface Config {
   host: string;
@@ -27,6 +28,8 @@ export interface Config {
   allowedOrigins: string[];
   /** The URL users reach this host at: links and vnc_url are built from it; its host passes the Host check. */
   publicUrl: URL | null;
+  /** `--trusted-proxies`: reverse proxies whose X-Forwarded-For names the client (util/net.ts). */
+  trustedProxies: Cidr[];
   /** HMAC-SHA256 key for webhook signatures; null sends them unsigned. */
   webhookSecret: string | null;
   /** An agent socket that answers no WebSocket ping for this long is detached. */
@@ -91,6 +94,7 @@ export const OPTIONS = [
   { flag: 'allowed-origins', env: 'HANDOFF_ALLOWED_ORIGINS', kind: 'string', help: 'browser origins allowed to use the API and CDP besides the daemon\'s own, comma separated (e.g. https://ops.example.com)' },
   { flag: 'peer', env: 'HANDOFF_PEER', kind: 'string', help: 'other handoff hosts the dashboard shows beside this one, comma separated URLs (each allows this one in its --allowed-origins)' },
   { flag: 'public-url', env: 'HANDOFF_PUBLIC_URL', kind: 'string', help: 'the URL users reach this host at (behind a proxy): links and vnc_url use it, its host passes the Host check' },
+  { flag: 'trusted-proxies', env: 'HANDOFF_TRUSTED_PROXIES', kind: 'string', help: 'reverse proxies (HAProxy, nginx) in front of this host, comma separated addresses or networks: the client address in their X-Forwarded-For is the one audited, throttled and checked against hitl_allowed_networks (default none: the connection\'s own address)' },
   { flag: 'agent-keepalive', env: 'HANDOFF_AGENT_KEEPALIVE', kind: 'int', help: 'seconds an agent socket may go without answering a ping before it is detached, 2-600 (default 10)' },
   { flag: 'handoff-grace', env: 'HANDOFF_HANDOFF_GRACE', kind: 'int', help: 'seconds a live-link handoff waits for its human to come back after a reload or a drop, 1-600 (default 15)' },
   { flag: 'warm', env: 'HANDOFF_WARM', kind: 'int', help: 'spare sessions kept started for default-size creates without a profile (default 1, 0 = off)' },
@@ -208,6 +212,7 @@ export function loadConfig(
     stoppedRetentionS: DEFAULTS.stoppedRetentionS,
     allowedOrigins: origins(pick('allowed-origins')),
     publicUrl: pub,
+    trustedProxies: networks('trusted-proxies', pick('trusted-proxies')),
     webhookSecret: pick('webhook-secret') || null,
     agentKeepaliveMs: (intIn('agent-keepalive', pick('agent-keepalive'), 2, 600) ?? DEFAULTS.agentKeepaliveS) * 1000,
     handoffGraceMs: (intIn('handoff-grace', pick('handoff-grace'), 1, 600) ?? DEFAULTS.handoffGraceS) * 1000,
@@ -221,6 +226,15 @@ export function loadConfig(
     minFreeMb: intIn('min-free-mb', pick('min-free-mb'), 0, 1 << 24) ?? null,
     peers: origins(pick('peer'), 'peer'),
   });
+}
+
+function networks(name: string, v: string | undefined): Cidr[] {
+  if (!v) return [];
+  try {
+    return parseCidrList(v);
+  } catch (e) {
+    throw new ConfigError(`--${name}: ${(e as Error).message} (addresses or networks like 10.0.0.0/8, comma separated)`);
+  }
 }
 
 export function isLoopback(host: string): boolean {

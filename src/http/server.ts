@@ -1,4 +1,5 @@
-import { hostForUrl, normalizeIp } from '../util/net.js';
+import { forwardedClient, hostForUrl, normalizeIp } from '../util/net.js';
+import { networkMatcher, type Cidr } from '../util/cidr.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo, Socket } from 'node:net';
@@ -66,6 +67,8 @@ export interface HttpServerOptions {
   allowedOrigins?: readonly string[];
   /** `--public-url`: links use it; its origin and host pass the checks. */
   publicUrl?: URL | null;
+  /** `--trusted-proxies`: the client is read from their X-Forwarded-For (util/net.ts). */
+  trustedProxies?: Cidr[];
   caps?: ConnectionCapsOptions;
 }
 
@@ -96,6 +99,7 @@ export class HttpServer {
   private readonly keyThrottle = new CredentialThrottle();
   private refusing = false;
   private readonly policy: GuardPolicy;
+  private readonly trustedProxy: (ip: string) => boolean;
   private readonly caps: ConnectionCaps;
   /** Connections over a cap: answered 429 at once; whatever they send is ignored. */
   private readonly overCap = new WeakSet<Socket>();
@@ -110,6 +114,7 @@ export class HttpServer {
     this.apiKeyDigest = opts.apiKey ? digest(opts.apiKey) : null;
     this.policy = { bindHost: '127.0.0.1', allowedOrigins: opts.allowedOrigins ?? [], publicUrl: opts.publicUrl ?? null };
     this.caps = new ConnectionCaps(opts.caps ?? DEFAULT_CONNECTION_CAPS);
+    this.trustedProxy = networkMatcher(opts.trustedProxies ?? []);
     this.server = createServer(
       {
         maxHeaderSize: MAX_HEADER_BYTES,
@@ -201,7 +206,7 @@ export class HttpServer {
       req,
       url,
       params,
-      sourceIp: normalizeIp(req.socket.remoteAddress),
+      sourceIp: forwardedClient(req.socket.remoteAddress, req.headers['x-forwarded-for'], this.trustedProxy),
       publicHost: host,
       publicOrigin: `${secure ? 'https' : 'http'}://${host}`,
       wsOrigin: `${secure ? 'wss' : 'ws'}://${host}`,

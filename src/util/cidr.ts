@@ -27,9 +27,17 @@ export function parseCidrList(text: string): Cidr[] {
 
 /** Whether `ip` (as a socket reports it, IPv4-mapped IPv6 included) is inside any network. */
 export function ipAllowed(ip: string, networks: Cidr[]): boolean {
+  return networkMatcher(networks)(ip);
+}
+
+/** ipAllowed with the networks compiled once, for a check on every request. */
+export function networkMatcher(networks: Cidr[]): (ip: string) => boolean {
   const list = new BlockList();
   for (const n of networks) list.addSubnet(n.address, n.prefix, n.family);
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  const addr = mapped ? mapped[1]! : ip;
-  return list.check(addr, isIP(addr) === 6 ? 'ipv6' : 'ipv4');
+  return (ip) => {
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+    const addr = mapped ? mapped[1]! : ip;
+    const family = isIP(addr);
+    return family !== 0 && list.check(addr, family === 6 ? 'ipv6' : 'ipv4');
+  };
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ipAllowed, parseCidrList } from '../../../src/util/cidr.js';
+import { ipAllowed, networkMatcher, parseCidrList } from '../../../src/util/cidr.js';
+import { forwardedClient } from '../../../src/util/net.js';
 
 describe('parseCidrList', () => {
   it('parses networks and bare addresses', () => {
@@ -36,5 +37,33 @@ describe('ipAllowed', () => {
   it('allows nothing with an empty list, everything with /0', () => {
     expect(ipAllowed('10.0.0.1', [])).toBe(false);
     expect(ipAllowed('8.8.8.8', parseCidrList('0.0.0.0/0'))).toBe(true);
+  });
+});
+
+describe('forwardedClient (--trusted-proxies)', () => {
+  const trusted = networkMatcher(parseCidrList('10.0.0.0/8,::1'));
+  const none = networkMatcher([]);
+
+  it('is the socket peer unless that peer is a trusted proxy', () => {
+    expect(forwardedClient('198.51.100.9', '203.0.113.7', trusted)).toBe('198.51.100.9');
+    expect(forwardedClient('10.0.0.5', '203.0.113.7', none)).toBe('10.0.0.5');
+    expect(forwardedClient('::ffff:10.0.0.5', undefined, trusted)).toBe('10.0.0.5');
+  });
+
+  it('reads from the right past trusted hops only: what the client wrote itself is never reached', () => {
+    // The client sent "X-Forwarded-For: 1.2.3.4"; the proxy appended the address it saw.
+    expect(forwardedClient('10.0.0.5', '1.2.3.4, 203.0.113.7', trusted)).toBe('203.0.113.7');
+    // Two trusted proxies in a row (edge, then an inner one).
+    expect(forwardedClient('::1', '1.2.3.4, 203.0.113.7, 10.1.1.1', trusted)).toBe('203.0.113.7');
+    expect(forwardedClient('10.0.0.5', ['203.0.113.7', '10.2.2.2'], trusted)).toBe('203.0.113.7');
+    expect(forwardedClient('10.0.0.5', '::ffff:203.0.113.8', trusted)).toBe('203.0.113.8');
+  });
+
+  it('stops at a malformed entry at the last address a trusted proxy vouched for', () => {
+    expect(forwardedClient('10.0.0.5', 'unknown', trusted)).toBe('10.0.0.5');
+    expect(forwardedClient('10.0.0.5', '203.0.113.7, 10.3.3.3:443', trusted)).toBe('10.0.0.5');
+    expect(forwardedClient('10.0.0.5', '', trusted)).toBe('10.0.0.5');
+    // A header of thousands of trusted-looking hops is looked at only 16 deep.
+    expect(forwardedClient('10.0.0.5', '203.0.113.7,' + Array(5000).fill('10.0.0.1').join(','), trusted)).toBe('10.0.0.1');
   });
 });

@@ -73,6 +73,7 @@ describe('loadConfig', () => {
       [['--rtc-ports', '40000'], /--rtc-ports/],
       [['--host', 'example.com'], /--host/],
       [['--live-link-ttl', '10'], /--live-link-ttl/],
+      [['--trusted-proxies', 'haproxy.local'], /--trusted-proxies/],
       [['--nope', '1'], /--nope/],
       [['--port'], /--port needs a value/],
       [['serve'], /unexpected argument/],
@@ -92,5 +93,7 @@ describe('loadConfig', () => {
     expect(c.vncPort).toBe(0);
     expect(c.port).toBe(0);
     expect(c.liveLinkTtlMs).toBe(60_000);
+    expect(loadConfig([], {}).trustedProxies).toEqual([]);
+    expect(loadConfig([], { HANDOFF_TRUSTED_PROXIES: '10.0.0.0/8,::1' }).trustedProxies.map((n) => n.text)).toEqual(['10.0.0.0/8', '::1']);
   });
 });
