@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
+import { request } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,7 +32,8 @@ const leaks = new LeakTracker();
 /** 20 sessions on two hosts: more than the default 8 each. h1's dashboard shows h2 (--peer). */
 function hostArgs(name: Host['name']): string[] {
   const other = `http://127.0.0.${name === 'h1' ? 3 : 2}:${port}`;
-  return ['--max-sessions', '14', ...(name === 'h1' ? ['--peer', other] : ['--allowed-origins', other])];
+  // The balancers run on 127.0.0.1: their X-Forwarded-For is believed (deploy/README.md).
+  return ['--max-sessions', '14', '--trusted-proxies', '127.0.0.1', ...(name === 'h1' ? ['--peer', other] : ['--allowed-origins', other])];
 }
 
 function handoffCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -198,6 +200,21 @@ describe('a fleet of two hosts behind HAProxy (deploy/haproxy/haproxy.cfg)', () 
     const counts = await Promise.all(hosts.map(async (h) => (await api(h.url, '/health')).body.sessions as number));
     expect(counts.reduce((a, b) => a + b, 0)).toBe(SESSIONS);
   }, 120_000);
+
+  it("the owner audits the client's own address, which the balancer passes in X-Forwarded-For", async () => {
+    const m = made[0]!;
+    const owner = hosts.find((h) => h.name === m.owner)!;
+    // From 127.0.0.9: the balancer itself reaches the hosts from 127.0.0.1.
+    const status = await new Promise<number>((resolve, reject) => {
+      const u = new URL(`${lbs[0]!.url}/session/${m.id}/live?kind=view`);
+      const req = request({ host: u.hostname, port: u.port, path: u.pathname + u.search, localAddress: '127.0.0.9' }, (res) => (res.resume(), resolve(res.statusCode ?? 0)));
+      req.on('error', reject);
+      req.end();
+    });
+    expect(status).toBe(200);
+    const rows = (await api(owner.url, `/audit?session_id=${m.id}&type=live_url_issued`)).body.events as { source_ip: string }[];
+    expect(rows.map((r) => r.source_ip)).toContain('127.0.0.9');
+  });
 
   it('live links and vnc_url from either host point at that host (--public-url) and work', async () => {
     // Asked through the balancer (routed by the path), answered by the owner.
