@@ -198,8 +198,6 @@ export class WindowFitter {
     this.x.client.GetProperty(0, w, this.atoms.windowType, 4 /* ATOM */, 0, 4, (e, prop) => {
       if (e || !prop?.data || prop.data.length < 4) return;
       if (prop.data.readUInt32LE(0) !== this.atoms.notification) return;
-      // Only the notice our F11 raised: a page's own "Press Esc" bubble right after stays shown.
-      this.hideNoticesUntil = 0;
       this.hidden.add(w);
       this.moveOff(w);
     });

@@ -212,32 +212,3 @@ describe("the browser's own UI stays out of reach without kiosk (security review
   }, 120_000);
 });
 
-
-describe('fullscreen notices (security review L3)', () => {
-  it("only the notice of the daemon's own F11 is hidden: a page's fullscreen bubble right after shows", async () => {
-    const a = await agent('native-bubble', '&enable_vnc=true&vnc_password=nativebb');
-    await a.page.goto(`${url}opener`);
-    const opened = new Promise<Page>((resolve) => a.browser.once('targetcreated', async (t) => resolve((await t.page())!)));
-    await a.page.evaluate((u) => void window.open(u, 'p', 'popup'), `${url}popup`);
-    const popup = await opened;
-    // At once, while the daemon still hides the notice its F11 for the new window raised.
-    await popup.waitForSelector('#s');
-    await popup.evaluate(() => void document.addEventListener('click', () => {
-      document.documentElement.requestFullscreen().catch((e: Error) => void fetch('/event/fs-error ' + encodeURIComponent(e.message)));
-    }));
-    await popup.mouse.click(640, 400);
-    await waitFor('the page fullscreen', () => popup.evaluate(() => !!document.fullscreenElement)).catch((e) => { throw new Error(e.message + requests.join(' | ')); });
-    const v = await RfbViewer.connect(vncPort, 'nativebb');
-    try {
-      await v.fullFrame();
-      // Chromium's "Press Esc to exit full screen" bubble, at the top in the middle.
-      await v.until("the page's fullscreen bubble on screen", (vv) => {
-        vv.refresh();
-        return changedBox(vv, 300, 0, W - 300, 200) !== null;
-      });
-    } finally {
-      await v.close();
-      await a.browser.disconnect();
-    }
-  }, 120_000);
-});
