@@ -124,3 +124,43 @@ describe('tile diff', () => {
     expect(tilesToRects(new Uint8Array(12), g)).toEqual([]);
   });
 });
+
+describe('tile diff over a band of rows', () => {
+  const g = tileGrid(200, 150, 832); // 4 x 3 tiles, padded stride
+  const frame = () => Buffer.alloc(g.stride * g.height, 7);
+  const poke = (buf: Buffer, x: number, y: number) => (buf[y * g.stride + x * 4] = 1);
+  const marked = (changed: Uint8Array) => [...changed].flatMap((v, i) => (v ? [[i % g.cols, Math.floor(i / g.cols)]] : []));
+
+  it('sees only the rows of the band', () => {
+    const a = frame();
+    const b = frame();
+    poke(b, 10, 10); // (0,0), above the band
+    poke(b, 70, 70); // (1,1), in it
+    poke(b, 150, 100); // (2,1), below it
+    const changed = new Uint8Array(g.cols * g.rows);
+    expect(diffTiles(a, b, g, changed, 64, 100)).toBe(1);
+    expect(marked(changed)).toEqual([[1, 1]]);
+  });
+
+  it('counts a tile once across two bands of the same tile row', () => {
+    const a = frame();
+    const b = frame();
+    poke(b, 5, 66);
+    poke(b, 6, 120); // the same tile (0,1)
+    poke(b, 199, 125); // (3,1), the clipped edge tile
+    const changed = new Uint8Array(g.cols * g.rows);
+    expect(diffTiles(a, b, g, changed, 60, 70)).toBe(1);
+    expect(diffTiles(a, b, g, changed, 110, 130)).toBe(1);
+    expect(marked(changed)).toEqual([[0, 1], [3, 1]]);
+  });
+
+  it('clips a band to the screen', () => {
+    const a = frame();
+    const b = frame();
+    poke(b, 0, 149);
+    const changed = new Uint8Array(g.cols * g.rows);
+    expect(diffTiles(a, b, g, changed, 140, 400)).toBe(1);
+    expect(diffTiles(a, b, g, new Uint8Array(g.cols * g.rows), -10, 0)).toBe(0);
+    expect(marked(changed)).toEqual([[0, 2]]);
+  });
+});
