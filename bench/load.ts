@@ -185,6 +185,86 @@ async function restLoad(d: RunningDaemon, ids: string[], clients: number, each: 
   return { first, samples };
 }
 
+/**
+ * Open loop: `clients` clients, each on its own open keep-alive connection, each sending at
+ * `rate` requests per second on a fixed schedule (a dashboard polling /sessions and a
+ * session page), alternating /sessions and /session/ID, for `seconds`. Latency is counted from
+ * the time a request was due, not from when it went out: when the daemon falls behind, the
+ * requests a client could not send on time wait in its queue and that wait is counted
+ * (no coordinated omission). Each client starts at a random phase within one period.
+ */
+async function openLoop(d: RunningDaemon, ids: string[], agents: http.Agent[], sources: number, rate: number, seconds: number): Promise<{ samples: number[]; late: number }> {
+  const samples: number[] = [];
+  const period = 1000 / rate;
+  const count = Math.max(1, Math.round(seconds * rate));
+  const start = performance.now() + 100;
+  let late = 0;
+  await Promise.all(
+    agents.map(async (agent, c) => {
+      const local = source(c, sources);
+      const phase = Math.random() * period;
+      for (let k = 0; k < count; k++) {
+        const due = start + phase + k * period;
+        const wait = due - performance.now();
+        if (wait > 0) await sleep(wait);
+        else if (wait < -period) late++;
+        const path = k % 2 ? `/session/${ids[(c + k) % ids.length]}` : '/sessions';
+        await get(d.port, path, local, agent);
+        samples.push(performance.now() - due);
+      }
+    }),
+  );
+  return { samples, late };
+}
+
+/** Opens one keep-alive connection per client (a first GET /sessions on each). */
+async function connectClients(d: RunningDaemon, clients: number, sources: number): Promise<http.Agent[]> {
+  const agents = Array.from({ length: clients }, () => new http.Agent({ keepAlive: true, maxSockets: 1 }));
+  await Promise.all(agents.map((agent, c) => get(d.port, '/sessions', source(c, sources), agent)));
+  return agents;
+}
+
+/**
+ * The open-loop rows: 500 clients at 1, 2, 5, 10 requests per second each (LOAD_RATES), and
+ * the highest of those rates at which p99 stays within 20 ms. A rate past saturation (p99 over
+ * 5 s) ends the series: the higher ones would only queue longer.
+ */
+async function openLoopRows(d: RunningDaemon, ids: string[], sources: number, log: (s: string) => void, loadavg: () => string): Promise<Row[]> {
+  const rows: Row[] = [];
+  const rates = (process.env.LOAD_RATES ?? '1,2,5,10').split(',').map(Number);
+  const clients = 500;
+  const agents = await connectClients(d, clients, sources);
+  let best: number | null = null;
+  try {
+    for (const rate of rates) {
+      // At least 10,000 samples, at least 5 s.
+      const seconds = Math.max(5, 10_000 / (clients * rate));
+      const cpu0 = cpuSeconds(d.proc.pid!);
+      const t0 = performance.now();
+      const { samples, late } = await openLoop(d, ids, agents, sources, rate, seconds);
+      const wall = (performance.now() - t0) / 1000;
+      const cpu = (cpuSeconds(d.proc.pid!) - cpu0) / wall;
+      const s = stats(samples);
+      const ok = s.p99 <= 20;
+      if (ok) best = rate;
+      log(`open loop ${clients} x ${rate}/s (${clients * rate} req/s offered): p50 ${fmt(s.p50, 1)} p95 ${fmt(s.p95, 1)} p99 ${fmt(s.p99, 1)} ms, ${fmt(samples.length / wall, 0)} req/s done, daemon CPU ${fmt(cpu * 100, 0)}%, ${late} sends over a period late, load ${loadavg()}`);
+      rows.push({
+        figure: `REST open loop: ${clients} clients x ${rate} req/s each (${clients * rate} req/s offered), latency from the scheduled send: p50 / p95 / p99 (ms); daemon CPU (% of a core)`,
+        handoff: `${fmt(s.p50, 1)} / ${fmt(s.p95, 1)} / ${fmt(s.p99, 1)}; ${fmt(cpu * 100, 0)}`,
+        reference: '',
+        ratio: '',
+        target: 'p99 <= 20',
+        ok,
+      });
+      if (s.p99 > 5000) break;
+    }
+  } finally {
+    for (const a of agents) a.destroy();
+  }
+  rows.push({ figure: `REST open loop: highest rate per client (of ${rates.join(', ')}/s) with p99 <= 20 ms, ${clients} clients`, handoff: best === null ? 'none' : `${best}/s (${clients * best} req/s)`, reference: '', ratio: '', target: 'report', ok: null });
+  return rows;
+}
+
 /** CPU seconds used so far by process `pid` (utime + stime, from /proc). */
 function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -223,7 +303,9 @@ async function loadParts(log: (s: string) => void): Promise<Row[]> {
   const maxIdle = Number(process.env.LOAD_MAX_SESSIONS ?? 200);
   const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
   // 1 + 2: racers, then 20 live sessions under 500 REST clients.
-  let d = await startDaemon({ args: ['--max-sessions', '32'] });
+  // LOAD_CPU_PROF=DIR: the daemon of the racers and REST parts writes a CPU profile there (at its stop).
+  const prof = process.env.LOAD_CPU_PROF;
+  let d = await startDaemon({ args: ['--max-sessions', '32'], ...(prof ? { env: { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${prof}` } } : {}) });
   try {
     if (parts.includes('race')) {
       log('100 attach racers on one id, 3 rounds...');
@@ -252,6 +334,7 @@ async function loadParts(log: (s: string) => void): Promise<Row[]> {
         { figure: 'REST throughput in that run (req/s); CPU daemon / bench (% of a core)', handoff: `${fmt((first.length + samples.length) / wall, 0)}; ${fmt(daemonCpu * 100, 0)} / ${fmt(benchCpu * 100, 0)}`, reference: '', ratio: '', target: 'report', ok: null },
         { figure: 'REST requests in that run (on open connections)', handoff: String(s.n), reference: '', ratio: '', target: 'report', ok: null },
       );
+      rows.push(...(await openLoopRows(d, ids, sources, log, loadavg)));
     }
   } finally {
     await d.cleanup();
