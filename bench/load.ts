@@ -357,7 +357,7 @@ async function loadParts(log: (s: string) => void): Promise<Row[]> {
         { figure: 'REST first request of each of the 500 clients connecting at once, connect included: p50 / p99 (ms)', handoff: `${fmt(f.p50, 1)} / ${fmt(f.p99, 1)}`, reference: '', ratio: '', target: 'report', ok: null },
         { figure: 'REST throughput in that run (req/s); CPU daemon / bench (% of a core)', handoff: `${fmt((first.length + samples.length) / wall, 0)}; ${fmt(daemonCpu * 100, 0)} / ${fmt(benchCpu * 100, 0)}`, reference: '', ratio: '', target: 'report', ok: null },
         { figure: 'REST requests in that run (on open connections)', handoff: String(s.n), reference: '', ratio: '', target: 'report', ok: null },
-        { figure: 'REST daemon CPU per request in that run (us; the figure load does not change much)', handoff: fmt(usPerReq, 0), reference: '', ratio: '', target: 'report', ok: null },
+        { figure: 'REST daemon CPU per request in that run (us)', handoff: fmt(usPerReq, 0), reference: '', ratio: '', target: 'report', ok: null },
       );
       rows.push(...(await openLoopRows(d, ids, sources, log, loadavg)));
     }
