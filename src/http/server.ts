@@ -57,7 +57,10 @@ export const HEADERS_TIMEOUT_MS = 10_000;
 export const REQUEST_TIMEOUT_MS = 30_000;
 const STATE_CHANGING = new Set(['POST', 'PUT', 'DELETE', 'PATCH']);
 /** On every HTTP answer: the dashboard, the live page, REST and errors. */
-const NO_FRAMING_HEADERS: Readonly<Record<string, string>> = { 'content-security-policy': "frame-ancestors 'none'", 'x-frame-options': 'DENY' };
+const NO_FRAMING_HEADERS: readonly (readonly [string, string])[] = [
+  ['content-security-policy', "frame-ancestors 'none'"],
+  ['x-frame-options', 'DENY'],
+];
 
 export interface HttpServerOptions {
   apiKey: string | null;
@@ -238,15 +241,20 @@ export class HttpServer {
   private parse(req: IncomingMessage): URL {
     const raw = req.url ?? '/';
     if (raw.length > MAX_URL_LENGTH) throw new HandoffError('bad_request', 'request URL is too long');
-    const path = raw.split('?')[0]!;
-    let decoded: string;
-    try {
-      decoded = decodeURIComponent(path);
-    } catch {
-      throw new HandoffError('bad_request', 'request path is not valid percent-encoding');
-    }
-    if (decoded.split(/[/\\]/).some((seg) => seg === '..') || decoded.includes('\0')) {
-      throw new HandoffError('bad_request', 'path traversal is not allowed');
+    const q = raw.indexOf('?');
+    const path = q === -1 ? raw : raw.slice(0, q);
+    // Without `%` the path decodes to itself, and without `..` no segment is `..`: the common
+    // case (every poll) skips the decoding and the split.
+    if (path.includes('%') || path.includes('..') || path.includes('\0')) {
+      let decoded: string;
+      try {
+        decoded = decodeURIComponent(path);
+      } catch {
+        throw new HandoffError('bad_request', 'request path is not valid percent-encoding');
+      }
+      if (decoded.split(/[/\\]/).some((seg) => seg === '..') || decoded.includes('\0')) {
+        throw new HandoffError('bad_request', 'path traversal is not allowed');
+      }
     }
     return new URL(raw, 'http://localhost');
   }
@@ -302,7 +310,7 @@ export class HttpServer {
     let ctx: RequestContext | undefined;
     try {
       // No page of ours is meant to be framed (the kit mounts without iframes): no clickjacking.
-      for (const [k, v] of Object.entries(NO_FRAMING_HEADERS)) res.setHeader(k, v);
+      for (const [k, v] of NO_FRAMING_HEADERS) res.setHeader(k, v);
       const cors = isCorsPath((req.url ?? '/').split('?')[0]!);
       if (cors) for (const [k, v] of Object.entries(CORS_HEADERS)) res.setHeader(k, v);
       if (this.refusing) throw new HandoffError('shutting_down', 'the daemon is shutting down');
@@ -314,7 +322,7 @@ export class HttpServer {
         return;
       }
       const fromAllowed = cors ? null : allowedOriginCors(this.policy, req.headers.origin, req.method === 'OPTIONS');
-      for (const [k, v] of Object.entries(fromAllowed ?? {})) res.setHeader(k, v);
+      if (fromAllowed) for (const [k, v] of Object.entries(fromAllowed)) res.setHeader(k, v);
       if (fromAllowed && req.method === 'OPTIONS') return void res.writeHead(204).end();
       // A page may send these cross-site without asking first (a form post): no route takes them.
       const hasBody = (req.headers['content-length'] ?? '0') !== '0' || req.headers['transfer-encoding'] !== undefined;
@@ -375,7 +383,11 @@ function publicHost(req: IncomingMessage): string {
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
+  sendJsonText(res, status, JSON.stringify(body));
+}
+
+/** `text` is JSON already (a cached serialization). */
+export function sendJsonText(res: ServerResponse, status: number, text: string): void {
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
   res.end(text);
 }

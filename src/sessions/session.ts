@@ -107,6 +107,8 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
   private browserCloseAsked = false;
   private idleTimer?: NodeJS.Timeout;
   private idleDeadline: number | null = null;
+  /** infoJson()'s last answer and what it was made from. */
+  private infoCache: { key: unknown[]; json: string } | null = null;
   private ending?: Promise<void>;
   private readonly log: Logger;
 
@@ -623,6 +625,23 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
     this.deps.journal.saveSession(this.id, this.runId, this.currentState, this.info(this.deps.config.host));
   }
 
+  /**
+   * info() as JSON, serialized again only when something it shows has changed: GET /sessions
+   * and /session/ID under many pollers (bench "Load") send the same bytes over and over. The
+   * key is every input of info() that can change (the rest is fixed at creation), read afresh
+   * on each call, so an answer is never staler than info() itself.
+   */
+  infoJson(publicHost: string): string {
+    const v = this.viewerCounts;
+    const key = [publicHost, this.currentState, this.lease.attachment, this.autoClose, this.lastActivity, this.idleDeadline, v.screencast, v.webrtc, v.vnc, this.handoffs.info, this.ownPort];
+    const cached = this.infoCache;
+    if (cached && cached.key.every((k, i) => k === key[i])) return cached.json;
+    const json = JSON.stringify(this.info(publicHost));
+    this.infoCache = { key, json };
+    return json;
+  }
+
+  /** Everything it reads that can change must be in infoJson's key. */
   info(publicHost: string): SessionInfo {
     const attachment = this.attachment;
     const { vncPort } = this.deps.config;

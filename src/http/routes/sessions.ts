@@ -6,7 +6,7 @@ import { HandoffError } from '../../util/errors.js';
 import { int, validSessionId } from '../../sessions/params.js';
 import type { Session, SessionInfo } from '../../sessions/session.js';
 import { parseHandoffRequest, parseHumanOutcome } from '../../sessions/handoff.js';
-import { readJson, sendJson, type HttpServer, type RequestContext } from '../server.js';
+import { readJson, sendJson, sendJsonText, type HttpServer, type RequestContext } from '../server.js';
 import { sessionById, type Services } from './context.js';
 import type { DebugPorts } from '../debug-port.js';
 
@@ -18,14 +18,16 @@ const IN_PROGRESS = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 export function sessionRoutes(http: HttpServer, s: Services, debugPorts: DebugPorts): void {
   const info = (session: Session, ctx: RequestContext): SessionInfo => session.info(hostOnly(ctx.publicHost));
 
+  // The two most polled answers (dashboards, scripts): each session's JSON is reused until it changes.
   http.route('GET', '/sessions', (ctx, res) => {
-    sendJson(res, 200, { sessions: s.registry.list().map((x) => info(x, ctx)) });
+    const host = hostOnly(ctx.publicHost);
+    sendJsonText(res, 200, `{"sessions":[${s.registry.list().map((x) => x.infoJson(host)).join(',')}]}`);
   });
 
   http.route('GET', '/session/:id', (ctx, res) => {
     const id = validSessionId(ctx.params.id!);
     const session = s.registry.get(id);
-    if (session) return sendJson(res, 200, info(session, ctx));
+    if (session) return sendJsonText(res, 200, session.infoJson(hostOnly(ctx.publicHost)));
     const stopped = s.registry.stoppedInfo(id);
     if (stopped) return sendJson(res, 200, stopped);
     throw new HandoffError('session_not_found', `no session ${id}`);
