@@ -7,7 +7,8 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { Harness, waitFor } from './fakes.js';
-import { buildAtlas } from '../../../src/liveview/screencast/atlas.js';
+import { atlasFits, buildAtlas, packAtlas } from '../../../src/liveview/screencast/atlas.js';
+import { QUALITY_LADDER, rungForQuality } from '../../../src/liveview/screencast/viewer.js';
 import { MAX_UNACKED } from '../../../src/liveview/screencast/protocol.js';
 
 let harness: Harness | undefined;
@@ -205,5 +206,25 @@ describe('encode settings per session (review M2)', () => {
     expect(all.size).toBeLessThanOrEqual(3);
     expect(seen.get(control)).toEqual(seen.get(control)!.map(() => dcFor(75)));
     expect(h.encodes - e0).toBeLessThanOrEqual(3);
+  });
+});
+
+describe('bounds (review M2, L2)', () => {
+  it('every requested quality snaps to a full-size rung of the ladder', () => {
+    const got = [10, 25, 32, 33, 40, 47, 48, 55, 64, 65, 75, 95].map((q) => QUALITY_LADDER[rungForQuality(q)]!.quality);
+    expect(got).toEqual([25, 25, 25, 40, 40, 40, 55, 55, 55, 75, 75, 75]);
+  });
+
+  it('an atlas that would pack taller than the screen does not fit (a full frame goes instead)', () => {
+    const rects = [
+      { x: 0, y: 0, width: 768, height: 320 },
+      { x: 832, y: 0, width: 448, height: 256 },
+      { x: 512, y: 384, width: 768, height: 320 },
+      { x: 0, y: 448, width: 448, height: 256 },
+    ];
+    expect(packAtlas(rects, 1280, 1).height).toBe(896);
+    expect(atlasFits(rects, 1280, 720, 1)).toBe(false);
+    expect(atlasFits(rects, 1280, 720, 0.5)).toBe(false);
+    expect(atlasFits(rects.slice(0, 3), 1280, 720, 1)).toBe(true);
   });
 });
