@@ -1,6 +1,6 @@
 import type { RawData, WebSocket } from 'ws';
 import type { LinkKind } from './tokens.js';
-import type { ViewerHandle, ViewerSession } from './types.js';
+import type { PageTab, ViewerHandle, ViewerSession } from './types.js';
 import { SESSION_ENDED_CLOSE_CODE } from './types.js';
 import type { Logger } from '../util/logger.js';
 
@@ -149,8 +149,9 @@ export class ViewerSocket {
       handoff: s.handoff,
       viewers: s.viewers,
       downloads: s.downloads,
-      // A view link sees which tabs exist, not their full URLs (tokens in query strings).
-      tabs: handle.viewLink ? (s.tabs ?? []).map((t) => ({ ...t, url: originOf(t.url) })) : (s.tabs ?? []),
+      // A view link sees which tabs exist by title, not where they are (review L4: tokens in
+      // query strings, private hosts and paths).
+      tabs: handle.viewLink ? (s.tabs ?? []).map(titleOnly) : (s.tabs ?? []),
       fileRequest: handle.viewLink ? null : (s.fileRequest ?? null),
     });
     if (text === this.lastState) return;
@@ -185,11 +186,13 @@ export class ViewerSocket {
   }
 }
 
-function originOf(url: string): string {
-  try {
-    const o = new URL(url).origin;
-    return o === 'null' ? url.split(':')[0] + ':' : o;
-  } catch {
-    return '';
-  }
+/**
+ * A tab without its url. A page without a <title> is titled with its url by Chromium
+ * (`host/path?query`, or the whole url): such a title goes too.
+ */
+function titleOnly(t: PageTab): Omit<PageTab, 'url'> {
+  const { url, ...rest } = t;
+  const bare = url.replace(/^[a-z][a-z0-9+.-]*:(\/\/)?/i, '');
+  const fromUrl = rest.title !== '' && (url.startsWith(rest.title) || bare.startsWith(rest.title));
+  return fromUrl ? { ...rest, title: '' } : rest;
 }

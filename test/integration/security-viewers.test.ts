@@ -98,14 +98,15 @@ describe('screencast caps (issue 8 item 9)', () => {
     expect(a.texts.find((m) => m.type === 'state')).toMatchObject({ canControl: false });
     expect([a.dcQuant[0], b.dcQuant[0]]).toEqual([expectedDcQuant(75), expectedDcQuant(75)]);
 
+    // 10 snaps to the ladder's lowest full-size rung, 25 (review M2).
     a.ws.send(JSON.stringify({ type: 'quality', value: 10 }));
-    await waitFor('a full frame at quality 10', () => a.dcQuant.includes(expectedDcQuant(10)));
+    await waitFor('a full frame at quality 25', () => a.dcQuant.includes(expectedDcQuant(25)));
     // The page changes: both get new pictures, each at its own quality.
     const [na, nb] = [a.dcQuant.length, b.dcQuant.length];
     await page.evaluate(() => (document.body.style.background = '#a06030'));
     await waitFor('new pictures for both', () => a.dcQuant.length > na && b.dcQuant.length > nb);
     expect(b.dcQuant.every((q) => q === expectedDcQuant(75))).toBe(true);
-    expect(a.dcQuant.slice(na).every((q) => q === expectedDcQuant(10))).toBe(true);
+    expect(a.dcQuant.slice(na).every((q) => q === expectedDcQuant(25))).toBe(true);
 
     // Flapping its quality cannot make the encoder (whose ticks every viewer waits on)
     // re-encode the whole screen for it at frame rate: at most one change a second.

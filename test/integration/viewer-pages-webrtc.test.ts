@@ -17,7 +17,7 @@ import { FILE_INPUT_HTML } from '../helpers/pages.js';
  * session's pages and marks the one the agent acts on (so does the dashboard card, titles
  * only); switching and closing tabs, a file the human picks (the page reads its exact bytes)
  * and a copy inside the session all go over WebRTC's signalling socket. A view link's
- * signalling gets origins only and no file request.
+ * signalling gets tab titles only (no url) and no file request.
  */
 
 const PAGE = `<!doctype html><html><head><title>First page</title></head>
@@ -140,7 +140,7 @@ describe('the session\'s pages over WebRTC', () => {
     await waitFor('the human\'s text pasted', async () => (await page.$eval('#t', (el) => (el as HTMLTextAreaElement).value)) === 'HUMAN-RTC-7');
   });
 
-  it('a view link\'s signalling: origins only, no file request, no copies, no tab actions', async () => {
+  it('a view link\'s signalling: titles only, no file request, no copies, no tab actions', async () => {
     await clickVideo(300, 140); // a file request is open again
     await waitFor('the file request', () => shown('.hk-filereq'));
     const link = await api(d.url, `/session/${SID}/live?kind=view`);
@@ -151,7 +151,7 @@ describe('the session\'s pages over WebRTC', () => {
       await new Promise((r, j) => ws.once('open', r).once('error', j));
       ws.send(JSON.stringify({ type: 'hello', password: PASSWORD, codecs: ['H264', 'VP8'] }));
       const state = await waitFor('a state', () => got.find((m) => m.type === 'state'));
-      expect(state.tabs).toEqual([{ id: expect.any(String), title: 'First page', url: siteUrl.slice(0, -1), visible: true, agent: true }]);
+      expect(state.tabs).toEqual([{ id: expect.any(String), title: 'First page', visible: true, agent: true }]);
       expect(state.fileRequest).toBeNull();
       // Dropped while it is not in control; refused with forbidden if it ever is (a view link).
       ws.send(JSON.stringify({ type: 'tab', action: 'new' }));

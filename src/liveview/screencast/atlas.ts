@@ -51,22 +51,25 @@ export class AtlasPool {
   }
 }
 
+/** Where each rect goes in the atlas picture, the picture's size, and what no rect covers. */
+export interface AtlasLayout {
+  entries: AtlasEntry[];
+  width: number;
+  height: number;
+  /** Areas no rect covers: x, y, width, height in atlas pixels. */
+  gaps: number[][];
+}
+
 /**
- * Packs the changed rects of a frame into one picture, so a frame is one JPEG encode whatever
- * its number of rects: a sharp call costs ~0.7 ms before the first pixel, so six tiles cost more
- * than the pixels they hold, and merging them into bounding boxes encodes pixels that did not
- * change. Shelf packing, tallest first, each rect on the 16-px block grid so no JPEG block mixes
- * two rects; `scale` 0.5 halves every rect (a 2x2 mean) for a slow link. The picture's buffer
- * comes from `pool` (give it back after the encode); what no rect covers is zeroed (flat black
- * costs next to nothing in a JPEG).
+ * Shelf packing, tallest first, each rect on the 16-px block grid so no JPEG block mixes two
+ * rects; `scale` 0.5 halves every rect. The picture is as wide as the (scaled) screen.
  */
-export function buildAtlas(frame: FrameView, rects: Rect[], scale: 1 | 0.5, pool?: AtlasPool): Atlas {
+export function packAtlas(rects: Rect[], screenWidth: number, scale: 1 | 0.5): AtlasLayout {
   const sized = rects.map((r) => ({ r, sw: scale === 1 ? r.width : (r.width + 1) >> 1, sh: scale === 1 ? r.height : (r.height + 1) >> 1 }));
   const maxW = Math.max(...sized.map((s) => up(s.sw)));
-  const width = Math.max(maxW, up(scale === 1 ? frame.width : (frame.width + 1) >> 1));
+  const width = Math.max(maxW, up(scale === 1 ? screenWidth : (screenWidth + 1) >> 1));
   const order = [...sized.keys()].sort((a, b) => sized[b]!.sh - sized[a]!.sh || sized[a]!.r.y - sized[b]!.r.y || sized[a]!.r.x - sized[b]!.r.x);
   const entries: AtlasEntry[] = new Array(sized.length);
-  /** Areas no rect covers: x, y, width, height in atlas pixels. */
   const gaps: number[][] = [];
   let x = 0;
   let y = 0;
@@ -96,7 +99,28 @@ export function buildAtlas(frame: FrameView, rects: Rect[], scale: 1 | 0.5, pool
   }
   // The last shelf needs no padding below it: nothing follows.
   closeShelf(shelf);
-  const height = y + shelf;
+  return { entries, width, height: y + shelf, gaps };
+}
+
+/**
+ * Whether the atlas of `rects` is no larger than a full frame at `scale` (review L2): shelves
+ * waste space, so many rects of different heights can pack taller than the screen, and then a
+ * full frame is the smaller picture (and a bounded one).
+ */
+export function atlasFits(rects: Rect[], screenWidth: number, screenHeight: number, scale: 1 | 0.5): boolean {
+  return packAtlas(rects, screenWidth, scale).height <= (scale === 1 ? screenHeight : (screenHeight + 1) >> 1);
+}
+
+/**
+ * Packs the changed rects of a frame into one picture, so a frame is one JPEG encode whatever
+ * its number of rects: a sharp call costs ~0.7 ms before the first pixel, so six tiles cost more
+ * than the pixels they hold, and merging them into bounding boxes encodes pixels that did not
+ * change. Layout by packAtlas; `scale` 0.5 halves every rect (a 2x2 mean) for a slow link. The
+ * picture's buffer comes from `pool` (give it back after the encode); what no rect covers is
+ * zeroed (flat black costs next to nothing in a JPEG).
+ */
+export function buildAtlas(frame: FrameView, rects: Rect[], scale: 1 | 0.5, pool?: AtlasPool): Atlas {
+  const { entries, width, height, gaps } = packAtlas(rects, frame.width, scale);
   const stride = width * 3;
   const data = pool ? pool.take(stride * height) : Buffer.allocUnsafeSlow(stride * height);
   for (const [gx, gy, gw, gh] of gaps) {

@@ -8,8 +8,8 @@ import type { LinkKind } from '../tokens.js';
 import { ViewerMeter } from '../../metrics/liveview.js';
 import { bgrxToRgb, sharpJpeg, type JpegEncoder, type RgbPixels } from './jpeg.js';
 import { CLOSE_INTERNAL, CLOSE_NETWORK_NOT_ALLOWED, CLOSE_SESSION_ENDED, CLOSE_TOO_MANY_VIEWERS } from './protocol.js';
-import { ScreencastViewer, type AckInfo, type EncodedTile, type ViewerHost } from './viewer.js';
-import { AtlasPool, buildAtlas, type AtlasEntry } from './atlas.js';
+import { QUALITY_LADDER, ScreencastViewer, type AckInfo, type EncodedTile, type ViewerHost } from './viewer.js';
+import { AtlasPool, atlasFits, buildAtlas, type AtlasEntry } from './atlas.js';
 
 export interface ScreencastOptions {
   /** The JPEG encoder (tests wrap it to count encodes). */
@@ -36,8 +36,20 @@ const MAX_TILES = 6;
  */
 const ATLAS_FULL_FRAME_SHARE = 0.85;
 const ATLAS_MAX_RECTS = 40;
+/**
+ * Distinct encode settings (ladder rung and format) in one tick, at most (review M2): viewers
+ * asking for many qualities (a view link holds several sockets) must not multiply the encodes.
+ * A viewer past the cap shares the nearest setting in use; viewers of control links choose first.
+ */
+export const MAX_ENCODE_SETTINGS = 3;
 /** How often a viewer held back only by its socket buffer is looked at again (no drain event in ws). */
 const BUFFER_POLL_MS = 50;
+
+/** One encode setting of a tick: a QUALITY_LADDER rung, as atlas frames or as tiles (full size). */
+interface Setting {
+  rung: number;
+  atlas: boolean;
+}
 
 /** Viewers that need the same pixels at the same quality: one encode, sent to each. */
 interface Group {
@@ -245,35 +257,56 @@ export class Screencast implements ViewerHost {
       });
   }
 
-  /** Groups the ready viewers with something to see by (quality, pending region). */
+  /**
+   * Groups the ready viewers with something to see by encode setting (at most
+   * MAX_ENCODE_SETTINGS of them) and pending region.
+   */
   private plan(): Group[] {
+    const ready = [...this.viewers].filter((v) => !v.pending.empty && v.readiness() === 'ready');
+    // Stable: in joining order within each priority. A view link cannot push the human in
+    // control off the picture they get.
+    ready.sort((a, b) => b.priority - a.priority);
+    const settings: Setting[] = [];
+    const chosen = ready.map((v) => {
+      const own = settings.find((s) => s.rung === v.encodeRung && s.atlas === v.atlas);
+      if (own) return own;
+      if (settings.length < MAX_ENCODE_SETTINGS) {
+        const s = { rung: v.encodeRung, atlas: v.atlas };
+        settings.push(s);
+        return s;
+      }
+      return nearestSetting(settings, v);
+    });
     const byKey = new Map<string, Group>();
-    for (const v of this.viewers) {
-      if (v.pending.empty || v.readiness() !== 'ready') continue;
-      const quality = v.encodeQuality;
-      const scale = v.atlas ? v.scale : 1;
-      const key = `${quality}|${v.atlas ? `a${scale}` : 't'}|${v.pending.key()}`;
+    ready.forEach((v, i) => {
+      const s = chosen[i]!;
+      const { quality, scale: rungScale } = QUALITY_LADDER[s.rung]!;
+      const scale = s.atlas ? rungScale : 1;
+      const key = `${quality}|${s.atlas ? `a${scale}` : 't'}|${v.pending.key()}`;
       let g = byKey.get(key);
       if (!g) {
-        g = { quality, atlas: v.atlas, scale, rects: this.rectsFor(v), viewers: [] };
+        g = { quality, atlas: s.atlas, scale, rects: this.rectsFor(v, s.atlas, scale), viewers: [] };
         byKey.set(key, g);
       }
       g.viewers.push(v);
       // From here on the viewer owes only what changes after this snapshot.
       v.pending.clear();
-    }
+    });
     return [...byKey.values()];
   }
 
-  /** A full frame, or a few tiles when they cover little of the screen. */
-  private rectsFor(v: ScreencastViewer): Rect[] {
+  /** A full frame, or a few tiles (or an atlas of rects) when they cover little of the screen. */
+  private rectsFor(v: ScreencastViewer, atlas: boolean, scale: 1 | 0.5): Rect[] {
     const full = [{ x: 0, y: 0, width: this.width, height: this.height }];
     const screen = this.width * this.height;
     if (v.pending.full) return full;
-    const rects = v.pending.rects(v.atlas ? ATLAS_MAX_RECTS : MAX_TILES);
+    const rects = v.pending.rects(atlas ? ATLAS_MAX_RECTS : MAX_TILES);
     if (!rects) return full;
     const area = rects.reduce((n, r) => n + r.width * r.height, 0);
-    return area >= (v.atlas ? ATLAS_FULL_FRAME_SHARE : FULL_FRAME_SHARE) * screen ? full : rects;
+    if (area >= (atlas ? ATLAS_FULL_FRAME_SHARE : FULL_FRAME_SHARE) * screen) return full;
+    // Shelves can pack many rects taller than the screen: then the full frame is smaller (L2).
+    if (atlas && !atlasFits(rects, this.width, this.height, scale)) return full;
+    return rects;
   }
 
   /**
@@ -323,11 +356,11 @@ export class Screencast implements ViewerHost {
           const atlas = atlases[i];
           if (atlas) {
             const { entries, jpeg } = await atlas;
-            for (const v of g.viewers) v.sendAtlas(entries, jpeg, takenAt);
+            for (const v of g.viewers) v.sendAtlas(entries, jpeg, takenAt, g.quality, g.scale);
             return;
           }
           const encoded = await Promise.all(tiles[i]!);
-          for (const v of g.viewers) v.sendFrame(encoded, takenAt);
+          for (const v of g.viewers) v.sendFrame(encoded, takenAt, g.quality);
         } catch (e) {
           // Not sent: these viewers still owe the region; the next tick (rate-capped) retries it.
           this.logger.warn('screencast encode failed', { err: (e as Error).message });
@@ -389,3 +422,22 @@ export class Screencast implements ViewerHost {
 }
 
 const refuse = refuseSocket;
+
+/**
+ * The setting in use nearest to the viewer's own rung (a tie goes to the better picture), for a
+ * viewer past MAX_ENCODE_SETTINGS. An atlas viewer also takes tiles; a viewer that takes only
+ * tiles and finds only atlas settings turns the nearest one into tiles at full size (its other
+ * viewers take tiles too), so the cap holds whatever the mix.
+ */
+function nearestSetting(settings: Setting[], v: ScreencastViewer): Setting {
+  const want = v.encodeRung;
+  const byDistance = (list: Setting[]) => list.reduce((a, b) => (Math.abs(b.rung - want) < Math.abs(a.rung - want) || (Math.abs(b.rung - want) === Math.abs(a.rung - want) && b.rung < a.rung) ? b : a));
+  if (v.atlas) return byDistance(settings);
+  const tiles = settings.filter((s) => !s.atlas);
+  if (tiles.length > 0) return byDistance(tiles);
+  const s = byDistance(settings);
+  s.atlas = false;
+  // Tiles are full size: a half-size rung becomes the lowest full-size one.
+  while (QUALITY_LADDER[s.rung]!.scale !== 1) s.rung--;
+  return s;
+}

@@ -35,19 +35,29 @@ export const MAX_BUFFERED_BYTES = 1 << 20;
 export const QUALITY_CHANGE_INTERVAL_MS = 1000;
 
 /**
- * Adaptive quality (slow links): the rungs a viewer steps down when its frames take long to be
- * acked, and back up when they come back fast. A rung caps the quality the viewer asked for;
- * only viewers that take atlas frames adapt (tiles cannot be scaled, and an older viewer
- * keeps the quality it asked for).
+ * Every picture a viewer can get (review M2): a requested quality snaps to the nearest
+ * full-size rung (its ceiling), and adaptive quality (slow links) steps a viewer down these
+ * rungs when its frames take long to be acked, and back up when they come back fast. Only
+ * viewers that take atlas frames adapt (tiles cannot be scaled, and an older viewer keeps its
+ * ceiling). So viewers asking 8 different qualities still cost at most these few encodes.
  */
-export const QUALITY_LADDER: ReadonlyArray<{ cap: number; scale: 1 | 0.5 }> = [
-  { cap: 100, scale: 1 },
-  { cap: 55, scale: 1 },
-  { cap: 40, scale: 1 },
-  { cap: 25, scale: 1 },
-  { cap: 50, scale: 0.5 },
-  { cap: 30, scale: 0.5 },
+export const QUALITY_LADDER: ReadonlyArray<{ quality: number; scale: 1 | 0.5 }> = [
+  { quality: DEFAULT_QUALITY, scale: 1 },
+  { quality: 55, scale: 1 },
+  { quality: 40, scale: 1 },
+  { quality: 25, scale: 1 },
+  { quality: 50, scale: 0.5 },
+  { quality: 30, scale: 0.5 },
 ];
+
+/** The full-size rung nearest to a requested quality (a tie goes to the better picture). */
+export function rungForQuality(quality: number): number {
+  let best = 0;
+  QUALITY_LADDER.forEach((r, i) => {
+    if (r.scale === 1 && Math.abs(r.quality - quality) < Math.abs(QUALITY_LADDER[best]!.quality - quality)) best = i;
+  });
+  return best;
+}
 /**
  * Send-to-ack time (smoothed) above which frames queue on the way: step down. With two frames
  * in flight this bounds what a slow link holds to about this much of picture.
@@ -96,11 +106,13 @@ export interface EncodedTile {
 export class ScreencastViewer {
   /** Tiles changed since this viewer's last frame (everything, for a new viewer). */
   readonly pending: TileRegion;
-  /** The quality this viewer asked for (or the default). */
+  /** The quality this viewer asked for (or the default), snapped to a full-size rung. */
   quality = DEFAULT_QUALITY;
+  /** That quality's rung: the best picture this viewer gets. */
+  private ceiling = 0;
   /** Takes kind-3 atlas frames (it said so); otherwise tiles of kind 1 and 2. */
   atlas = false;
-  /** The adaptive rung (QUALITY_LADDER); 0 on a link that keeps up. */
+  /** The adaptive rung (QUALITY_LADDER); 0 on a link that keeps up; the ceiling still applies. */
   private rung = 0;
   private ackDelay = 0;
   private lastStep = -Infinity;
@@ -108,7 +120,7 @@ export class ScreencastViewer {
   private stepUpWait = STEP_UP_MS;
   private lastStepUp = -Infinity;
   /** Frames sent and not yet acked (at most MAX_UNACKED). */
-  private readonly inFlight = new Map<number, { sentAt: number; takenAt: number; bytes: number }>();
+  private readonly inFlight = new Map<number, { sentAt: number; takenAt: number; bytes: number; quality: number; scale: number }>();
   /** Sequence number of the last frame sent; frames are numbered 1, 2, 3... per viewer. */
   private seq = 0;
   private acked = 0;
@@ -152,13 +164,24 @@ export class ScreencastViewer {
     return this.seq - this.acked;
   }
 
+  /** The rung (QUALITY_LADDER) this viewer's frames are encoded at now. */
+  get encodeRung(): number {
+    return this.atlas ? Math.max(this.rung, this.ceiling) : this.ceiling;
+  }
   /** The JPEG quality frames for this viewer are encoded at now. */
   get encodeQuality(): number {
-    return Math.min(this.quality, QUALITY_LADDER[this.rung]!.cap);
+    return QUALITY_LADDER[this.encodeRung]!.quality;
   }
   /** 1, or 0.5 on a link too slow for the full picture. */
   get scale(): 1 | 0.5 {
-    return QUALITY_LADDER[this.rung]!.scale;
+    return QUALITY_LADDER[this.encodeRung]!.scale;
+  }
+  /**
+   * Whose encode setting is planned first (higher first): a viewer of a control link, then one
+   * with input now. A view link (which may get input during a handoff) never comes first.
+   */
+  get priority(): number {
+    return (this.handle.viewLink ? 0 : 2) + (this.handle.canControl ? 1 : 0);
   }
 
   /** Whether a frame may go out now: open, ack window not full, socket not backed up. */
@@ -179,13 +202,17 @@ export class ScreencastViewer {
     this.socket.sendState(this.host.session, this.handle);
   }
 
-  /** One frame: tiles of kind 1, the last of kind 2, all under the next sequence number. */
-  sendFrame(tiles: EncodedTile[], takenAt = performance.now()): void {
+  /**
+   * One frame: tiles of kind 1, the last of kind 2, all under the next sequence number.
+   * `quality` is what they were encoded at (the viewer's own, unless the per-session cap on
+   * encodes put it in a neighbouring group).
+   */
+  sendFrame(tiles: EncodedTile[], takenAt = performance.now(), quality = this.encodeQuality): void {
     if (this.socket.isClosed || tiles.length === 0) return;
     const seq = ++this.seq;
     const bytes = tiles.reduce((n, t) => n + t.jpeg.length, 0);
     this.meter.frame(bytes, takenAt);
-    this.inFlight.set(seq, { sentAt: performance.now(), takenAt, bytes });
+    this.inFlight.set(seq, { sentAt: performance.now(), takenAt, bytes, quality, scale: 1 });
     tiles.forEach((t, i) => {
       const kind = i === tiles.length - 1 ? KIND_LAST_TILE : KIND_TILE;
       this.ws.send(pictureMessage(kind, seq, t.rect.x, t.rect.y, t.rect.width, t.rect.height, t.jpeg), { binary: true }, () => {});
@@ -193,11 +220,11 @@ export class ScreencastViewer {
   }
 
   /** One frame as one kind-3 message: the rects and the atlas JPEG that holds them. */
-  sendAtlas(entries: readonly AtlasEntry[], jpeg: Buffer, takenAt = performance.now()): void {
+  sendAtlas(entries: readonly AtlasEntry[], jpeg: Buffer, takenAt = performance.now(), quality = this.encodeQuality, scale: number = this.scale): void {
     if (this.socket.isClosed) return;
     const seq = ++this.seq;
     this.meter.frame(jpeg.length, takenAt);
-    this.inFlight.set(seq, { sentAt: performance.now(), takenAt, bytes: jpeg.length });
+    this.inFlight.set(seq, { sentAt: performance.now(), takenAt, bytes: jpeg.length, quality, scale });
     this.ws.send(atlasMessage(seq, entries, jpeg), { binary: true }, () => {});
   }
 
@@ -214,10 +241,10 @@ export class ScreencastViewer {
     const lowest = QUALITY_LADDER.length - 1;
     if (this.ackDelay > SLOW_ACK_MS) {
       this.fastSince = -Infinity;
-      if (this.rung < lowest && now - this.lastStep >= STEP_DOWN_MS) {
+      if (this.encodeRung < lowest && now - this.lastStep >= STEP_DOWN_MS) {
         // Undoing a recent step up: the link was not ready, probe less often.
         if (now - this.lastStepUp < STEP_UP_MS + STEP_DOWN_MS * 2) this.stepUpWait = Math.min(MAX_STEP_UP_MS, this.stepUpWait * 2);
-        this.setRung(this.rung + 1, now);
+        this.setRung(this.encodeRung + 1, now);
       }
       return;
     }
@@ -226,7 +253,7 @@ export class ScreencastViewer {
       return;
     }
     if (this.fastSince === -Infinity) this.fastSince = now;
-    if (this.rung > 0 && now - this.fastSince >= this.stepUpWait && now - this.lastStep >= this.stepUpWait) {
+    if (this.rung > this.ceiling && now - this.fastSince >= this.stepUpWait && now - this.lastStep >= this.stepUpWait) {
       this.lastStepUp = now;
       this.setRung(this.rung - 1, now);
       // The better picture everywhere, not just where it changes from now on.
@@ -272,7 +299,7 @@ export class ScreencastViewer {
             const f = this.inFlight.get(seq);
             if (!f) continue;
             this.inFlight.delete(seq);
-            const info = { delayMs: now - f.sentAt, ageMs: now - f.takenAt, bytes: f.bytes, quality: this.encodeQuality, scale: this.scale };
+            const info = { delayMs: now - f.sentAt, ageMs: now - f.takenAt, bytes: f.bytes, quality: f.quality, scale: f.scale };
             this.adapt(info.delayMs, now);
             this.host.acked?.(this, info);
           }
@@ -329,8 +356,10 @@ export class ScreencastViewer {
   }
 
   private applyQuality(): void {
-    if (this.socket.isClosed || this.wantedQuality === this.quality) return;
-    this.quality = this.wantedQuality;
+    const ceiling = rungForQuality(this.wantedQuality);
+    if (this.socket.isClosed || ceiling === this.ceiling) return;
+    this.ceiling = ceiling;
+    this.quality = QUALITY_LADDER[ceiling]!.quality;
     this.lastQualityChange = performance.now();
     // The whole picture at the new quality, not just what changes from now on.
     this.pending.addAll();

@@ -63,7 +63,7 @@ export interface Link {
 
 /** A session's page, from the viewer state (issue 11). */
 /** `agent`: the page the agent last acted on. */
-export interface PageTab { id: string; title: string; url: string; visible: boolean; agent?: boolean }
+export interface PageTab { id: string; title: string; url?: string; visible: boolean; agent?: boolean }
 export interface FileRequest { id: string; multiple: boolean }
 /** After a tap: does the remote focused field take text, and which keyboard (never its value). */
 export interface FocusHint { editable: boolean | null; kind?: string; inputMode?: string }

@@ -7,7 +7,8 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { Harness, waitFor } from './fakes.js';
-import { buildAtlas } from '../../../src/liveview/screencast/atlas.js';
+import { atlasFits, buildAtlas, packAtlas } from '../../../src/liveview/screencast/atlas.js';
+import { QUALITY_LADDER, rungForQuality } from '../../../src/liveview/screencast/viewer.js';
 import { MAX_UNACKED } from '../../../src/liveview/screencast/protocol.js';
 
 let harness: Harness | undefined;
@@ -166,3 +167,64 @@ async function throttle(port: number, bytesPerSecond: number): Promise<Throttle>
       }),
   };
 }
+
+/** The first value of the first quantisation table of a JPEG: tells its quality. */
+function dcQuant(jpeg: Buffer): number {
+  for (let i = 2; i + 4 < jpeg.length; i += 2 + jpeg.readUInt16BE(i + 2)) if (jpeg[i + 1] === 0xdb) return jpeg[i + 5]!;
+  throw new Error('no DQT');
+}
+const dcFor = (q: number) => Math.max(1, Math.floor((16 * (q < 50 ? Math.floor(5000 / q) : 200 - q * 2) + 50) / 100));
+
+describe('encode settings per session (review M2)', () => {
+  it('snaps qualities to the ladder, caps a tick at 3 settings, and the viewer in control keeps its own', async () => {
+    harness = await new Harness(320, 192).start();
+    const h = harness;
+    const seen = new Map<unknown, number[]>();
+    h.session.canControl = false;
+    const viewers = [];
+    for (const [i, q] of [10, 20, 30, 45, 60, 70, 85, 95].entries()) {
+      const v = await h.connect({ atlas: i % 2 === 0 });
+      v.send({ type: 'quality', value: q });
+      viewers.push(v);
+    }
+    h.session.canControl = true;
+    const control = await h.connect();
+    for (const v of [control, ...viewers]) {
+      seen.set(v, []);
+      v.ws.on('message', (d: Buffer, bin) => {
+        if (bin) seen.get(v)!.push(dcQuant(d[0] === 3 ? d.subarray(8 + d.readUInt16BE(5) * 16) : d.subarray(14)));
+      });
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    for (const s of seen.values()) s.length = 0;
+    const e0 = h.encodes;
+    h.fb.paint({ x: 0, y: 0, width: 320, height: 192 }, 0x804020);
+    await waitFor(() => [...seen.values()].every((s) => s.length > 0), 'a picture for everyone');
+    await new Promise((r) => setTimeout(r, 300));
+    const all = new Set([...seen.values()].flat());
+    expect([...all].every((q) => [75, 55, 40, 25, 50, 30].map(dcFor).includes(q))).toBe(true);
+    expect(all.size).toBeLessThanOrEqual(3);
+    expect(seen.get(control)).toEqual(seen.get(control)!.map(() => dcFor(75)));
+    expect(h.encodes - e0).toBeLessThanOrEqual(3);
+  });
+});
+
+describe('bounds (review M2, L2)', () => {
+  it('every requested quality snaps to a full-size rung of the ladder', () => {
+    const got = [10, 25, 32, 33, 40, 47, 48, 55, 64, 65, 75, 95].map((q) => QUALITY_LADDER[rungForQuality(q)]!.quality);
+    expect(got).toEqual([25, 25, 25, 40, 40, 40, 55, 55, 55, 75, 75, 75]);
+  });
+
+  it('an atlas that would pack taller than the screen does not fit (a full frame goes instead)', () => {
+    const rects = [
+      { x: 0, y: 0, width: 768, height: 320 },
+      { x: 832, y: 0, width: 448, height: 256 },
+      { x: 512, y: 384, width: 768, height: 320 },
+      { x: 0, y: 448, width: 448, height: 256 },
+    ];
+    expect(packAtlas(rects, 1280, 1).height).toBe(896);
+    expect(atlasFits(rects, 1280, 720, 1)).toBe(false);
+    expect(atlasFits(rects, 1280, 720, 0.5)).toBe(false);
+    expect(atlasFits(rects.slice(0, 3), 1280, 720, 1)).toBe(true);
+  });
+});
