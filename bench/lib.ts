@@ -19,6 +19,11 @@ export class RawCdp {
   private id = 0;
   private readonly pending = new Map<number, (m: any) => void>();
   private constructor(readonly ws: WebSocket) {
+    // A socket the daemon closes (a session that failed to start) answers what is pending.
+    ws.once('close', (code, reason) => {
+      for (const answer of this.pending.values()) answer({ error: { message: `socket closed (${code} ${reason})` } });
+      this.pending.clear();
+    });
     ws.on('message', (d) => {
       const m = JSON.parse(d.toString());
       if (m.id !== undefined) {
@@ -42,6 +47,7 @@ export class RawCdp {
   send(method: string, params: object = {}, sessionId?: string): Promise<any> {
     const id = ++this.id;
     return new Promise((resolve, reject) => {
+      if (this.ws.readyState !== WebSocket.OPEN) return reject(new Error('socket closed'));
       this.pending.set(id, (m) => (m.error ? reject(new Error(m.error.message)) : resolve(m.result)));
       this.ws.send(JSON.stringify({ id, method, params, ...(sessionId ? { sessionId } : {}) }));
     });

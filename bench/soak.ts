@@ -13,6 +13,8 @@ import { childProcessKinds } from '../src/metrics/daemon.js';
 const args = process.argv.slice(2);
 const minutes = Number(args[args.indexOf('--minutes') + 1] ?? 0) || Number(process.env.SOAK_MINUTES ?? 60);
 const PARALLEL = 10;
+/** A cycle still running after this is counted failed (start-up waits are 30 + 30 + 60 s). */
+const CYCLE_TIMEOUT_MS = 180_000;
 const SAMPLE_MS = 10_000;
 const log = (s: string) => process.stdout.write(`soak: ${s}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -23,6 +25,12 @@ interface Sample {
   heap: number;
   fds: number;
   children: number;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(what)), ms)));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 /** Least-squares slope of y over x. */
@@ -98,7 +106,7 @@ await Promise.all(
   Array.from({ length: PARALLEL }, async (_, w) => {
     for (let n = 0; Date.now() < until; n++) {
       try {
-        await cycle(w, n);
+        await withTimeout(cycle(w, n), CYCLE_TIMEOUT_MS, `cycle over ${CYCLE_TIMEOUT_MS / 1000} s`);
         cycles++;
       } catch (e) {
         failures++;
