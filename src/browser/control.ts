@@ -7,6 +7,9 @@ import type { Logger } from '../util/logger.js';
 import { watchDownloadQuota } from './download-quota.js';
 import type { RootCdp } from './root-cdp.js';
 
+/** How long evaluate() waits for a page's answer (its own script is cut off at this too). */
+const EVALUATE_WAIT_MS = 500;
+
 export interface TargetInfo {
   targetId: string;
   type: string;
@@ -51,8 +54,6 @@ export class BrowserControl extends EventEmitter<{
   private readonly targets = new Map<string, TargetInfo>();
   /** Our own DevTools session on each page: file choosers are intercepted there. */
   private readonly pageSessions = new Map<string, string>();
-  /** Our isolated world in each page's main frame (its execution context id), made on first use. */
-  private readonly probeWorlds = new Map<string, number>();
   private chooser: FileChooserRequest | null = null;
   /** The page an agent acts on (null: none connected), for the viewers' tab strip. */
   agentPage: string | null = null;
@@ -93,7 +94,6 @@ export class BrowserControl extends EventEmitter<{
         const wasPage = this.targets.get(targetId)?.type === 'page';
         this.targets.delete(targetId);
         this.pageSessions.delete(targetId);
-        this.probeWorlds.delete(targetId);
         if (this.chooser?.targetId === targetId) this.setChooser(null);
         if (wasPage) this.emit('pagesChanged');
       },
@@ -223,28 +223,23 @@ export class BrowserControl extends EventEmitter<{
   /** An expression's JSON value in page `targetId` (null when it fails or the page is gone). */
   /**
    * Evaluates `expression` in an isolated world of the page's main frame: it shares the DOM but
-   * not the page's scripts, so a page cannot redefine the getters it reads. A page that keeps its
-   * thread busy is still cut off after 500 ms.
+   * not the page's scripts, so a page cannot redefine the getters it reads. The world is asked
+   * for on every call (Chromium hands back the same one while the document lasts): a kept
+   * context id may name one of the page's own contexts after a cross-site navigation. A page
+   * that keeps its thread busy gets no answer: null after EVALUATE_WAIT_MS.
    */
   async evaluate(targetId: string, expression: string): Promise<unknown> {
     const sessionId = this.pageSessions.get(targetId);
     if (!sessionId) return null;
-    // A navigation destroys the world (its context id then fails): make a new one, once.
-    for (let attempt = 0; attempt < 2; attempt++) {
-      let contextId = this.probeWorlds.get(targetId);
-      if (contextId === undefined) {
-        // A page target's main frame id is its target id.
-        const world = await this.cdp.send('Page.createIsolatedWorld', { frameId: targetId, worldName: 'handoff', grantUniveralAccess: false }, sessionId).catch(() => null);
-        if (!world) return null;
-        const created: number = world.executionContextId;
-        contextId = created;
-        this.probeWorlds.set(targetId, created);
-      }
-      const r = await this.cdp.send('Runtime.evaluate', { expression, contextId, returnByValue: true, silent: true, timeout: 500 }, sessionId).catch(() => null);
-      if (r) return r.result?.value ?? null;
-      this.probeWorlds.delete(targetId);
-    }
-    return null;
+    const ask = async () => {
+      // A page target's main frame id is its target id.
+      const world = await this.cdp.send('Page.createIsolatedWorld', { frameId: targetId, worldName: 'handoff', grantUniveralAccess: false }, sessionId);
+      const r = await this.cdp.send('Runtime.evaluate', { expression, contextId: world.executionContextId, returnByValue: true, silent: true, timeout: EVALUATE_WAIT_MS }, sessionId);
+      return r.result?.value ?? null;
+    };
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), EVALUATE_WAIT_MS)));
+    return Promise.race([ask().catch(() => null), late]).finally(() => clearTimeout(timer));
   }
 
   /** The pages shown now: the front tab of each window (document.visibilityState). */

@@ -212,7 +212,7 @@ export function loadConfig(
     stoppedRetentionS: DEFAULTS.stoppedRetentionS,
     allowedOrigins: origins(pick('allowed-origins')),
     publicUrl: pub,
-    trustedProxies: networks('trusted-proxies', pick('trusted-proxies')),
+    trustedProxies: trustedProxies(pick('trusted-proxies')),
     webhookSecret: pick('webhook-secret') || null,
     agentKeepaliveMs: (intIn('agent-keepalive', pick('agent-keepalive'), 2, 600) ?? DEFAULTS.agentKeepaliveS) * 1000,
     handoffGraceMs: (intIn('handoff-grace', pick('handoff-grace'), 1, 600) ?? DEFAULTS.handoffGraceS) * 1000,
@@ -228,13 +228,20 @@ export function loadConfig(
   });
 }
 
-function networks(name: string, v: string | undefined): Cidr[] {
+/** --trusted-proxies: a network wider than this would believe anyone's X-Forwarded-For. */
+const NARROWEST_TRUSTED = { ipv4: 8, ipv6: 32 } as const;
+
+function trustedProxies(v: string | undefined): Cidr[] {
   if (!v) return [];
+  let list: Cidr[];
   try {
-    return parseCidrList(v);
+    list = parseCidrList(v);
   } catch (e) {
-    throw new ConfigError(`--${name}: ${(e as Error).message} (addresses or networks like 10.0.0.0/8, comma separated)`);
+    throw new ConfigError(`--trusted-proxies: ${(e as Error).message} (addresses or networks like 10.0.0.0/24, comma separated)`);
   }
+  const wide = list.find((n) => n.prefix < NARROWEST_TRUSTED[n.family]);
+  if (wide) throw new ConfigError(`--trusted-proxies: ${wide.text} is wider than /${NARROWEST_TRUSTED[wide.family]}: every client in it could name any address in X-Forwarded-For; list the proxies themselves`);
+  return list;
 }
 
 export function isLoopback(host: string): boolean {

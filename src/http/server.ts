@@ -9,8 +9,11 @@ import { HandoffError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { rawErrorResponse, rejectUpgrade, sendError, toPublicError } from './errors.js';
 import { CORS_HEADERS, allowedOriginCors, describeOrigin, isCorsPath, isSimpleBodyType, preflightHeaders, verdict, type GuardPolicy } from './guard.js';
-import { CredentialThrottle } from '../util/throttle.js';
+import { CredentialThrottle, DEFAULT_THROTTLE_LIMITS } from '../util/throttle.js';
 import { ConnectionCaps, DEFAULT_CONNECTION_CAPS, type ConnectionCapsOptions, type ConnectionSlot } from './caps.js';
+
+/** Wrong API keys through one trusted proxy before it is locked out as a whole. */
+const PROXY_FREE_KEY_FAILURES = 50;
 
 /** How long a refused or dropped connection has to read its answer and close before it is cut. */
 const SHED_GRACE_MS = 2000;
@@ -21,7 +24,10 @@ export interface RequestContext {
   req: IncomingMessage;
   url: URL;
   params: Record<string, string>;
+  /** The client: the connection's address, or the one a trusted proxy names (--trusted-proxies). */
   sourceIp: string;
+  /** The connection's own address (a trusted proxy's, when it differs from sourceIp). */
+  peerIp: string;
   /** host[:port] for URLs we hand back: `--public-url`'s, else the one the client used. */
   publicHost: string;
   /** `http://HOST` or `https://HOST` (an https `--public-url`) for links we hand back. */
@@ -100,6 +106,12 @@ export class HttpServer {
   private readonly sockets = new Set<Socket>();
   private readonly apiKeyDigest: Buffer | null;
   private readonly keyThrottle = new CredentialThrottle();
+  /**
+   * Wrong keys that came through a trusted proxy also count against the proxy, with room for
+   * many clients: whoever can reach the daemon from a trusted address (any local user, when
+   * loopback is trusted) could otherwise name a new client in X-Forwarded-For for every guess.
+   */
+  private readonly proxyKeyThrottle = new CredentialThrottle({ freeFailures: PROXY_FREE_KEY_FAILURES, perSourceInFlight: DEFAULT_THROTTLE_LIMITS.totalInFlight });
   private refusing = false;
   private readonly policy: GuardPolicy;
   private readonly trustedProxy: (ip: string) => boolean;
@@ -210,6 +222,7 @@ export class HttpServer {
       url,
       params,
       sourceIp: forwardedClient(req.socket.remoteAddress, req.headers['x-forwarded-for'], this.trustedProxy),
+      peerIp: normalizeIp(req.socket.remoteAddress),
       publicHost: host,
       publicOrigin: `${secure ? 'https' : 'http'}://${host}`,
       wsOrigin: `${secure ? 'wss' : 'ws'}://${host}`,
@@ -288,9 +301,20 @@ export class HttpServer {
     if (given !== null) {
       const a = this.keyThrottle.begin(ctx.sourceIp);
       if (!a.ok) throw new HandoffError('too_many_requests', a.message, { retry_after_s: Math.ceil(a.retryAfterMs / 1000) });
+      const p = ctx.peerIp !== ctx.sourceIp ? this.proxyKeyThrottle.begin(ctx.peerIp) : null;
+      if (p && !p.ok) {
+        a.ticket.release();
+        throw new HandoffError('too_many_requests', p.message, { retry_after_s: Math.ceil(p.retryAfterMs / 1000) });
+      }
       // Digests have equal length, so the comparison time says nothing about the key.
-      if (timingSafeEqual(digest(given), this.apiKeyDigest)) return a.ticket.succeeded();
+      if (timingSafeEqual(digest(given), this.apiKeyDigest)) {
+        a.ticket.succeeded();
+        // One client's right key does not clear other clients' guesses at the proxy.
+        p?.ticket.release();
+        return;
+      }
       a.ticket.failed();
+      p?.ticket.failed();
     }
     this.opts.onAuthFailed(ctx);
     throw new HandoffError('unauthorized', 'missing or wrong API key');

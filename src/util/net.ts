@@ -32,7 +32,8 @@ export function forwardedClient(peer: string | undefined, forwardedFor: string |
   const hops = String(forwardedFor).split(',').slice(-MAX_FORWARDED_HOPS);
   for (let i = hops.length - 1; i >= 0 && trusted(client); i--) {
     const hop = normalizeIp(hops[i]!.trim());
-    if (!isIP(hop)) break;
+    // No zone ids (fe80::1%eth0) or padding: an address as a proxy writes it, at most 45 characters.
+    if (hop.length > 45 || hop.includes('%') || !isIP(hop)) break;
     client = hop;
   }
   return client;

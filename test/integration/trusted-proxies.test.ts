@@ -40,6 +40,14 @@ describe('--trusted-proxies', () => {
     expect(new Set(sources)).toEqual(new Set(['203.0.113.7']));
   });
 
+  it('a local process naming a new client in every guess is stopped at the proxy (50 wrong keys through one proxy)', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 60; i++) statuses.push((await from(behind, `192.0.2.${i + 1}`, `guess-${i}`)).status);
+    // The test before already spent some of the proxy's 50.
+    expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(50);
+    expect(statuses.at(-1)).toBe(429);
+  });
+
   it('without the flag X-Forwarded-For is ignored: a forged one does not escape the lockout', async () => {
     await Promise.all(Array.from({ length: 12 }, (_, i) => from(direct, `203.0.113.${i}`, `guess-${i}`)));
     // Every guess counted against the connection's own address, which the right key shares.

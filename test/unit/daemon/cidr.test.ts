@@ -63,6 +63,7 @@ describe('forwardedClient (--trusted-proxies)', () => {
     expect(forwardedClient('10.0.0.5', 'unknown', trusted)).toBe('10.0.0.5');
     expect(forwardedClient('10.0.0.5', '203.0.113.7, 10.3.3.3:443', trusted)).toBe('10.0.0.5');
     expect(forwardedClient('10.0.0.5', '', trusted)).toBe('10.0.0.5');
+    expect(forwardedClient('10.0.0.5', `fe80::1%${'a'.repeat(5000)}`, trusted)).toBe('10.0.0.5');
     // A header of thousands of trusted-looking hops is looked at only 16 deep.
     expect(forwardedClient('10.0.0.5', '203.0.113.7,' + Array(5000).fill('10.0.0.1').join(','), trusted)).toBe('10.0.0.1');
   });

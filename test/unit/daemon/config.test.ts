@@ -74,6 +74,8 @@ describe('loadConfig', () => {
       [['--host', 'example.com'], /--host/],
       [['--live-link-ttl', '10'], /--live-link-ttl/],
       [['--trusted-proxies', 'haproxy.local'], /--trusted-proxies/],
+      [['--trusted-proxies', '10.0.0.1,0.0.0.0/0'], /0\.0\.0\.0\/0 is wider than \/8/],
+      [['--trusted-proxies', '::/0'], /--trusted-proxies/],
       [['--nope', '1'], /--nope/],
       [['--port'], /--port needs a value/],
       [['serve'], /unexpected argument/],
