@@ -3,6 +3,7 @@ import type { LinkKind } from './tokens.js';
 import type { PageTab, ViewerHandle, ViewerSession } from './types.js';
 import { SESSION_ENDED_CLOSE_CODE } from './types.js';
 import type { Logger } from '../util/logger.js';
+import { domainToUnicode } from 'node:url';
 
 /**
  * What the JSON viewer sockets (screencast, WebRTC signalling) share: the close codes, the
@@ -186,13 +187,36 @@ export class ViewerSocket {
   }
 }
 
-/**
- * A tab without its url. A page without a <title> is titled with its url by Chromium
- * (`host/path?query`, or the whole url): such a title goes too.
- */
+/** A tab without its url, and without a title Chromium made from the url. */
 function titleOnly(t: PageTab): Omit<PageTab, 'url'> {
   const { url, ...rest } = t;
-  const bare = url.replace(/^[a-z][a-z0-9+.-]*:(\/\/)?/i, '');
-  const fromUrl = rest.title !== '' && (url.startsWith(rest.title) || bare.startsWith(rest.title));
-  return fromUrl ? { ...rest, title: '' } : rest;
+  return titleFromUrl(rest.title, url) ? { ...rest, title: '' } : rest;
+}
+
+/**
+ * Whether `title` may show `url`: Chromium titles a page without a <title> with its url, shown
+ * its own way (no scheme or user info, percent-decoded, the host in Unicode), and both are cut
+ * to 300 characters before this sees them. So any title naming the url's host counts, and any
+ * that starts like the url in one of those forms (data:, about: and file: urls have no host).
+ */
+export function titleFromUrl(title: string, url: string): boolean {
+  if (!title) return false;
+  const decode = (v: string) => {
+    try {
+      return decodeURIComponent(v);
+    } catch {
+      return v;
+    }
+  };
+  const t = title.toLowerCase();
+  const forms = [url, url.replace(/^[a-z][a-z0-9+.-]*:(\/\/)?([^@/?#]*@)?/i, '')];
+  let host = '';
+  try {
+    host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  } catch {
+    // not a url: only the prefix forms
+  }
+  const hosts = host ? [host, domainToUnicode(host)].filter(Boolean).map((h) => h.toLowerCase()) : [];
+  if (hosts.some((h) => t.includes(h))) return true;
+  return forms.flatMap((f) => [f, decode(f)]).some((f) => f.toLowerCase().startsWith(t) || t.startsWith(f.toLowerCase()));
 }

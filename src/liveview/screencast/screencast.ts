@@ -49,6 +49,8 @@ const BUFFER_POLL_MS = 50;
 interface Setting {
   rung: number;
   atlas: boolean;
+  /** The priority of the viewer that brought it in this tick. */
+  priority: number;
 }
 
 /** Viewers that need the same pixels at the same quality: one encode, sent to each. */
@@ -271,7 +273,7 @@ export class Screencast implements ViewerHost {
       const own = settings.find((s) => s.rung === v.encodeRung && s.atlas === v.atlas);
       if (own) return own;
       if (settings.length < MAX_ENCODE_SETTINGS) {
-        const s = { rung: v.encodeRung, atlas: v.atlas };
+        const s = { rung: v.encodeRung, atlas: v.atlas, priority: v.priority };
         settings.push(s);
         return s;
       }
@@ -279,7 +281,8 @@ export class Screencast implements ViewerHost {
     });
     const byKey = new Map<string, Group>();
     ready.forEach((v, i) => {
-      const s = chosen[i]!;
+      const s = chosen[i];
+      if (!s) return; // waits, its changes kept, for a tick with a setting it may take
       const { quality, scale: rungScale } = QUALITY_LADDER[s.rung]!;
       const scale = s.atlas ? rungScale : 1;
       const key = `${quality}|${s.atlas ? `a${scale}` : 't'}|${v.pending.key()}`;
@@ -427,15 +430,19 @@ const refuse = refuseSocket;
  * The setting in use nearest to the viewer's own rung (a tie goes to the better picture), for a
  * viewer past MAX_ENCODE_SETTINGS. An atlas viewer also takes tiles; a viewer that takes only
  * tiles and finds only atlas settings turns the nearest one into tiles at full size (its other
- * viewers take tiles too), so the cap holds whatever the mix.
+ * viewers take tiles too), so the cap holds whatever the mix; only a setting a viewer of no
+ * higher priority brought in (a view link never changes the picture of the human in control).
+ * Null: none such this tick.
  */
-function nearestSetting(settings: Setting[], v: ScreencastViewer): Setting {
+function nearestSetting(settings: Setting[], v: ScreencastViewer): Setting | null {
   const want = v.encodeRung;
   const byDistance = (list: Setting[]) => list.reduce((a, b) => (Math.abs(b.rung - want) < Math.abs(a.rung - want) || (Math.abs(b.rung - want) === Math.abs(a.rung - want) && b.rung < a.rung) ? b : a));
   if (v.atlas) return byDistance(settings);
   const tiles = settings.filter((s) => !s.atlas);
   if (tiles.length > 0) return byDistance(tiles);
-  const s = byDistance(settings);
+  const own = settings.filter((s) => s.priority <= v.priority);
+  if (own.length === 0) return null;
+  const s = byDistance(own);
   s.atlas = false;
   // Tiles are full size: a half-size rung becomes the lowest full-size one.
   while (QUALITY_LADDER[s.rung]!.scale !== 1) s.rung--;

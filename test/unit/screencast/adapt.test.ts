@@ -209,6 +209,34 @@ describe('encode settings per session (review M2)', () => {
   });
 });
 
+describe('encode settings per session (review L5)', () => {
+  it('a tiles-only view link past the cap never turns the picture of the viewer in control into tiles', async () => {
+    harness = await new Harness(320, 192).start();
+    const h = harness;
+    const kinds = new Map<unknown, number[]>();
+    h.session.canControl = true;
+    const control = await h.connect({ atlas: true });
+    control.send({ type: 'quality', value: 25 });
+    h.session.canControl = false;
+    const viewers = [];
+    for (const [q, atlas] of [[75, true], [55, true], [25, false]] as const) {
+      const v = await h.connect({ atlas });
+      v.send({ type: 'quality', value: q });
+      viewers.push(v);
+    }
+    for (const v of [control, ...viewers]) {
+      kinds.set(v, []);
+      v.ws.on('message', (d: Buffer, bin) => void (bin && kinds.get(v)!.push(d[0]!)));
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    for (const k of kinds.values()) k.length = 0;
+    h.fb.paint({ x: 0, y: 0, width: 32, height: 32 }, 0x804020);
+    await waitFor(() => [...kinds.values()].every((k) => k.length > 0), 'a picture for everyone');
+    expect(new Set(kinds.get(control))).toEqual(new Set([3])); // atlas frames only
+    expect(new Set(kinds.get(viewers[2]))).not.toContain(3);
+  });
+});
+
 describe('bounds (review M2, L2)', () => {
   it('every requested quality snaps to a full-size rung of the ladder', () => {
     const got = [10, 25, 32, 33, 40, 47, 48, 55, 64, 65, 75, 95].map((q) => QUALITY_LADDER[rungForQuality(q)]!.quality);
