@@ -60,15 +60,6 @@ requestAnimationFrame(draw);
 </script></body>`)}`;
 
 /**
- * What most pages do between big changes: a still page of text with one small animation (a
- * 48 px spinner in a corner), so the damage is a few rows of the screen at every frame.
- */
-const SMALL_PAGE = `data:text/html,${encodeURIComponent(`<!doctype html><body style="margin:0;overflow:hidden;font:15px sans-serif;color:#223;background:#f4f6fb">
-<div style="padding:20px;line-height:22px">${'Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore. '.repeat(60)}</div>
-<div style="position:fixed;right:40px;bottom:40px;width:48px;height:48px;border-radius:50%;border:6px solid #ccd;border-top-color:#2a7;animation:s .8s linear infinite"></div>
-<style>@keyframes s{to{transform:rotate(360deg)}}</style><script>var t = 0; /* PageClock reads it */</script></body>`)}`;
-
-/**
  * N raw viewers in a separate Node process: each acks every frame as soon as its last tile
  * arrives (no decoding: this measures what the server delivers) and reports per viewer the
  * frames and bytes received after the warm-up. With format "atlas" they ask for atlas frames
@@ -282,11 +273,6 @@ export async function benchScreencast(log: (s: string) => void): Promise<Row[]> 
     await waitNoViewers(screencast);
     log('CDP Page.startScreencast on the same page...');
     const ref = await cdpScreencast(cdp, sessionId, clock);
-    log('screencast: 1 viewer, a small animation on a still page...');
-    await cdp.send('Page.navigate', { url: SMALL_PAGE }, sessionId);
-    await new Promise((r) => setTimeout(r, 1000));
-    const small = await runViewers(url, 1, clock, 'atlas', acks);
-    await waitNoViewers(screencast);
 
     const fps = (s: ViewerStats) => s.frames / (MEASURE_MS / 1000);
     const bpf = (s: ViewerStats) => (s.frames ? s.bytes / s.frames : NaN);
@@ -340,15 +326,6 @@ export async function benchScreencast(log: (s: string) => void): Promise<Row[]> 
     rows.push({
       figure: `${SLOW_LINK_BPS / 1e6} Mbit/s viewer: JPEG quality x scale, lowest / at the end`,
       handoff: lowest && last ? `q${lowest.quality} x${lowest.scale} / q${last.quality} x${last.scale}` : 'n/a',
-      reference: '',
-      ratio: '',
-      target: 'report',
-      ok: null,
-    });
-    const fpsSmall = fps(small.stats[0]!);
-    rows.push({
-      figure: 'small animation (48 px spinner on a still page), 1 viewer: fps, daemon CPU (% of a core), CPU per frame (ms)',
-      handoff: `${fmt(fpsSmall, 1)}, ${fmt(small.cpuPct, 1)}, ${fmt(msPerFrame(small, fpsSmall), 2)}`,
       reference: '',
       ratio: '',
       target: 'report',

@@ -2,7 +2,6 @@ import { openSync, readSync, closeSync, fstatSync } from 'node:fs';
 import type { FrameSource, FrameSubscriber, FrameView, Rect } from './types.js';
 import { X11Connection, type DisplayAddress, type XEvent } from './x11client.js';
 import { XCursorTracker } from './x-cursor.js';
-import { planBandRead, type RowBand } from './damage-bands.js';
 import type { Logger } from '../util/logger.js';
 import { HandoffError } from '../util/errors.js';
 
@@ -83,21 +82,17 @@ export function tileGrid(width: number, height: number, stride: number, tile = T
 
 /**
  * Sets `changed[row * cols + col] = 1` for every tile whose pixels differ between `a` and `b`
- * in scanlines [y0, y1) and returns how many tiles it newly marked. A whole scanline is
- * compared first (one memcmp), so an unchanged screen costs one pass; only differing lines are
- * compared tile by tile.
+ * and returns how many tiles changed. A whole scanline is compared first (one memcmp), so an
+ * unchanged screen costs one pass; only differing lines are compared tile by tile.
  */
-export function diffTiles(a: Buffer, b: Buffer, g: TileGrid, changed: Uint8Array, y0 = 0, y1 = g.height): number {
+export function diffTiles(a: Buffer, b: Buffer, g: TileGrid, changed: Uint8Array): number {
   const rowBytes = g.width * 4;
   const tileBytes = g.tile * 4;
-  const top = Math.max(0, y0);
-  const bottom = Math.min(g.height, y1);
   let count = 0;
-  for (let ty = Math.floor(top / g.tile); ty * g.tile < bottom; ty++) {
-    const yEnd = Math.min(bottom, (ty + 1) * g.tile);
-    let pending = g.cols; // tiles of this tile row not yet known to differ
-    for (let i = ty * g.cols; i < (ty + 1) * g.cols; i++) if (changed[i]) pending--;
-    for (let y = Math.max(top, ty * g.tile); y < yEnd && pending > 0; y++) {
+  for (let ty = 0; ty < g.rows; ty++) {
+    const yEnd = Math.min(g.height, (ty + 1) * g.tile);
+    let pending = g.cols; // tiles of this band not yet known to differ
+    for (let y = ty * g.tile; y < yEnd && pending > 0; y++) {
       const line = y * g.stride;
       if (a.compare(b, line, line + rowBytes, line, line + rowBytes) === 0) continue;
       for (let tx = 0; tx < g.cols; tx++) {
@@ -168,19 +163,11 @@ interface DamageExt {
   Subtract(damage: number, repair: number, parts: number): void;
 }
 
-/** XFIXES regions (fixesproto CreateRegion, DestroyRegion, FetchRegion), as the x11 package encodes them. */
-interface RegionExt {
-  CreateRegion(region: number, rects: Rect[]): void;
-  DestroyRegion(region: number): void;
-  FetchRegion(region: number, cb: (err: Error | null, reg: { rectangles: Rect[] }) => boolean | void): void;
-}
-
 /**
  * The display's pixels, read straight from Xvfb's framebuffer file. DAMAGE (report level
- * NonEmpty) wakes us up and, through an XFIXES region, says which rows to read again; what
- * changed is then found by comparing the tiles of those rows with the previous read, so every
- * subscriber gets exact tile-aligned dirty rects. Nothing is read and no damage is tracked
- * while nobody subscribes.
+ * NonEmpty) only wakes us up; what changed is found by comparing tiles with the previous read,
+ * so every subscriber gets exact tile-aligned dirty rects. Nothing is read and no damage is
+ * tracked while nobody subscribes.
  */
 export class Framebuffer implements FrameSource {
   readonly width: number;
@@ -195,8 +182,6 @@ export class Framebuffer implements FrameSource {
   private readonly changed: Uint8Array;
   private readonly subscribers = new Set<Subscriber>();
   private damage = 0;
-  /** The XFIXES region DamageSubtract hands the damage back in; 0 without XFIXES (whole reads). */
-  private parts = 0;
   private timer?: NodeJS.Timeout;
   private reading = false;
   /** Damage arrived while a read was under way: look again when it ends. */
@@ -211,7 +196,6 @@ export class Framebuffer implements FrameSource {
     private readonly layout: XwdLayout,
     private readonly conn: X11Connection,
     private readonly damageExt: DamageExt,
-    private readonly regions: RegionExt | null,
     private readonly logger: Logger,
   ) {
     this.width = layout.width;
@@ -249,11 +233,7 @@ export class Framebuffer implements FrameSource {
           `XWD is ${layout.width}x${layout.height}, screen is ${conn.width}x${conn.height}`);
       }
       const damage = await conn.extension<DamageExt>('damage');
-      const regions = await conn.extension<RegionExt>('fixes').catch((err: Error) => {
-        opts.logger.warn('XFIXES not available: the framebuffer is read whole at every change', { err: err.message });
-        return null;
-      });
-      return new Framebuffer(fd, layout, conn, damage, regions, opts.logger);
+      return new Framebuffer(fd, layout, conn, damage, opts.logger);
     } catch (e) {
       await conn?.close();
       closeSync(fd);
@@ -295,10 +275,6 @@ export class Framebuffer implements FrameSource {
     if (this.stopped || !this.read(this.current)) return;
     this.damage = this.conn.client.AllocID();
     this.damageExt.Create(this.damage, this.conn.root, this.damageExt.ReportLevel.NonEmpty);
-    if (this.regions) {
-      this.parts = this.conn.client.AllocID();
-      this.regions.CreateRegion(this.parts, []);
-    }
   }
 
   private stopWork(): void {
@@ -306,9 +282,7 @@ export class Framebuffer implements FrameSource {
     this.timer = undefined;
     this.again = false;
     if (this.damage && this.conn.alive) this.damageExt.Destroy(this.damage);
-    if (this.parts && this.conn.alive) this.regions!.DestroyRegion(this.parts);
     this.damage = 0;
-    this.parts = 0;
   }
 
   private handleEvent(ev: XEvent): void {
@@ -334,26 +308,17 @@ export class Framebuffer implements FrameSource {
    * With NonEmpty the server reports only the empty -> non-empty transition, so the damage is
    * emptied (DamageSubtract with repair None) before reading. Waiting for that to be processed
    * (a round trip) before reading guarantees that any drawing we do not see in this read
-   * raises a fresh DamageNotify. With XFIXES the subtract moves the damage into `parts` and
-   * the round trip is FetchRegion, which says what to read.
+   * raises a fresh DamageNotify.
    */
   private async look(): Promise<void> {
     if (!this.damage || this.stopped) return;
     this.reading = true;
     try {
-      let damaged: Rect[] | null = null;
-      if (this.parts) {
-        this.damageExt.Subtract(this.damage, 0, this.parts);
-        damaged = await this.fetchParts();
-      } else {
-        this.damageExt.Subtract(this.damage, 0, 0);
-        await this.conn.sync();
-      }
+      this.damageExt.Subtract(this.damage, 0, 0);
+      await this.conn.sync();
       if (!this.damage || this.stopped) return;
       this.lastRead = performance.now();
-      const bands = damaged && planBandRead(damaged, this.width, this.height);
-      if (bands) this.readBandsAndDiff(bands);
-      else this.readAndDiff();
+      this.readAndDiff();
     } catch (e) {
       if (this.conn.alive) this.logger.warn('framebuffer update failed', { err: (e as Error).message });
     } finally {
@@ -363,51 +328,6 @@ export class Framebuffer implements FrameSource {
         this.schedule();
       }
     }
-  }
-
-  /** The damage DamageSubtract just moved into `parts`; null (read everything) if that fails. */
-  private fetchParts(): Promise<Rect[] | null> {
-    return new Promise((resolve) =>
-      this.regions!.FetchRegion(this.parts, (err, reg) => {
-        if (err) this.logger.debug('XFixesFetchRegion failed: reading the whole frame', { err: err.message });
-        resolve(err ? null : reg.rectangles);
-        return true; // handled: not an 'error' on the connection
-      }),
-    );
-  }
-
-  /**
-   * Reads only the rows that were damaged into `spare` (one positioned read per band) and
-   * compares the tiles of those rows with `current`. `spare` is stale outside the bands, so
-   * the smaller side is copied: the bands into `current`, or the other rows into `spare`
-   * before the two are swapped (as readAndDiff does).
-   */
-  private readBandsAndDiff(bands: readonly RowBand[]): void {
-    if (bands.length === 0) return;
-    const next = this.spare;
-    const stride = this.layout.bytesPerLine;
-    let rows = 0;
-    for (const [y0, y1] of bands) {
-      if (!this.read(next, y0 * stride, y1 * stride)) return;
-      rows += y1 - y0;
-    }
-    this.changed.fill(0);
-    let count = 0;
-    for (const [y0, y1] of bands) count += diffTiles(this.current, next, this.grid, this.changed, y0, y1);
-    if (count === 0) return;
-    if (rows * 2 <= this.height) {
-      for (const [y0, y1] of bands) next.copy(this.current, y0 * stride, y0 * stride, y1 * stride);
-    } else {
-      let y = 0;
-      for (const [y0, y1] of bands) {
-        if (y0 > y) this.current.copy(next, y * stride, y * stride, y0 * stride);
-        y = y1;
-      }
-      if (y < this.height) this.current.copy(next, y * stride, y * stride, this.height * stride);
-      this.spare = this.current;
-      this.current = next;
-    }
-    for (const sub of this.subscribers) sub.addTiles(this.changed);
   }
 
   private readAndDiff(): void {
@@ -420,15 +340,12 @@ export class Framebuffer implements FrameSource {
     for (const sub of this.subscribers) sub.addTiles(this.changed);
   }
 
-  /**
-   * Positioned reads of pixel bytes [from, to) (all of them by default) into the same place of
-   * `into`; false (logged) if the file is gone.
-   */
-  private read(into: Buffer, from = 0, to = this.frameBytes): boolean {
+  /** One positioned read of all the pixels into `into`; false (logged) if the file is gone. */
+  private read(into: Buffer): boolean {
     try {
-      let off = from;
-      while (off < to) {
-        const n = readSync(this.fd, into, off, to - off, this.layout.pixelOffset + off);
+      let off = 0;
+      while (off < this.frameBytes) {
+        const n = readSync(this.fd, into, off, this.frameBytes - off, this.layout.pixelOffset + off);
         if (n === 0) throw new Error('framebuffer file is shorter than its header says');
         off += n;
       }

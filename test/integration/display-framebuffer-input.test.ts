@@ -1,15 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:http';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { XvfbDisplay } from '../../src/display/xvfb.js';
-import { Framebuffer, parseXwdHeader } from '../../src/display/framebuffer.js';
+import { Framebuffer } from '../../src/display/framebuffer.js';
 import { XInput, keysymForChar } from '../../src/display/input.js';
-import { X11Connection } from '../../src/display/x11client.js';
 import type { FrameSubscriber, Rect } from '../../src/display/types.js';
 import { launchProcess, type LaunchedProcess } from '../../src/util/process.js';
 import { silentLogger } from '../../src/util/logger.js';
@@ -237,107 +235,6 @@ describe('framebuffer on a real display', () => {
     b.close();
     b.close();
     expect(fb.watching).toBe(false);
-  });
-});
-
-/** True when the subscriber's frame holds exactly the pixels of Xvfb's file now (no stale row anywhere). */
-function frameMatchesFile(sub: FrameSubscriber): boolean {
-  const file = readFileSync(xvfb.fbPath);
-  const layout = parseXwdHeader(file);
-  const f = sub.frame();
-  for (let y = 0; y < H; y++) {
-    const o = layout.pixelOffset + y * layout.bytesPerLine;
-    if (file.compare(f.data, y * f.stride, y * f.stride + W * 4, o, o + W * 4) !== 0) return false;
-  }
-  return true;
-}
-
-async function waitFrameMatchesFile(sub: FrameSubscriber): Promise<void> {
-  for (let i = 0; i < 100 && !frameMatchesFile(sub); i++) await sleep(30);
-  expect(frameMatchesFile(sub)).toBe(true);
-}
-
-/** A fixed-position box the tests recolour; each call moves or recolours the same element. */
-async function paintBox(id: string, left: number, top: number, width: number, height: number, color: string): Promise<void> {
-  await page.evaluate(
-    (id, css) => {
-      let el = document.getElementById(id);
-      if (!el) {
-        el = document.createElement('div');
-        el.id = id;
-        document.body.appendChild(el);
-      }
-      el.style.cssText = css;
-    },
-    id,
-    `position:fixed;left:${left}px;top:${top}px;width:${width}px;height:${height}px;background:${color}`,
-  );
-}
-
-describe('framebuffer reads only the damaged rows', () => {
-  it('a small change in a corner reaches the frame, and the frame stays whole across small and large changes', async () => {
-    const sub = fb.subscribe();
-    try {
-      await waitFrameMatchesFile(sub);
-      sub.takeDirty();
-      await paintBox('corner', W - 30, H - 20, 20, 12, '#ff00ff');
-      const rects = await nextDirty(sub);
-      expect(rects.some((r) => r.x <= W - 20 && r.x + r.width > W - 20 && r.y <= H - 14 && r.y + r.height > H - 14)).toBe(true);
-      expect(rects.reduce((a, r) => a + r.width * r.height, 0)).toBeLessThan((W * H) / 8);
-      await waitForPixel(sub, W - 20, H - 14, [255, 0, 255]);
-      // Most of the screen (more than half of the rows), then small ones: bands copied both ways.
-      await paintBox('large', 0, 60, W, Math.round(H * 0.7), '#123456');
-      // (Xvfb draws the pointer into the framebuffer at the screen centre: probe beside it.)
-      await waitForPixel(sub, 300, 300, [0x12, 0x34, 0x56]);
-      await paintBox('corner', 4, 4, 20, 12, '#00ffff');
-      await waitForPixel(sub, 10, 10, [0, 255, 255]);
-      await paintBox('large', 0, 60, 10, 10, '#123456');
-      await waitForPixel(sub, 300, 300, [255, 0, 0]);
-      await waitFrameMatchesFile(sub);
-    } finally {
-      sub.close();
-      await page.evaluate(() => ['corner', 'large'].forEach((id) => document.getElementById(id)?.remove()));
-    }
-  });
-
-  it('does not lose a change that lands while a read is under way', async () => {
-    const sub = fb.subscribe();
-    const regions = (fb as unknown as { regions: { FetchRegion: (region: number, cb: (...a: unknown[]) => unknown) => void } }).regions;
-    const fetchRegion = regions.FetchRegion;
-    // Another X client draws straight onto the screen (over Chromium's window): one request is
-    // exactly one damage, nothing repaints after it.
-    const painter = await X11Connection.open(xvfb, silentLogger);
-    const x = painter.client as unknown as {
-      CreateGC(gc: number, drawable: number, values: Record<string, number>): void;
-      PolyFillRectangle(drawable: number, gc: number, coords: number[]): void;
-    };
-    try {
-      await waitFrameMatchesFile(sub);
-      // The next look's region comes back only after the late rectangle is on the screen: it is
-      // in no band of this read, so only the DamageNotify it raised (and the look that
-      // schedules) can bring it.
-      let held = false;
-      regions.FetchRegion = (region, cb) =>
-        fetchRegion(region, (...reply: unknown[]) => {
-          if (held) return cb(...reply);
-          held = true;
-          const gc = painter.client.AllocID();
-          x.CreateGC(gc, painter.root, { foreground: 0x00ff00, subwindowMode: 1 });
-          x.PolyFillRectangle(painter.root, gc, [W - 30, H - 20, 20, 12]);
-          void painter.sync().then(() => sleep(100)).finally(() => cb(...reply));
-          return true;
-        });
-      await paintBox('early', 4, 4, 20, 12, '#ffff00');
-      await waitForPixel(sub, 10, 10, [255, 255, 0]);
-      expect(held).toBe(true);
-      await waitForPixel(sub, W - 20, H - 14, [0, 255, 0]);
-      await waitFrameMatchesFile(sub);
-    } finally {
-      regions.FetchRegion = fetchRegion;
-      sub.close();
-      await painter.close();
-      await page.evaluate(() => document.getElementById('early')?.remove());
-    }
   });
 });
 
