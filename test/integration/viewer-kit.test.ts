@@ -343,9 +343,16 @@ describe('viewer kit: screencast', () => {
     await until(() => page.$('.hk-notice input[type=password]'), 'password form');
     expect(await rootState()).toBe('connecting');
     await page.type('.hk-notice input[type=password]', 'secret12');
+    // No RFB endpoint in this mock: noVNC loads, builds its canvas, and the connection fails
+    // into a retry, which takes the canvas away again: note that it was there at all.
+    await page.evaluate(() => {
+      const w = window as any;
+      w.sawCanvas = false;
+      const see = () => (w.sawCanvas ||= !!document.querySelector('.hk-vnc canvas[data-handoff-surface]'));
+      new MutationObserver(see).observe(document.body, { subtree: true, childList: true, attributes: true });
+    });
     await page.keyboard.press('Enter');
-    // No RFB endpoint in this mock: noVNC loads, builds its canvas, and the connection fails into a retry.
-    await until(() => page.$('.hk-vnc canvas[data-handoff-surface]'), 'noVNC canvas');
+    await until(() => page.evaluate(() => (window as any).sawCanvas), 'noVNC canvas');
     // noVNC may wait out its own 3 s disconnect timeout before it reports the failure.
     await until(() => page.$eval('.hk-notice', (n) => /Reconnecting/.test(n.textContent ?? '')), 'retry notice', 10_000);
   });
