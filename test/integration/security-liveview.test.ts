@@ -6,6 +6,7 @@ import { api, waitFor } from '../helpers/client.js';
 import { LeakTracker } from '../helpers/leaks.js';
 import { startHtmlSite, type PageServer } from '../helpers/pages.js';
 import { waitState } from '../helpers/viewer.js';
+import { dcQuantFor, jpegInfo } from '../helpers/jpeg.js';
 
 /**
  * The screencast live view's security review (M2, L2, L4) against a real daemon, real
@@ -92,22 +93,6 @@ class RawViewer {
     return v;
   }
 }
-
-/** Size (SOF0) and the first DQT value of a baseline JPEG (ITU T.81 B.2). */
-function jpegInfo(jpeg: Buffer): { width: number; height: number; dcQuant: number } {
-  let dcQuant = -1;
-  for (let i = 2; i + 4 < jpeg.length; ) {
-    if (jpeg[i] !== 0xff) throw new Error('not a JPEG marker');
-    const marker = jpeg[i + 1]!;
-    if (marker === 0xdb && dcQuant < 0) dcQuant = jpeg[i + 5]!;
-    if (marker === 0xc0) return { height: jpeg.readUInt16BE(i + 5), width: jpeg.readUInt16BE(i + 7), dcQuant };
-    i += 2 + jpeg.readUInt16BE(i + 2);
-  }
-  throw new Error('no SOF0');
-}
-
-/** libjpeg's scaling of the standard luminance table's DC entry (16) for a quality. */
-const dcFor = (q: number) => Math.max(1, Math.floor((16 * (q < 50 ? Math.floor(5000 / q) : 200 - q * 2) + 50) / 100));
 
 const liveLink = async (kind: 'view' | 'control') => (await api(d.url, `/session/${SID}/live?kind=${kind}`)).body.url as string;
 const screencastOf = (url: string) => `${url.replace(/^http/, 'ws')}/screencast`;
@@ -199,7 +184,7 @@ describe('screencast security review', () => {
     const after = all.map((v, i) => v.pictures.slice(marks[i]));
     // Every quality sent is a rung of the ladder.
     const qualities = new Set(after.flat().map((p) => p.dcQuant));
-    const rungs = [75, 55, 40, 25, 50, 30].map(dcFor);
+    const rungs = [75, 55, 40, 25, 50, 30].map(dcQuantFor);
     expect([...qualities].every((q) => rungs.includes(q)), `quantisers ${[...qualities]}`).toBe(true);
     // The frame of the change (every viewer idle and ready: one tick) used at most 3 encode
     // settings: quality and format (one atlas JPEG a frame, or tiles). Later frames may differ
@@ -207,7 +192,7 @@ describe('screencast security review', () => {
     const first = after.map((a) => a.filter((p) => p.seq === a[0]!.seq));
     const settings = new Set(first.flat().map((p) => `${p.dcQuant}|${p.kind === 3 ? 'atlas' : 'tiles'}`));
     expect(settings.size, [...settings].join(' ')).toBeLessThanOrEqual(3);
-    expect(after[0]!.map((p) => p.dcQuant), JSON.stringify({ before: control.pictures.slice(0, marks[0]).map((p) => [p.kind, p.seq, p.dcQuant]), after: after.map((a) => a.map((p) => [p.kind, p.seq, p.dcQuant, p.width, p.height])) })).toEqual(after[0]!.map(() => dcFor(75)));
+    expect(after[0]!.map((p) => p.dcQuant), JSON.stringify({ before: control.pictures.slice(0, marks[0]).map((p) => [p.kind, p.seq, p.dcQuant]), after: after.map((a) => a.map((p) => [p.kind, p.seq, p.dcQuant, p.width, p.height])) })).toEqual(after[0]!.map(() => dcQuantFor(75)));
     await closeAll();
     await waitFor('the link-started handoff ended', async () => (await api(d.url, `/session/${SID}`)).body.handoff === null || null);
   });

@@ -4,6 +4,7 @@ import WebSocket from 'ws';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 import { api, waitFor } from '../helpers/client.js';
 import { LeakTracker } from '../helpers/leaks.js';
+import { dcQuantFor, jpegInfo } from '../helpers/jpeg.js';
 
 /**
  * Issue 8 items 6 and 9, against a real daemon with real WebSocket viewers: a session has at
@@ -30,30 +31,12 @@ class Viewer {
   constructor(readonly ws: WebSocket) {
     ws.on('message', (data: Buffer, isBinary) => {
       if (!isBinary) return void this.texts.push(JSON.parse(data.toString()));
-      this.dcQuant.push(lumaDcQuant(data.subarray(14)));
+      this.dcQuant.push(jpegInfo(data.subarray(14)).dcQuant);
       if (data.readUInt16BE(5) === 0 && data.readUInt16BE(7) === 0 && data.readUInt16BE(9) === 1280 && data.readUInt16BE(11) === 720) this.fullFrames++;
       if (data[0] === 2) ws.send(JSON.stringify({ type: 'ack', seq: data.readUInt32BE(1) }));
     });
     this.closed = new Promise((r) => ws.once('close', (code, reason) => r({ code, reason: reason.toString() })));
   }
-}
-
-/** The first value of the first quantisation table (JPEG DQT, ITU T.81 B.2.4.1). */
-function lumaDcQuant(jpeg: Buffer): number {
-  for (let i = 2; i + 4 < jpeg.length; ) {
-    if (jpeg[i] !== 0xff) throw new Error('not a JPEG marker');
-    const marker = jpeg[i + 1]!;
-    const len = jpeg.readUInt16BE(i + 2);
-    if (marker === 0xdb) return jpeg[i + 5]!;
-    i += 2 + len;
-  }
-  throw new Error('no DQT');
-}
-
-/** libjpeg's scaling of the standard luminance table's DC entry (16) for a quality. */
-function expectedDcQuant(quality: number): number {
-  const scale = quality < 50 ? Math.floor(5000 / quality) : 200 - quality * 2;
-  return Math.max(1, Math.floor((16 * scale + 50) / 100));
 }
 
 async function connectViewer(url: string): Promise<Viewer> {
@@ -96,17 +79,17 @@ describe('screencast caps (issue 8 item 9)', () => {
     const b = await connectViewer(screencastUrl);
     await waitFor('both first frames', () => a.dcQuant.length > 0 && b.dcQuant.length > 0);
     expect(a.texts.find((m) => m.type === 'state')).toMatchObject({ canControl: false });
-    expect([a.dcQuant[0], b.dcQuant[0]]).toEqual([expectedDcQuant(75), expectedDcQuant(75)]);
+    expect([a.dcQuant[0], b.dcQuant[0]]).toEqual([dcQuantFor(75), dcQuantFor(75)]);
 
     // 10 snaps to the ladder's lowest full-size rung, 25 (review M2).
     a.ws.send(JSON.stringify({ type: 'quality', value: 10 }));
-    await waitFor('a full frame at quality 25', () => a.dcQuant.includes(expectedDcQuant(25)));
+    await waitFor('a full frame at quality 25', () => a.dcQuant.includes(dcQuantFor(25)));
     // The page changes: both get new pictures, each at its own quality.
     const [na, nb] = [a.dcQuant.length, b.dcQuant.length];
     await page.evaluate(() => (document.body.style.background = '#a06030'));
     await waitFor('new pictures for both', () => a.dcQuant.length > na && b.dcQuant.length > nb);
-    expect(b.dcQuant.every((q) => q === expectedDcQuant(75))).toBe(true);
-    expect(a.dcQuant.slice(na).every((q) => q === expectedDcQuant(25))).toBe(true);
+    expect(b.dcQuant.every((q) => q === dcQuantFor(75))).toBe(true);
+    expect(a.dcQuant.slice(na).every((q) => q === dcQuantFor(25))).toBe(true);
 
     // Flapping its quality cannot make the encoder (whose ticks every viewer waits on)
     // re-encode the whole screen for it at frame rate: at most one change a second.
@@ -117,7 +100,7 @@ describe('screencast caps (issue 8 item 9)', () => {
     }
     await new Promise((r) => setTimeout(r, 500));
     expect(a.fullFrames - before).toBeLessThanOrEqual(4);
-    expect(b.dcQuant.every((q) => q === expectedDcQuant(75))).toBe(true);
+    expect(b.dcQuant.every((q) => q === dcQuantFor(75))).toBe(true);
     for (const v of [a, b]) v.ws.close();
     await waitFor('no viewers', async () => (await viewerCount()) === 0);
   });

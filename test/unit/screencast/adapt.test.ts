@@ -10,6 +10,7 @@ import { Harness, waitFor } from './fakes.js';
 import { atlasFits, buildAtlas, packAtlas } from '../../../src/liveview/screencast/atlas.js';
 import { QUALITY_LADDER, rungForQuality } from '../../../src/liveview/screencast/viewer.js';
 import { MAX_UNACKED } from '../../../src/liveview/screencast/protocol.js';
+import { dcQuantFor, jpegInfo } from '../../helpers/jpeg.js';
 
 let harness: Harness | undefined;
 let proxy: Throttle | undefined;
@@ -168,12 +169,6 @@ async function throttle(port: number, bytesPerSecond: number): Promise<Throttle>
   };
 }
 
-/** The first value of the first quantisation table of a JPEG: tells its quality. */
-function dcQuant(jpeg: Buffer): number {
-  for (let i = 2; i + 4 < jpeg.length; i += 2 + jpeg.readUInt16BE(i + 2)) if (jpeg[i + 1] === 0xdb) return jpeg[i + 5]!;
-  throw new Error('no DQT');
-}
-const dcFor = (q: number) => Math.max(1, Math.floor((16 * (q < 50 ? Math.floor(5000 / q) : 200 - q * 2) + 50) / 100));
 
 describe('encode settings per session (review M2)', () => {
   it('snaps qualities to the ladder, caps a tick at 3 settings, and the viewer in control keeps its own', async () => {
@@ -192,7 +187,7 @@ describe('encode settings per session (review M2)', () => {
     for (const v of [control, ...viewers]) {
       seen.set(v, []);
       v.ws.on('message', (d: Buffer, bin) => {
-        if (bin) seen.get(v)!.push(dcQuant(d[0] === 3 ? d.subarray(8 + d.readUInt16BE(5) * 16) : d.subarray(14)));
+        if (bin) seen.get(v)!.push(jpegInfo(d[0] === 3 ? d.subarray(8 + d.readUInt16BE(5) * 16) : d.subarray(14)).dcQuant);
       });
     }
     await new Promise((r) => setTimeout(r, 300));
@@ -202,9 +197,9 @@ describe('encode settings per session (review M2)', () => {
     await waitFor(() => [...seen.values()].every((s) => s.length > 0), 'a picture for everyone');
     await new Promise((r) => setTimeout(r, 300));
     const all = new Set([...seen.values()].flat());
-    expect([...all].every((q) => [75, 55, 40, 25, 50, 30].map(dcFor).includes(q))).toBe(true);
+    expect([...all].every((q) => [75, 55, 40, 25, 50, 30].map(dcQuantFor).includes(q))).toBe(true);
     expect(all.size).toBeLessThanOrEqual(3);
-    expect(seen.get(control)).toEqual(seen.get(control)!.map(() => dcFor(75)));
+    expect(seen.get(control)).toEqual(seen.get(control)!.map(() => dcQuantFor(75)));
     expect(h.encodes - e0).toBeLessThanOrEqual(3);
   });
 });
