@@ -1,6 +1,3 @@
-import { mkdtemp, rm, mkdir, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { launchProcess, type LaunchedProcess } from '../util/process.js';
 import type { Logger } from '../util/logger.js';
 import { HandoffError } from '../util/errors.js';
@@ -31,11 +28,25 @@ export interface ChromiumOptions<C extends DevToolsPipeClient> {
   policyFile?: string;
   logger?: Logger;
   startTimeoutMs?: number;
-  /** A profile dir kept across runs (persistent profiles); absent: a fresh one, deleted at close. */
+  /**
+   * A profile dir kept across runs (persistent profiles); absent: a fresh one in the sandbox's
+   * private /tmp (THROWAWAY_PROFILE_DIR), which ends with the browser.
+   */
   userDataDir?: string;
   /** Makes the pipe's client: `toBrowser` is Chromium's fd 3, `fromBrowser` its fd 4. */
   connect: (toBrowser: Writable, fromBrowser: Readable) => C;
 }
+
+/**
+ * A throwaway profile lives in the sandbox's private /tmp, a tmpfs of THROWAWAY_TMP_BYTES that
+ * the kernel frees when the browser's last process exits: nothing of it reaches the host's disk
+ * and nothing is left to remove (removing profile dirs from disk was most of a daemon stop with
+ * many sessions). The cap bounds what a page can store (Chromium sizes its storage quota from
+ * the volume) and the memory that takes; the HTTP cache gets a cap of its own within it.
+ */
+export const THROWAWAY_PROFILE_DIR = '/tmp/profile';
+export const THROWAWAY_TMP_BYTES = 512 * 1024 * 1024;
+const THROWAWAY_CACHE_BYTES = 64 * 1024 * 1024;
 
 /**
  * Flags for a headful Chromium that fills its Xvfb screen exactly and stays quiet on a
@@ -44,6 +55,7 @@ export interface ChromiumOptions<C extends DevToolsPipeClient> {
 export function chromiumArgs(o: { width: number; height: number; profileDir: string; asRoot: boolean; devtools?: 'pipe' | 'port' }): string[] {
   return [
     `--user-data-dir=${o.profileDir}`,
+    ...(o.profileDir === THROWAWAY_PROFILE_DIR ? [`--disk-cache-size=${THROWAWAY_CACHE_BYTES}`] : []),
     // DevTools on fds 3/4 only: no TCP port any local user could drive (issue 8.3). 'port'
     // is for the benchmark's reference browser.
     ...(o.devtools === 'port' ? ['--remote-debugging-port=0', '--remote-debugging-address=127.0.0.1'] : ['--remote-debugging-pipe']),
@@ -82,15 +94,14 @@ export function chromiumArgs(o: { width: number; height: number; profileDir: str
   ];
 }
 
-/** One headful Chromium in a fresh profile dir, driven over its DevTools pipe. */
+/** One headful Chromium, driven over its DevTools pipe. */
 export class ChromiumBrowser<C extends DevToolsPipeClient = DevToolsPipeClient> {
   private constructor(
     readonly process: LaunchedProcess,
-    readonly profileDir: string,
     /** The only way to Chromium's DevTools: the daemon and the agent share it. */
     readonly cdp: C,
-    /** False for a userDataDir given by the caller: close() leaves it. */
-    private readonly ownsProfile = true,
+    /** A profile given by the caller (it is flushed before close); false: a throwaway one. */
+    private readonly persistentProfile: boolean,
   ) {}
 
   get pid(): number {
@@ -109,52 +120,39 @@ export class ChromiumBrowser<C extends DevToolsPipeClient = DevToolsPipeClient> 
   }
 
   static async launch<C extends DevToolsPipeClient>(o: ChromiumOptions<C>): Promise<ChromiumBrowser<C>> {
-    const owned = !o.userDataDir;
-    const profileDir = o.userDataDir ?? (await mkdtemp(join(tmpdir(), 'handoff-profile-')));
-    if (owned) {
-      // Chromium asks to restore the last session after a crash; a fresh profile never crashed.
-      await mkdir(join(profileDir, 'Default'), { recursive: true });
-      await writeFile(join(profileDir, 'Default', 'Preferences'), JSON.stringify({ profile: { exit_type: 'Normal' } }));
-    }
-    // Chromium's own temp files (its SingletonSocket dir) go inside the profile dir too, so
-    // removing that one dir leaves nothing behind even when Chromium is killed. A profile given
-    // by the caller may sit too deep for a socket path (108 bytes): there the sandbox's own
-    // private /tmp (a tmpfs that ends with it) is used.
-    const tmp = owned ? join(profileDir, 'tmp') : '/tmp';
-    if (owned) await mkdir(tmp, { recursive: true });
+    const profileDir = o.userDataDir ?? THROWAWAY_PROFILE_DIR;
     let proc: LaunchedProcess | undefined;
     try {
-      // Sandboxed (API.md 2): its profile and the session's dirs at the same paths (CDP names
-      // them), its display, the system read-only; HOME is the profile.
+      // Sandboxed (API.md 2): the session's dirs (and a persistent profile) at the same paths
+      // (CDP names them), its display, the system read-only; HOME is the profile. Chromium's
+      // temp files (its SingletonSocket dir) go to the private /tmp: a persistent profile may
+      // sit too deep for a socket path (108 bytes).
       const cmd = sandboxed(o.binary, chromiumArgs({ ...o, profileDir, asRoot: process.getuid?.() === 0 }), {
-        writable: [profileDir, ...(o.sessionDirs ?? [])],
+        writable: [...(o.userDataDir ? [o.userDataDir] : []), ...(o.sessionDirs ?? [])],
         readable: displayClientPaths({ name: o.displayEnv.DISPLAY ?? '', authFile: o.displayEnv.XAUTHORITY ?? '' }),
         // The host's /etc/chromium is not in the sandbox: this file is the only policy.
         readableAt: o.policyFile ? [{ source: o.policyFile, dest: MANAGED_POLICY_FILE }] : [],
-        env: { PATH: SANDBOX_PATH, HOME: profileDir, ...o.displayEnv, TMPDIR: tmp, ...localeEnv() },
+        env: { PATH: SANDBOX_PATH, HOME: profileDir, ...o.displayEnv, TMPDIR: '/tmp', ...localeEnv() },
+        tmpBytes: THROWAWAY_TMP_BYTES,
       });
       // fd 3: commands to Chromium, fd 4: its answers and events (--remote-debugging-pipe).
       proc = launchProcess(cmd.cmd, cmd.args, { env: {}, stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'], logger: o.logger });
       const cdp = o.connect(proc.child.stdio[3] as Writable, proc.child.stdio[4] as Readable);
       // Generous for a busy machine (README "Start-up waits"); a Chromium that exits fails at once.
       await waitForDevTools(proc, cdp, o.startTimeoutMs ?? 60_000);
-      return new ChromiumBrowser(proc, profileDir, cdp, owned);
+      return new ChromiumBrowser(proc, cdp, !!o.userDataDir);
     } catch (e) {
       await proc?.close(500);
-      if (owned) await rm(profileDir, { recursive: true, force: true });
       throw e;
     }
   }
 
   private closing?: Promise<void>;
   close(): Promise<void> {
-    this.closing ??= (async () => {
-      // A throwaway profile has nothing to save: SIGKILL at once (Chromium's own shutdown on
-      // SIGTERM took seconds of CPU per browser, the bulk of a daemon stop). A persistent one
-      // was flushed by Browser.close before this; it gets a short grace.
-      await this.process.close(this.ownsProfile ? 0 : 1000);
-      if (this.ownsProfile) await rm(this.profileDir, { recursive: true, force: true, maxRetries: 3 });
-    })();
+    // A throwaway profile has nothing to save: SIGKILL at once (Chromium's own shutdown on
+    // SIGTERM took seconds of CPU per browser, the bulk of a daemon stop). A persistent one
+    // was flushed by Browser.close before this; it gets a short grace.
+    this.closing ??= this.process.close(this.persistentProfile ? 1000 : 0);
     return this.closing;
   }
 }

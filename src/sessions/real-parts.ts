@@ -91,8 +91,8 @@ async function startBrowser(config: Readonly<Config>, o: BrowserOptions): Promis
   }
   let closing: Promise<void> | undefined;
   return {
-    // A profile given from outside is not ours to delete when reaping orphans.
-    processes: [{ kind: 'chromium', pid: chromium.pid, dir: o.userDataDir ? null : chromium.profileDir }],
+    // No dir to reap: a throwaway profile is in the sandbox's own tmpfs, a persistent one is not ours.
+    processes: [{ kind: 'chromium', pid: chromium.pid, dir: null }],
     exited: chromium.exited,
     stderrTail: () => chromium.process.stderrTail(),
     openAgent: (targetId) => chromium.cdp.openAgent(targetId),

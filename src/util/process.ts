@@ -22,7 +22,7 @@ export interface LaunchedProcess {
   readonly exited: Promise<number | string>;
   readonly hasExited: boolean;
   stderrTail(): string;
-  /** SIGTERM the group, SIGKILL after `graceMs`, await exit. Idempotent. */
+  /** SIGTERM the group, SIGKILL after `graceMs` (0: SIGKILL at once), await exit. Idempotent. */
   close(graceMs?: number): Promise<void>;
 }
 
@@ -66,7 +66,9 @@ export function launchProcess(cmd: string, args: string[], opts: LaunchOptions =
     stderrTail: () => tail,
     close(graceMs = 2000) {
       closing ??= (async () => {
-        if (!hasExited) signalGroup(pid, 'SIGTERM');
+        // No grace: straight to SIGKILL (a SIGTERM first would start a shutdown that only
+        // costs CPU, and the timer can fire late on a loaded loop).
+        if (!hasExited) signalGroup(pid, graceMs > 0 ? 'SIGTERM' : 'SIGKILL');
         const timer = setTimeout(() => signalGroup(pid, 'SIGKILL'), graceMs);
         await exited;
         clearTimeout(timer);

@@ -31,6 +31,8 @@ export interface SandboxPolicy {
    * (bwrap) is outside: Xvfb does, and then the launcher's SIGTERM to the group misses it.
    */
   pidNamespace?: boolean;
+  /** Size cap of the private /tmp in bytes (default: the kernel's, half the memory). */
+  tmpBytes?: number;
 }
 
 /** What of the host system a sandbox sees; hostLayout() reads it from this machine. */
@@ -69,7 +71,8 @@ export function sandboxCommand(program: string, args: string[], policy: SandboxP
   for (const dir of layout.hiddenDirs) a.push('--tmpfs', dir);
   for (const file of layout.hiddenFiles) a.push('--ro-bind', '/dev/null', file);
   const pidNs = policy.pidNamespace ?? true;
-  a.push('--dev', '/dev', '--tmpfs', '/dev/shm', ...(pidNs ? ['--proc', '/proc'] : []), '--tmpfs', '/tmp');
+  const tmpSize = policy.tmpBytes ? ['--size', String(policy.tmpBytes)] : [];
+  a.push('--dev', '/dev', '--tmpfs', '/dev/shm', ...(pidNs ? ['--proc', '/proc'] : []), ...tmpSize, '--tmpfs', '/tmp');
   // After the tmpfs mounts, so paths under /tmp and /dev/shm are bound over them.
   for (const p of policy.readable ?? []) a.push('--ro-bind', p, p);
   for (const { source, dest } of policy.readableAt ?? []) a.push('--ro-bind', source, dest);

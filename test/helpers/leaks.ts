@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { alive, ownedRows, pidsMatching, type OwnedRow } from './client.js';
 
 /**
@@ -7,11 +7,21 @@ import { alive, ownedRows, pidsMatching, type OwnedRow } from './client.js';
  */
 export class LeakTracker {
   private readonly seen = new Map<number | string, OwnedRow>();
+  /** Every process under a noted one at the time (Chromium's zygotes, renderers, crashpad), by pid: its start time. */
+  private readonly descendants = new Map<number, { kind: string; started: string }>();
 
   /** Reads the daemon's `owned` table now (call while sessions are live). */
   note(stateDir: string, sessionId?: string): OwnedRow[] {
     const rows = ownedRows(stateDir, sessionId);
     for (const r of rows) this.seen.set(`${r.kind}:${r.pid}:${r.path}`, r);
+    const tree = processTable();
+    for (const r of rows) {
+      const todo = r.pid ? [r.pid] : [];
+      while (todo.length) {
+        const pid = todo.pop()!;
+        for (const [child, p] of tree) if (p.ppid === pid && !this.descendants.has(child)) (this.descendants.set(child, { kind: r.kind, started: p.started }), todo.push(child));
+      }
+    }
     return rows;
   }
 
@@ -24,6 +34,24 @@ export class LeakTracker {
       // Chromium's helpers (zygote, renderers, GPU) carry the profile dir in their command line.
       if (r.path) for (const pid of pidsMatching(r.path)) out.push(`pid ${pid} still runs with ${r.path}`);
     }
+    const now = processTable();
+    for (const [pid, d] of this.descendants) if (now.get(pid)?.started === d.started && alive(pid)) out.push(`pid ${pid} under a ${d.kind} still runs`);
     return out;
   }
+}
+
+/** pid -> parent pid and start time (field 22 of /proc/PID/stat, against pid reuse). */
+function processTable(): Map<number, { ppid: number; started: string }> {
+  const out = new Map<number, { ppid: number; started: string }>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(Number(name), { ppid: Number(fields[1]), started: fields[19]! });
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
 }

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -136,6 +136,44 @@ describe('what a page needs still works inside', () => {
       return { webgl: !!gl, pixel, liberation: width('"Liberation Serif", monospace') !== width('monospace'), dejavu: width('"DejaVu Sans", monospace') !== width('monospace') };
     });
     expect(r).toEqual({ webgl: true, pixel: [0, 255, 0, 255], liberation: true, dejavu: true });
+  });
+});
+
+describe('a throwaway profile', () => {
+  it("lives in the sandbox's own 512 MB tmpfs: not on the host, and what a page stores is bounded by it", async () => {
+    const pages = await startPageServer();
+    try {
+      await page.goto(`${pages.url}/`);
+      const r = await page.evaluate(async () => {
+        localStorage.setItem('k', 'v');
+        const { quota } = await navigator.storage.estimate();
+        return { quota: quota ?? 0, stored: localStorage.getItem('k') };
+      });
+      expect(r.stored).toBe('v');
+      // Chromium sizes the quota from the profile's volume (with a floor of its own), not the host's disk.
+      expect(r.quota).toBeGreaterThan(0);
+      expect(r.quota).toBeLessThanOrEqual(1024 ** 3);
+    } finally {
+      await pages.close();
+    }
+    const chromium = leaks.note(d.stateDir, SESSION).find((row) => row.kind === 'chromium')!;
+    expect(chromium.path).toBeNull();
+    expect(readFileSync(`/proc/${chromium.pid}/cmdline`, 'utf8')).toContain('--user-data-dir=/tmp/profile');
+    // The browser's leader is bwrap; the profile is seen only through a process inside the sandbox.
+    const parentOf = (pid: string) => {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      } catch {
+        return 0; // exited meanwhile
+      }
+    };
+    const inside = readdirSync('/proc').find((pid) => /^\d+$/.test(pid) && parentOf(pid) === chromium.pid)!;
+    expect(readdirSync(`/proc/${inside}/root/tmp/profile`)).toContain('Default');
+    // What bounds the profile, whatever the quota says: its tmpfs.
+    const fs = statfsSync(`/proc/${inside}/root/tmp`);
+    expect(fs.blocks * fs.bsize).toBe(512 * 1024 * 1024);
+    expect(existsSync('/tmp/profile') && readdirSync('/tmp/profile').includes('Default')).toBe(false);
   });
 });
 

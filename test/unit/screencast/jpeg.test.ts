@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import sharp from 'sharp';
-import { bgrxToRgb, sharpJpeg } from '../../../src/liveview/screencast/jpeg.js';
+import { bgrxToRgb, copyRgb, sharpJpeg } from '../../../src/liveview/screencast/jpeg.js';
+import { simdBgrxToRgb } from '../../../src/liveview/screencast/rgb-simd.js';
 
 /** A B,G,R,X frame with a distinct colour in every pixel and padding at the end of each row. */
 function frame(width: number, height: number, pad = 8) {
@@ -19,7 +20,8 @@ function frame(width: number, height: number, pad = 8) {
 
 describe('bgrxToRgb', () => {
   for (const rect of [
-    { x: 0, y: 0, width: 64, height: 32 }, // aligned fast path
+    { x: 0, y: 0, width: 64, height: 32 }, // wide: SIMD
+    { x: 4, y: 3, width: 56, height: 29 }, // wide, ending on the last row: SIMD
     { x: 4, y: 3, width: 8, height: 5 },
     { x: 1, y: 2, width: 7, height: 3 }, // odd width: the byte path
   ]) {
@@ -35,6 +37,34 @@ describe('bgrxToRgb', () => {
         }
     });
   }
+});
+
+describe('simdBgrxToRgb (rgb-simd.ts)', () => {
+  it('runs here, and matches the JavaScript loop on a 1280x720 frame, contiguous and into an atlas', () => {
+    const f = frame(1280, 720, 0);
+    for (let i = 0; i < f.data.length; i++) f.data[i] = (i * 2654435761) >>> 24; // every byte differs from its neighbours
+    const viaSimd = Buffer.alloc(1280 * 720 * 3);
+    expect(simdBgrxToRgb(f.data, 0, f.stride, 1280, 720, viaSimd, 0, 1280 * 3)).toBe(true);
+    const narrow = { ...f, stride: f.stride }; // a rect narrower than half the row takes the loop
+    const viaLoop = Buffer.alloc(1280 * 720 * 3);
+    for (let x = 0; x < 1280; x += 64) copyRgb(narrow, { x, y: 0, width: 64, height: 720 }, viaLoop, 1280 * 3, x, 0);
+    expect(viaSimd.equals(viaLoop)).toBe(true);
+    // Into an atlas: at (8, 2) of a wider buffer, the bytes around it untouched.
+    const atlas = Buffer.alloc(1300 * 3 * 730, 0x55);
+    copyRgb(f, { x: 0, y: 100, width: 1280, height: 600 }, atlas, 1300 * 3, 8, 2);
+    for (const row of [0, 1, 702, 729]) expect(atlas.subarray(row * 3900, (row + 1) * 3900).every((b) => b === 0x55)).toBe(true);
+    for (const row of [2, 350, 601]) {
+      expect(atlas.subarray(row * 3900 + 8 * 3, row * 3900 + (8 + 1280) * 3).equals(viaLoop.subarray((row - 2 + 100) * 3840, (row - 2 + 101) * 3840))).toBe(true);
+      expect(atlas.subarray(row * 3900, row * 3900 + 24).every((b) => b === 0x55)).toBe(true);
+      expect(atlas.subarray(row * 3900 + 1288 * 3, (row + 1) * 3900).every((b) => b === 0x55)).toBe(true);
+    }
+  });
+
+  it('declines what it cannot do, so the caller converts', () => {
+    const f = frame(64, 8);
+    expect(simdBgrxToRgb(f.data, 0, f.stride, 7, 8, Buffer.alloc(7 * 8 * 3), 0, 21)).toBe(false); // not a multiple of 4
+    expect(simdBgrxToRgb(f.data, 0, f.stride, 64, 0, Buffer.alloc(0), 0, 192)).toBe(false);
+  });
 });
 
 describe('sharpJpeg', () => {

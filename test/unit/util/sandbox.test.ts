@@ -49,6 +49,12 @@ describe('sandboxCommand', () => {
     expect(opts).not.toContain('--bind-try');
   });
 
+  it('caps the private /tmp when asked (a throwaway profile lives there), and only then', () => {
+    expect(opts).not.toContain('--size');
+    const capped = bwrapOptions(sandboxCommand('/usr/lib/chromium/chromium', [], { ...policy, tmpBytes: 512 * 1024 * 1024 }, layout, '/usr/bin/bwrap').args);
+    expect(at(capped, '--size', String(512 * 1024 * 1024), '--tmpfs', '/tmp')).toBeGreaterThanOrEqual(0);
+  });
+
   it('gives a fresh /dev, /proc, a private /tmp and /dev/shm, then the policy paths on top at the same paths', () => {
     const tmp = at(opts, '--tmpfs', '/tmp');
     const shm = at(opts, '--tmpfs', '/dev/shm');
