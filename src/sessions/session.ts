@@ -359,6 +359,10 @@ export class Session extends EventEmitter<{ change: []; ended: [reason: string];
       this.attached.clear();
       this.emit('ended', reason);
       const tabs = this.profile ? this.tabsToKeep() : null;
+      // The browser's exit is the slowest part of an end: started now, before the parts above
+      // it on the stack close (the stack awaits the same close). At a daemon stop every session
+      // gets here in the same turn, so every SIGKILL goes out at once.
+      this.browser?.close().catch(() => {});
       await this.parts.close();
       // Stopped while starting: the parts still on their way are closed as they arrive.
       await this.ready.catch(() => {});

@@ -53,6 +53,7 @@ export class FakeParts implements SessionFactories {
     this.log.push('browser:start');
     if (this.browserGate) await this.browserGate;
     if (this.failBrowser) throw this.failBrowser;
+    let closing: Promise<void> | undefined;
     const b = Object.assign(new EventEmitter(), {
       processes: [{ kind: 'chromium' as const, pid: 102, dir: '/tmp/p' }],
       exited: this.browserExit.promise,
@@ -64,7 +65,8 @@ export class FakeParts implements SessionFactories {
       hasTarget: (id: string) => this.pages.some((p) => p.targetId === id),
       version: async () => ({ product: 'Fake/1', userAgent: 'fake', protocolVersion: '1.3', jsVersion: '1', revision: '@1' }),
       openTab: async () => 'T2',
-      close: async () => void this.log.push('browser:close'),
+      // Idempotent like the real part: the session starts it early and the stack awaits it again.
+      close: () => (closing ??= (async () => void this.log.push('browser:close'))()),
     });
     this.made = b as unknown as EventEmitter & BrowserPart;
     return this.made;

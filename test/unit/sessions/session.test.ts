@@ -25,7 +25,7 @@ describe('Session with fake parts', () => {
     expect(types(h)).toEqual(['session_created']);
   });
 
-  it('stop: closes attached sockets with 4000, then the parts in reverse (live views first), releases the journal; idempotent', async () => {
+  it("stop: closes attached sockets with 4000, starts the browser's exit, then the parts in reverse (live views first), releases the journal; idempotent", async () => {
     h = makeSession({ params: { debug: true } });
     await h.session.ready;
     const closed: [number, string][] = [];
@@ -36,7 +36,7 @@ describe('Session with fake parts', () => {
     await first;
     expect(h.session.state).toBe('stopped');
     expect(closed).toEqual([[4000, 'session stopped']]);
-    expect(h.parts.log.filter((l) => l.includes('close'))).toEqual(['screencast:close:4000', 'browser:close', 'recorder:close', 'display:close']);
+    expect(h.parts.log.filter((l) => l.includes('close'))).toEqual(['browser:close', 'screencast:close:4000', 'recorder:close', 'display:close']);
     expect(h.journal.released.sort()).toEqual([...h.journal.owned.keys()].sort());
     expect(types(h)).toEqual(['session_created', 'session_stopped']);
     // Ended: nothing attaches any more, and the state stays.
