@@ -6,6 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { ConfigError, isLoopback, type Config } from '../config/config.js';
 import { BWRAP, sandboxed, SANDBOX_PATH } from '../util/sandbox.js';
+import { THROWAWAY_TMP_BYTES } from '../browser/chromium.js';
 
 export interface Check {
   name: string;
@@ -81,7 +82,8 @@ async function sandbox(): Promise<Check> {
   const name = 'sandbox';
   let cmd: { cmd: string; args: string[] };
   try {
-    cmd = sandboxed('true', [], { env: { PATH: SANDBOX_PATH } });
+    // With the options a browser's sandbox uses (a capped /tmp: bwrap's --size, not in old ones).
+    cmd = sandboxed('true', [], { env: { PATH: SANDBOX_PATH }, tmpBytes: THROWAWAY_TMP_BYTES });
   } catch {
     return { name, ok: false, info: `${BWRAP} not found`, fix: `${APT} bubblewrap` };
   }

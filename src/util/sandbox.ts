@@ -13,6 +13,8 @@ import { HandoffError } from './errors.js';
 
 /** Debian's bubblewrap package; HANDOFF_BWRAP points elsewhere (another distro's path, tests). */
 export const BWRAP = process.env.HANDOFF_BWRAP || '/usr/bin/bwrap';
+/** Size of a sandbox's private /dev/shm. */
+const SHM_BYTES = 64 * 1024 * 1024;
 /** coreutils env: sets the signal dispositions around bwrap (see sandboxCommand). */
 const ENV = '/usr/bin/env';
 
@@ -72,12 +74,14 @@ export function sandboxCommand(program: string, args: string[], policy: SandboxP
   for (const file of layout.hiddenFiles) a.push('--ro-bind', '/dev/null', file);
   const pidNs = policy.pidNamespace ?? true;
   const tmpSize = policy.tmpBytes ? ['--size', String(policy.tmpBytes)] : [];
-  a.push('--dev', '/dev', '--tmpfs', '/dev/shm', ...(pidNs ? ['--proc', '/proc'] : []), ...tmpSize, '--tmpfs', '/tmp');
+  // Every tmpfs is capped (memory a program could pin until it exits): /dev/shm small, as
+  // Chromium's shared memory is memfds; /dev (device nodes only) read-only once made.
+  a.push('--dev', '/dev', '--size', String(SHM_BYTES), '--tmpfs', '/dev/shm', ...(pidNs ? ['--proc', '/proc'] : []), ...tmpSize, '--tmpfs', '/tmp');
   // After the tmpfs mounts, so paths under /tmp and /dev/shm are bound over them.
   for (const p of policy.readable ?? []) a.push('--ro-bind', p, p);
   for (const { source, dest } of policy.readableAt ?? []) a.push('--ro-bind', source, dest);
   for (const p of policy.writable ?? []) a.push('--bind', p, p);
-  a.push('--clearenv');
+  a.push('--remount-ro', '/dev', '--clearenv');
   for (const [k, v] of Object.entries(policy.env)) a.push('--setenv', k, v);
   a.push('--chdir', '/', ...(pidNs ? ['--unshare-pid'] : []), '--die-with-parent', '--cap-drop', 'ALL');
   return {

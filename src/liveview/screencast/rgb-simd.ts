@@ -106,10 +106,16 @@ export function simdBgrxToRgb(src: Buffer, srcOffset: number, srcStride: number,
   const outBytes = rowOut * rows;
   const need = inBytes + outBytes + 16;
   if (!module || rows < 1 || width < 4 || (width & 3) !== 0 || need > MAX_BYTES) return false;
+  // Bounds of both sides (Buffer#copy would silently copy less, and the shared memory would
+  // still hold an earlier frame, maybe another session's, where the rest should be).
+  if (srcOffset < 0 || srcOffset + inBytes > src.length || outOffset < 0 || outOffset + (rows - 1) * outStride + rowOut > out.length) return false;
   if (!memory || memory.view.length < need) {
-    const m = new wasm.Memory({ initial: Math.ceil(need / PAGE) });
-    const convert = new wasm.Instance(module, { e: { m } }).exports.c;
-    memory = { view: Buffer.from(m.buffer), convert };
+    try {
+      const m = new wasm.Memory({ initial: Math.ceil(need / PAGE) });
+      memory = { view: Buffer.from(m.buffer), convert: new wasm.Instance(module, { e: { m } }).exports.c };
+    } catch {
+      return false; // no memory for it now: the caller's loop
+    }
   }
   const { view, convert } = memory;
   // The rows in as one block, the rows out as one block copied to the caller's rows.

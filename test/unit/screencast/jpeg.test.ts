@@ -64,6 +64,11 @@ describe('simdBgrxToRgb (rgb-simd.ts)', () => {
     const f = frame(64, 8);
     expect(simdBgrxToRgb(f.data, 0, f.stride, 7, 8, Buffer.alloc(7 * 8 * 3), 0, 21)).toBe(false); // not a multiple of 4
     expect(simdBgrxToRgb(f.data, 0, f.stride, 64, 0, Buffer.alloc(0), 0, 192)).toBe(false);
+    // Out of either buffer: declined, never a short copy that leaves stale bytes.
+    expect(simdBgrxToRgb(f.data, 0, f.stride, 64, 9, Buffer.alloc(64 * 9 * 3), 0, 192)).toBe(false);
+    expect(simdBgrxToRgb(f.data, -4, f.stride, 64, 8, Buffer.alloc(64 * 8 * 3), 0, 192)).toBe(false);
+    expect(simdBgrxToRgb(f.data, 0, f.stride, 64, 8, Buffer.alloc(64 * 8 * 3 - 1), 0, 192)).toBe(false);
+    expect(simdBgrxToRgb(f.data, 0, f.stride, 64, 8, Buffer.alloc(64 * 8 * 3), 0, 192)).toBe(true);
   });
 });
 

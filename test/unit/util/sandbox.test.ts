@@ -49,8 +49,10 @@ describe('sandboxCommand', () => {
     expect(opts).not.toContain('--bind-try');
   });
 
-  it('caps the private /tmp when asked (a throwaway profile lives there), and only then', () => {
-    expect(opts).not.toContain('--size');
+  it('caps /dev/shm, makes /dev read-only once made, and caps the private /tmp when asked (a throwaway profile lives there)', () => {
+    expect(at(opts, '--size', String(64 * 1024 * 1024), '--tmpfs', '/dev/shm')).toBeGreaterThan(at(opts, '--dev', '/dev'));
+    expect(at(opts, '--remount-ro', '/dev')).toBeGreaterThan(at(opts, '--tmpfs', '/dev/shm'));
+    expect(opts[at(opts, '--tmpfs', '/tmp') - 2]).not.toBe('--size');
     const capped = bwrapOptions(sandboxCommand('/usr/lib/chromium/chromium', [], { ...policy, tmpBytes: 512 * 1024 * 1024 }, layout, '/usr/bin/bwrap').args);
     expect(at(capped, '--size', String(512 * 1024 * 1024), '--tmpfs', '/tmp')).toBeGreaterThanOrEqual(0);
   });
