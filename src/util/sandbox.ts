@@ -74,8 +74,9 @@ export function sandboxCommand(program: string, args: string[], policy: SandboxP
   for (const file of layout.hiddenFiles) a.push('--ro-bind', '/dev/null', file);
   const pidNs = policy.pidNamespace ?? true;
   const tmpSize = policy.tmpBytes ? ['--size', String(policy.tmpBytes)] : [];
-  // Every tmpfs is capped (memory a program could pin until it exits): /dev/shm small, as
-  // Chromium's shared memory is memfds; /dev (device nodes only) read-only once made.
+  // A tmpfs is memory a program can pin until it exits: /dev/shm is small (Chromium's shared
+  // memory is memfds), /tmp capped where asked (a browser's profile lives there), /dev (device
+  // nodes only) read-only once made.
   a.push('--dev', '/dev', '--size', String(SHM_BYTES), '--tmpfs', '/dev/shm', ...(pidNs ? ['--proc', '/proc'] : []), ...tmpSize, '--tmpfs', '/tmp');
   // After the tmpfs mounts, so paths under /tmp and /dev/shm are bound over them.
   for (const p of policy.readable ?? []) a.push('--ro-bind', p, p);

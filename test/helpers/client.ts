@@ -106,6 +106,22 @@ export function alive(pid: number): boolean {
   }
 }
 
+/** pid -> parent pid and start time (field 22 of /proc/PID/stat, against pid reuse). */
+export function processTable(): Map<number, { ppid: number; started: string }> {
+  const out = new Map<number, { ppid: number; started: string }>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(Number(name), { ppid: Number(fields[1]), started: fields[19]! });
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}
+
 /** Pids of live processes whose command line contains `needle` (read from /proc, kills nothing). */
 export function pidsMatching(needle: string): number[] {
   const out: number[] = [];

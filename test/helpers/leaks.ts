@@ -1,5 +1,5 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { alive, ownedRows, pidsMatching, type OwnedRow } from './client.js';
+import { existsSync } from 'node:fs';
+import { alive, ownedRows, pidsMatching, processTable, type OwnedRow } from './client.js';
 
 /**
  * Remembers the processes and temp dirs a daemon recorded as its own, so a test can check,
@@ -38,20 +38,4 @@ export class LeakTracker {
     for (const [pid, d] of this.descendants) if (now.get(pid)?.started === d.started && alive(pid)) out.push(`pid ${pid} under a ${d.kind} still runs`);
     return out;
   }
-}
-
-/** pid -> parent pid and start time (field 22 of /proc/PID/stat, against pid reuse). */
-function processTable(): Map<number, { ppid: number; started: string }> {
-  const out = new Map<number, { ppid: number; started: string }>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(Number(name), { ppid: Number(fields[1]), started: fields[19]! });
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return out;
 }

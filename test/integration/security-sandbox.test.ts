@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
-import { api, tryWs } from '../helpers/client.js';
+import { api, processTable, tryWs } from '../helpers/client.js';
 import { LeakTracker } from '../helpers/leaks.js';
 import { startPageServer } from '../helpers/pages.js';
 import { hostLayout, SANDBOX_PATH, sandboxCommand, withMountedRoot } from '../../src/util/sandbox.js';
@@ -160,15 +160,7 @@ describe('a throwaway profile', () => {
     expect(chromium.path).toBeNull();
     expect(readFileSync(`/proc/${chromium.pid}/cmdline`, 'utf8')).toContain('--user-data-dir=/tmp/profile');
     // The browser's leader is bwrap; the profile is seen only through a process inside the sandbox.
-    const parentOf = (pid: string) => {
-      try {
-        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      } catch {
-        return 0; // exited meanwhile
-      }
-    };
-    const inside = readdirSync('/proc').find((pid) => /^\d+$/.test(pid) && parentOf(pid) === chromium.pid)!;
+    const inside = [...processTable()].find(([, p]) => p.ppid === chromium.pid)![0];
     expect(readdirSync(`/proc/${inside}/root/tmp/profile`)).toContain('Default');
     // What bounds the profile, whatever the quota says: its tmpfs.
     const fs = statfsSync(`/proc/${inside}/root/tmp`);

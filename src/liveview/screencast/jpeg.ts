@@ -20,10 +20,10 @@ export type JpegEncoder = (pixels: RgbPixels, quality: number) => Promise<Buffer
  * Copies `rect` of a B,G,R,X frame into packed R,G,B.
  *
  * Measured here at 1280x720: this 4-pixels-per-step loop (16 bytes in, 12 out, as 32-bit
- * words) takes ~2.4 ms (wide rects now go to rgb-simd.ts), then sharp encodes the 3-band raw. The alternatives cost more in total:
- * Buffer#swap32 plus a 1-byte offset view gives R,G,B,X in ~1.2 ms, but sharp's removeAlpha()
- * on 4-band input adds ~2.5 ms to the encode; recomb() doubles the encode; a byte-per-byte
- * loop takes ~4.5 ms.
+ * words) takes ~2.4 ms (wide rects go to rgb-simd.ts instead), then sharp encodes the 3-band
+ * raw. The alternatives cost more in total: Buffer#swap32 plus a 1-byte offset view gives
+ * R,G,B,X in ~1.2 ms, but sharp's removeAlpha() on 4-band input adds ~2.5 ms to the encode;
+ * recomb() doubles the encode; a byte-per-byte loop takes ~4.5 ms.
  */
 export function bgrxToRgb(frame: FrameView, rect: Rect): RgbPixels {
   const out = Buffer.allocUnsafeSlow(rect.width * rect.height * 3);
