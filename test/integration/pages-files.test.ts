@@ -168,9 +168,14 @@ describe('file inputs never open a native chooser', () => {
     try {
       await waitFor('the human has control', () => human.state?.canControl === true);
       await waitFor('two tabs', () => human.state?.tabs?.length === 2);
-      // The popup window is at 0,0 (no window manager); its input at 100,100 inside it.
-      human.click(300, 140);
-      const asked = await waitFor('a file request from the popup', () => human.state?.fileRequest);
+      // The daemon's window manager makes the popup fill the screen: its input is then at
+      // 100,100 on it. Until it has (a loaded machine), a click can land beside it: click again.
+      await waitFor('the popup to fill the screen', () => popup.evaluate(() => window.innerWidth >= 1000));
+      let clickedAt = 0;
+      const asked = await waitFor('a file request from the popup', () => {
+        if (Date.now() - clickedAt > 2000) (human.click(300, 140), (clickedAt = Date.now()));
+        return human.state?.fileRequest;
+      });
       human.sendFile(asked.id, 'p.txt', Buffer.from('popup bytes'));
       human.send({ type: 'file_end', request: asked.id });
       await human.next('file_done', (m) => m.type === 'file_done');
