@@ -259,9 +259,15 @@ export async function benchScreencast(log: (s: string) => void): Promise<Row[]> 
     if (fb.watching) throw new Error('framebuffer watched with no viewer');
 
     const clock = new PageClock(cdp, sessionId);
-    log('screencast: 1 viewer (atlas frames, as the viewer kit asks)...');
-    const one = await runViewers(url, 1, clock, 'atlas', acks);
-    await waitNoViewers(screencast);
+    // Three windows, the median one kept: on this shared VM one 6 s window of CPU time varies
+    // by several points of a core from run to run.
+    const ones: Run[] = [];
+    for (let i = 1; i <= 3; i++) {
+      log(`screencast: 1 viewer (atlas frames, as the viewer kit asks), window ${i} of 3...`);
+      ones.push(await runViewers(url, 1, clock, 'atlas', acks));
+      await waitNoViewers(screencast);
+    }
+    const one = ones.sort((a, b) => a.cpuPct - b.cpuPct)[1]!;
     log('screencast: 1 viewer (tiles, older viewers)...');
     const tiles = await runViewers(url, 1, clock, 'tiles', acks);
     await waitNoViewers(screencast);
