@@ -15,13 +15,14 @@
  * 10.211.0.0/24 is local: a client from 10.211.0.N is another source. Without one (not root)
  * every client comes from 127.0.0.1 and the rows say so.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import http from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { WebSocket } from 'ws';
 import { startDaemon, type RunningDaemon } from '../test/helpers/daemon.js';
+import { processTable } from '../test/helpers/client.js';
 import { fmt, pss, stats } from './lib.js';
 import type { Row } from './core.js';
 
@@ -425,16 +426,7 @@ if (SPREAD && process.argv[1] === fileURLToPath(import.meta.url)) {
 /** Every process below `root` (from /proc). */
 export function allDescendants(root: number): number[] {
   const kids = new Map<number, number[]>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      kids.set(ppid, [...(kids.get(ppid) ?? []), Number(name)]);
-    } catch {
-      // gone
-    }
-  }
+  for (const [pid, { ppid }] of processTable()) kids.set(ppid, [...(kids.get(ppid) ?? []), pid]);
   const out: number[] = [];
   const todo = [...(kids.get(root) ?? [])];
   for (let p = todo.pop(); p !== undefined; p = todo.pop()) {
