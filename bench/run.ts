@@ -42,7 +42,7 @@ const SUITES: { name: string; title: string; note: string; run: (log: (s: string
   {
     name: 'screencast',
     title: 'Screencast (issue 4)',
-    note: 'Reference: CDP `Page.startScreencast` at the same quality on the same animating page, same run. Viewers take atlas frames as the viewer kit does, except the tiles row. The 1-viewer figures are from the median of three 6 s windows by daemon CPU. The slow viewer goes through a TCP proxy that forwards 2 Mbit/s (bench/screencast.ts); frame age is from reading the pixels to the ack. Input to screen is measured in a headless Chromium running the viewer against the daemon.',
+    note: 'Reference: CDP `Page.startScreencast` at the same quality on the same animating page, same run. Viewers take atlas frames as the viewer kit does, except the tiles row. The 1-viewer figures are from the median of five 6 s windows by daemon CPU. The slow viewer goes through a TCP proxy that forwards 2 Mbit/s (bench/screencast.ts); frame age is from reading the pixels to the ack. Input to screen is measured in a headless Chromium running the viewer against the daemon.',
     run: async (log) => [...(await benchScreencast(log)), ...(await benchInputLatency(log))],
   },
   {

@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import type { FrameView, Rect } from '../../display/types.js';
-import { simdBgrxToRgb } from './rgb-simd.js';
+import { simdBgrxToRgb } from '../../display/simd.js';
 
 /**
  * Packed R,G,B pixels of one rectangle, copied out of a frame. The copy is needed anyway:
@@ -20,7 +20,7 @@ export type JpegEncoder = (pixels: RgbPixels, quality: number) => Promise<Buffer
  * Copies `rect` of a B,G,R,X frame into packed R,G,B.
  *
  * Measured here at 1280x720: this 4-pixels-per-step loop (16 bytes in, 12 out, as 32-bit
- * words) takes ~2.4 ms (wide rects go to rgb-simd.ts instead), then sharp encodes the 3-band
+ * words) takes ~2.4 ms (display/simd.ts does it in a third of that where it can), then sharp encodes the 3-band
  * raw. The alternatives cost more in total: Buffer#swap32 plus a 1-byte offset view gives
  * R,G,B,X in ~1.2 ms, but sharp's removeAlpha() on 4-band input adds ~2.5 ms to the encode;
  * recomb() doubles the encode; a byte-per-byte loop takes ~4.5 ms.
@@ -36,11 +36,15 @@ export function bgrxToRgb(frame: FrameView, rect: Rect): RgbPixels {
  * pixel (ox, oy): one tile of an atlas (atlas.ts), or a whole picture.
  */
 export function copyRgb(frame: FrameView, rect: Rect, out: Buffer, outStride: number, ox: number, oy: number): void {
+  // In WebAssembly SIMD (display/simd.ts) where it can: about a third of the loop's time.
+  if (simdBgrxToRgb(frame.data, rect.y * frame.stride + rect.x * 4, frame.stride, rect.width, rect.height, out, oy * outStride + ox * 3, outStride)) return;
+  copyRgbLoop(frame, rect, out, outStride, ox, oy);
+}
+
+/** copyRgb in JavaScript: where WebAssembly SIMD cannot (and what tests compare it with). */
+export function copyRgbLoop(frame: FrameView, rect: Rect, out: Buffer, outStride: number, ox: number, oy: number): void {
   const { x, y, width, height } = rect;
   const src = frame.data;
-  // Wide rects (a full frame, a large atlas entry) in WebAssembly SIMD (rgb-simd.ts); for a
-  // narrow one, copying its whole rows into the module would cost more than it saves.
-  if (width * 8 >= frame.stride && simdBgrxToRgb(src, y * frame.stride + x * 4, frame.stride, width, height, out, oy * outStride + ox * 3, outStride)) return;
   const aligned = (src.byteOffset & 3) === 0 && (frame.stride & 3) === 0 && (width & 3) === 0 && (out.byteOffset & 3) === 0 && (outStride & 3) === 0 && (ox & 3) === 0;
   if (aligned) {
     const s32 = new Uint32Array(src.buffer, src.byteOffset, src.length >>> 2);

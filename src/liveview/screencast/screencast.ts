@@ -307,7 +307,7 @@ export class Screencast implements ViewerHost {
     if (!rects) return full;
     const area = rects.reduce((n, r) => n + r.width * r.height, 0);
     if (area >= (atlas ? ATLAS_FULL_FRAME_SHARE : FULL_FRAME_SHARE) * screen) return full;
-    // Shelves can pack many rects taller than the screen: then the full frame is smaller (L2).
+    // Many rects can pack taller than the screen: then the full frame is smaller (L2).
     if (atlas && !atlasFits(rects, this.width, this.height, scale)) return full;
     return rects;
   }

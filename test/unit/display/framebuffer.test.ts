@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { diffTiles, parseXwdHeader, tileGrid, tilesToRects } from '../../../src/display/framebuffer.js';
+import fc from 'fast-check';
 import { HandoffError } from '../../../src/util/errors.js';
+import { FrameMemory } from '../../../src/display/simd.js';
 
 /** An XWD header as Xvfb writes it (XWDFile.h, all fields big-endian CARD32). */
 function xwdHeader(over: Partial<Record<string, number>> = {}, name = 'Xvfb test:0.0'): Buffer {
@@ -84,29 +86,62 @@ describe('parseXwdHeader', () => {
 describe('tile diff', () => {
   // 200x150 with a padded stride: 4x3 tiles of 64, the last column 8 px wide, last row 22 px.
   const g = tileGrid(200, 150, 200 * 4 + 32, 64);
-  const frame = () => Buffer.alloc(g.stride * g.height, 0x11);
   const poke = (b: Buffer, x: number, y: number) => (b[y * g.stride + x * 4 + 1] ^= 0xff);
+  // Plain buffers (Buffer#compare), and the two frames of a FrameMemory (SIMD, in place).
+  const pairs = {
+    'plain buffers': () => [Buffer.alloc(g.stride * g.height, 0x11), Buffer.alloc(g.stride * g.height, 0x11)] as const,
+    'module memory': () => {
+      const m = FrameMemory.create(g.stride * g.height, 2)!;
+      for (const f of m.frames) f.fill(0x11);
+      return [m.frames[0]!, m.frames[1]!] as const;
+    },
+  };
 
-  it('finds exactly the changed tiles', () => {
-    const a = frame();
-    const b = frame();
-    const changed = new Uint8Array(g.cols * g.rows);
-    expect(diffTiles(a, b, g, changed)).toBe(0);
-    poke(b, 0, 0); // tile (0,0)
-    poke(b, 63, 63); // still (0,0)
-    poke(b, 64, 0); // (1,0)
-    poke(b, 199, 149); // (3,2): the clipped corner tile
-    poke(b, 130, 100); // (2,1)
-    expect(diffTiles(a, b, g, changed)).toBe(4);
-    const set = [...changed].flatMap((v, i) => (v ? [[i % g.cols, Math.floor(i / g.cols)]] : []));
-    expect(set).toEqual([[0, 0], [1, 0], [2, 1], [3, 2]]);
-  });
+  for (const [where, pair] of Object.entries(pairs)) {
+    it(`finds exactly the changed tiles (${where})`, () => {
+      const [a, b] = pair();
+      const changed = new Uint8Array(g.cols * g.rows);
+      expect(diffTiles(a, b, g, changed)).toBe(0);
+      poke(b, 0, 0); // tile (0,0)
+      poke(b, 63, 63); // still (0,0)
+      poke(b, 64, 0); // (1,0)
+      poke(b, 199, 149); // (3,2): the clipped corner tile
+      poke(b, 130, 100); // (2,1)
+      expect(diffTiles(a, b, g, changed)).toBe(4);
+      const set = [...changed].flatMap((v, i) => (v ? [[i % g.cols, Math.floor(i / g.cols)]] : []));
+      expect(set).toEqual([[0, 0], [1, 0], [2, 1], [3, 2]]);
+    });
 
-  it('ignores the stride padding', () => {
-    const a = frame();
-    const b = frame();
-    b[10 * g.stride + 200 * 4 + 5] = 0; // padding byte after the last pixel of line 10
-    expect(diffTiles(a, b, g, new Uint8Array(g.cols * g.rows))).toBe(0);
+    it(`ignores the stride padding (${where})`, () => {
+      const [a, b] = pair();
+      b[10 * g.stride + 200 * 4 + 5] = 0; // padding byte after the last pixel of line 10
+      expect(diffTiles(a, b, g, new Uint8Array(g.cols * g.rows))).toBe(0);
+    });
+  }
+
+  it('module memory: finds what Buffer#compare finds, for any one changed byte of a 1280x720 frame', () => {
+    const big = tileGrid(1280, 720, 1280 * 4, 64);
+    const m = FrameMemory.create(big.stride * big.height, 2)!;
+    expect(m).not.toBeNull(); // Node 20 has WebAssembly SIMD: the daemon's path is this one
+    const [a, b] = m.frames as [Buffer, Buffer];
+    const plainA = Buffer.alloc(big.stride * big.height);
+    const plainB = Buffer.alloc(big.stride * big.height);
+    fc.assert(
+      fc.property(fc.array(fc.nat(big.stride * big.height - 1), { minLength: 1, maxLength: 8 }), (offsets) => {
+        a.fill(0, 0, big.stride * big.height);
+        b.fill(0, 0, big.stride * big.height);
+        plainA.fill(0);
+        plainB.fill(0);
+        for (const o of offsets) b[o] = plainB[o] = 1 + (o % 255);
+        const viaSimd = new Uint8Array(big.cols * big.rows);
+        const viaCompare = new Uint8Array(big.cols * big.rows);
+        const n = diffTiles(a, b, big, viaSimd);
+        expect(n).toBe(diffTiles(plainA, plainB, big, viaCompare));
+        expect(viaSimd).toEqual(viaCompare);
+        expect(n).toBeGreaterThan(0);
+      }),
+      { numRuns: 200 },
+    );
   });
 
   it('merges runs into clipped rects', () => {

@@ -238,14 +238,34 @@ describe('bounds (review M2, L2)', () => {
     expect(got).toEqual([25, 25, 25, 40, 40, 40, 55, 55, 55, 75, 75, 75]);
   });
 
-  it('an atlas that would pack taller than the screen does not fit (a full frame goes instead)', () => {
+  it('packs mixed rects without the holes shelves leave, in the smallest picture', () => {
+    // Shelves of whole rects, tallest first, packed these 896 rows high; the skyline puts the
+    // 448-wide rects in a column beside the 768-wide ones.
     const rects = [
       { x: 0, y: 0, width: 768, height: 320 },
       { x: 832, y: 0, width: 448, height: 256 },
       { x: 512, y: 384, width: 768, height: 320 },
       { x: 0, y: 448, width: 448, height: 256 },
     ];
-    expect(packAtlas(rects, 1280, 1).height).toBe(896);
+    expect(packAtlas(rects, { width: 1280, height: 720 }, 1)).toMatchObject({ width: 1216, height: 640 });
+    expect(atlasFits(rects, 1280, 720, 1)).toBe(true);
+    // Three 256-px tiles fill a picture 768 wide: no empty rest of the row to encode.
+    const three = [0, 1, 2].map((i) => ({ x: i * 384, y: i * 128, width: 256, height: 64 }));
+    expect(packAtlas(three, { width: 1280, height: 720 }, 1)).toMatchObject({ width: 768, height: 64 });
+    // A picture narrower than the screen never at the price of one taller than it: on a 1280x128
+    // screen, three 512x64 rects would make the smallest picture 512 wide, but 192 tall.
+    const wide = [[0, 0], [640, 0], [0, 64]].map(([x, y]) => ({ x: x!, y: y!, width: 512, height: 64 }));
+    expect(packAtlas(wide, { width: 1280, height: 128 }, 1)).toMatchObject({ width: 1024, height: 128 });
+  });
+
+  it('an atlas that would pack taller than the screen does not fit (a full frame goes instead)', () => {
+    const rects = [
+      { x: 0, y: 0, width: 1280, height: 320 },
+      { x: 0, y: 320, width: 1280, height: 320 },
+      { x: 0, y: 640, width: 960, height: 80 },
+      { x: 0, y: 0, width: 1216, height: 64 },
+    ];
+    expect(packAtlas(rects, { width: 1280, height: 720 }, 1).height).toBe(784);
     expect(atlasFits(rects, 1280, 720, 1)).toBe(false);
     expect(atlasFits(rects, 1280, 720, 0.5)).toBe(false);
     expect(atlasFits(rects.slice(0, 3), 1280, 720, 1)).toBe(true);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import sharp from 'sharp';
-import { bgrxToRgb, copyRgb, sharpJpeg } from '../../../src/liveview/screencast/jpeg.js';
-import { simdBgrxToRgb } from '../../../src/liveview/screencast/rgb-simd.js';
+import { bgrxToRgb, copyRgb, copyRgbLoop, sharpJpeg } from '../../../src/liveview/screencast/jpeg.js';
+import { FrameMemory, simdBgrxToRgb } from '../../../src/display/simd.js';
 
 /** A B,G,R,X frame with a distinct colour in every pixel and padding at the end of each row. */
 function frame(width: number, height: number, pad = 8) {
@@ -20,9 +20,9 @@ function frame(width: number, height: number, pad = 8) {
 
 describe('bgrxToRgb', () => {
   for (const rect of [
-    { x: 0, y: 0, width: 64, height: 32 }, // wide: SIMD
-    { x: 4, y: 3, width: 56, height: 29 }, // wide, ending on the last row: SIMD
-    { x: 4, y: 3, width: 8, height: 5 },
+    { x: 0, y: 0, width: 64, height: 32 }, // SIMD
+    { x: 4, y: 3, width: 56, height: 29 }, // SIMD, ending on the last row
+    { x: 4, y: 3, width: 8, height: 5 }, // SIMD, narrow
     { x: 1, y: 2, width: 7, height: 3 }, // odd width: the byte path
   ]) {
     it(`copies ${rect.width}x${rect.height}@${rect.x},${rect.y} as R,G,B`, () => {
@@ -39,16 +39,19 @@ describe('bgrxToRgb', () => {
   }
 });
 
-describe('simdBgrxToRgb (rgb-simd.ts)', () => {
+describe('simdBgrxToRgb (display/simd.ts)', () => {
   it('runs here, and matches the JavaScript loop on a 1280x720 frame, contiguous and into an atlas', () => {
     const f = frame(1280, 720, 0);
     for (let i = 0; i < f.data.length; i++) f.data[i] = (i * 2654435761) >>> 24; // every byte differs from its neighbours
     const viaSimd = Buffer.alloc(1280 * 720 * 3);
     expect(simdBgrxToRgb(f.data, 0, f.stride, 1280, 720, viaSimd, 0, 1280 * 3)).toBe(true);
-    const narrow = { ...f, stride: f.stride }; // a rect narrower than half the row takes the loop
     const viaLoop = Buffer.alloc(1280 * 720 * 3);
-    for (let x = 0; x < 1280; x += 64) copyRgb(narrow, { x, y: 0, width: 64, height: 720 }, viaLoop, 1280 * 3, x, 0);
+    copyRgbLoop(f, { x: 0, y: 0, width: 1280, height: 720 }, viaLoop, 1280 * 3, 0, 0);
     expect(viaSimd.equals(viaLoop)).toBe(true);
+    // Narrow rects (rows copied into the module one by one), as atlas bands are.
+    const viaBands = Buffer.alloc(1280 * 720 * 3);
+    for (let x = 0; x < 1280; x += 64) for (let y = 0; y < 720; y += 64) copyRgb(f, { x, y, width: 64, height: Math.min(64, 720 - y) }, viaBands, 1280 * 3, x, y);
+    expect(viaBands.equals(viaLoop)).toBe(true);
     // Into an atlas: at (8, 2) of a wider buffer, the bytes around it untouched.
     const atlas = Buffer.alloc(1300 * 3 * 730, 0x55);
     copyRgb(f, { x: 0, y: 100, width: 1280, height: 600 }, atlas, 1300 * 3, 8, 2);
@@ -58,6 +61,25 @@ describe('simdBgrxToRgb (rgb-simd.ts)', () => {
       expect(atlas.subarray(row * 3900, row * 3900 + 24).every((b) => b === 0x55)).toBe(true);
       expect(atlas.subarray(row * 3900 + 1288 * 3, (row + 1) * 3900).every((b) => b === 0x55)).toBe(true);
     }
+  });
+
+  it('converts a frame of a FrameMemory in place, in passes of rows through its room', () => {
+    const m = FrameMemory.create(1280 * 720 * 4, 2)!;
+    const f = { width: 1280, height: 720, stride: 1280 * 4, data: m.frames[1]! };
+    for (let i = 0; i < f.data.length; i++) f.data[i] = (i * 2654435761) >>> 24;
+    const viaLoop = Buffer.alloc(1280 * 720 * 3);
+    copyRgbLoop(f, { x: 0, y: 0, width: 1280, height: 720 }, viaLoop, 1280 * 3, 0, 0);
+    const whole = Buffer.alloc(1280 * 720 * 3);
+    copyRgb(f, { x: 0, y: 0, width: 1280, height: 720 }, whole, 1280 * 3, 0, 0);
+    expect(whole.equals(viaLoop)).toBe(true);
+    // A rect inside it (rows apart by the frame's stride), into an atlas at (16, 4).
+    const atlas = Buffer.alloc(400 * 3 * 300, 0x55);
+    copyRgb(f, { x: 100, y: 200, width: 320, height: 260 }, atlas, 400 * 3, 16, 4);
+    for (const row of [0, 137, 259]) {
+      const o = (row + 200) * 1280 * 3 + 100 * 3;
+      expect(atlas.subarray((row + 4) * 1200 + 48, (row + 4) * 1200 + 48 + 960).equals(viaLoop.subarray(o, o + 960))).toBe(true);
+    }
+    expect(atlas.subarray(0, 4 * 1200).every((b) => b === 0x55)).toBe(true);
   });
 
   it('declines what it cannot do, so the caller converts', () => {
