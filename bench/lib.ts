@@ -1,5 +1,6 @@
 import { WebSocket } from 'ws';
 import { readFileSync, readdirSync } from 'node:fs';
+import { cpus } from 'node:os';
 
 export function percentile(sorted: number[], p: number): number {
   if (!sorted.length) return NaN;
@@ -11,6 +12,9 @@ export function stats(samples: number[]) {
   const s = [...samples].sort((a, b) => a - b);
   return { n: s.length, p50: percentile(s, 50), p95: percentile(s, 95), p99: percentile(s, 99), mean: s.reduce((a, b) => a + b, 0) / s.length };
 }
+
+/** Named in each RESULTS.md section: these VMs differ from day to day (a partial run must not relabel the others). */
+export const machine = () => `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}`;
 
 export const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
 

@@ -1,7 +1,7 @@
 /** `npm run bench`: side-by-side measurements, written to bench/RESULTS.md. */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
 import { benchCore, benchSessions, type Row } from './core.js';
+import { machine } from './lib.js';
 import { benchVnc } from './vnc.js';
 import { benchScreencast } from './screencast.js';
 import { benchInputLatency } from './input-latency.js';
@@ -96,11 +96,11 @@ for (const suite of SUITES) {
   }
   log(`${suite.title}...`);
   const rows = await suite.run(log);
-  sections.push(`## ${suite.title}\n\nMeasured ${new Date().toISOString()}. ${suite.note}\n\n${table(rows)}`);
+  sections.push(`## ${suite.title}\n\nMeasured ${new Date().toISOString()} on ${machine()}. ${suite.note}\n\n${table(rows)}`);
   process.stdout.write(sections.at(-1) + '\n');
 }
 // Sections other commands write (npm run fuzz, npm run soak) stay as they are.
 for (const m of previous.matchAll(/\n## ([^\n]+)[\s\S]*?(?=\n## |$)/g)) if (!SUITES.some((s) => s.title === m[1])) sections.push(m[0].trim());
-const header = `# Benchmark results\n\nMachine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, Node ${process.version}.\nRegenerate with \`npm run bench\` (or \`npm run bench -- core vnc screencast webrtc\` for some).\n`;
+const header = `# Benchmark results\n\nEach section names the machine it was measured on: these VMs differ from day to day, and a\nfigure bound by the kernel (the daemon stop) can differ several times between hosts.\nRegenerate with \`npm run bench\` (or \`npm run bench -- core vnc screencast webrtc\` for some).\n`;
 writeFileSync(file, `${header}\n${sections.join('\n\n')}\n`);
 log('wrote bench/RESULTS.md');

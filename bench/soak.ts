@@ -7,7 +7,7 @@
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { WebSocket } from 'ws';
 import { startDaemon } from '../test/helpers/daemon.js';
-import { RawCdp, fmt } from './lib.js';
+import { RawCdp, fmt, machine } from './lib.js';
 import { childProcessKinds } from '../src/metrics/daemon.js';
 
 const args = process.argv.slice(2);
@@ -144,7 +144,7 @@ const MB = 1024 * 1024;
 const section = [
   '## Soak (issue 10)',
   '',
-  `Measured ${new Date().toISOString()} with \`npm run soak -- --minutes ${minutes}\`: ${PARALLEL} workers, each cycling create (agent attach over CDP) / handoff over REST / one screencast picture / complete / stop. ${cycles} cycles, ${failures} failed${errors.size ? ` (${[...errors].map(([m, n]) => `${n}x ${m}`).join('; ')})` : ''}. ${samples.length} samples every ${SAMPLE_MS / 1000} s. Slopes are least squares per hour, over the whole run and over its second half. Processes left after the daemon stopped: ${leaked}. The 2 cores were shared with other work.`,
+  `Measured ${new Date().toISOString()} on ${machine()} with \`npm run soak -- --minutes ${minutes}\`: ${PARALLEL} workers, each cycling create (agent attach over CDP) / handoff over REST / one screencast picture / complete / stop. ${cycles} cycles, ${failures} failed${errors.size ? ` (${[...errors].map(([m, n]) => `${n}x ${m}`).join('; ')})` : ''}. ${samples.length} samples every ${SAMPLE_MS / 1000} s. Slopes are least squares per hour, over the whole run and over its second half. Processes left after the daemon stopped: ${leaked}. The 2 cores were shared with other work.`,
   '',
   '| figure | first | min / max | last | slope per hour | slope, 2nd half |',
   '|---|---|---|---|---|---|',

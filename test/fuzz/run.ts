@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fuzz, type FuzzResult } from './engine.js';
 import { TARGETS } from './targets.js';
+import { machine } from '../../bench/lib.js';
 
 const args = process.argv.slice(2);
 const at = args.indexOf('--inputs');
@@ -35,7 +36,7 @@ const rows = results.map(
 let section = [
   '## Fuzzing (issue 10)',
   '',
-  `Measured ${new Date().toISOString()} with \`npm run fuzz\` (seed 20261130, nice 10, sharing the 2 cores with other work). Engine: the seeded mutation loop of test/fuzz/engine.ts over real captures (test/fuzz/capture.ts); fast-check properties run in \`npm test\` (test/fuzz/fuzz.test.ts). Jazzer.js does not load here (its addon needs glibc 2.38, Debian 12 has 2.36). A crash is an exception other than the target's one failure path, a hang an input over 1 s, an invariant a broken cap or contract.`,
+  `Measured ${new Date().toISOString()} on ${machine()} with \`npm run fuzz\` (seed 20261130, nice 10, sharing the 2 cores with other work). Engine: the seeded mutation loop of test/fuzz/engine.ts over real captures (test/fuzz/capture.ts); fast-check properties run in \`npm test\` (test/fuzz/fuzz.test.ts). Jazzer.js does not load here (its addon needs glibc 2.38, Debian 12 has 2.36). A crash is an exception other than the target's one failure path, a hang an input over 1 s, an invariant a broken cap or contract.`,
   '',
   '| target | inputs | s | inputs/s | crashes | hangs | invariants |',
   '|---|---|---|---|---|---|---|',
