@@ -157,6 +157,6 @@ process.stdout.write(section + '\n');
 const file = new URL('./RESULTS.md', import.meta.url);
 const previous = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmark results\n';
 const re = /## Soak \(issue 10\)[\s\S]*?(?=\n## |$)/;
-writeFileSync(file, re.test(previous) ? previous.replace(re, section + '\n') : `${previous.trimEnd()}\n\n${section}\n`);
+writeFileSync(file, re.test(previous) ? previous.replace(re, () => section + '\n') : `${previous.trimEnd()}\n\n${section}\n`);
 log('wrote bench/RESULTS.md');
 process.exit(leaked ? 1 : 0);

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { Logger } from './logger.js';
 
 /**
@@ -66,6 +66,10 @@ export function launchProcess(cmd: string, args: string[], opts: LaunchOptions =
     stderrTail: () => tail,
     close(graceMs = 2000) {
       closing ??= (async () => {
+        // The leader may exit before its children have: a sandbox's init (bwrap's child, pid 1
+        // of its namespace) ends only once everything in the namespace has torn down its
+        // memory, and the outer bwrap does not wait for that when the group is SIGKILLed.
+        const below = hasExited ? [] : childrenOf(pid);
         // No grace: straight to SIGKILL (a SIGTERM first would start a shutdown that only
         // costs CPU, and the timer can fire late on a loaded loop).
         if (!hasExited) signalGroup(pid, graceMs > 0 ? 'SIGTERM' : 'SIGKILL');
@@ -74,10 +78,65 @@ export function launchProcess(cmd: string, args: string[], opts: LaunchOptions =
         clearTimeout(timer);
         // Children that outlived the leader still belong to the group.
         signalGroup(pid, 'SIGKILL');
+        if (!(await allGone(below, CHILDREN_WAIT_MS))) logger?.warn('a child process outlived its parent', { pid, children: below.map((c) => c.pid) });
       })();
       return closing;
     },
   };
+}
+
+/** How long close() waits for the leader's children once the leader is gone (a stuck exit, in D state, must not hold a stop). */
+const CHILDREN_WAIT_MS = 10_000;
+
+interface ProcessRef {
+  pid: number;
+  /** Start time (field 22 of /proc/PID/stat): a reused pid is another process. */
+  started: string;
+}
+
+/** /proc/PID/stat's state and start time, or null once the pid is free. */
+function statOf(pid: number): { state: string; started: string } | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state: fields[0]!, started: fields[19]! };
+  } catch {
+    return null;
+  }
+}
+
+/** The direct children of `pid` now; none where the kernel does not list them. */
+function childrenOf(pid: number): ProcessRef[] {
+  let list: string;
+  try {
+    list = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8');
+  } catch {
+    return [];
+  }
+  const out: ProcessRef[] = [];
+  for (const word of list.split(' ')) {
+    const child = Number(word);
+    const stat = word && statOf(child);
+    if (stat) out.push({ pid: child, started: stat.started });
+  }
+  return out;
+}
+
+/**
+ * Resolves true once each process has exited (gone, or a zombie: its memory is released and,
+ * as a namespace's init, everything in the namespace is gone), false after `timeoutMs`.
+ */
+async function allGone(procs: ProcessRef[], timeoutMs: number): Promise<boolean> {
+  const until = Date.now() + timeoutMs;
+  for (let left = procs; ; ) {
+    left = left.filter((p) => {
+      const stat = statOf(p.pid);
+      return stat !== null && stat.started === p.started && stat.state !== 'Z' && stat.state !== 'X';
+    });
+    if (left.length === 0) return true;
+    if (Date.now() > until) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 export function signalGroup(pid: number, signal: NodeJS.Signals): void {

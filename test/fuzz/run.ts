@@ -51,7 +51,7 @@ if (inputs >= 1_000_000 || args.includes('--write')) {
   // Rows of targets not run this time stay (`npm run fuzz -- cdp` reruns some).
   const kept = (re.exec(previous)?.[0] ?? '').split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| target') && !chosen.some((t) => l.startsWith(`| ${t.name} |`)));
   section = section.replace(/\n\| target[^\n]*\n\|---[^\n]*/, (h) => `${h}\n${kept.join('\n')}`.replace(/\n$/, ''));
-  const next = re.test(previous) ? previous.replace(re, section + '\n') : `${previous.trimEnd()}\n\n${section}\n`;
+  const next = re.test(previous) ? previous.replace(re, () => section + '\n') : `${previous.trimEnd()}\n\n${section}\n`;
   writeFileSync(file, next);
   process.stdout.write('fuzz: wrote bench/RESULTS.md\n');
 }
