@@ -3,10 +3,11 @@
  * derived from the audit rows as they are written (AuditLog.subscribe), so they count exactly
  * what the audit trail holds and no session code has to know about metrics.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import type { AuditEvent, AuditStats } from '../audit/log.js';
 import { Counter, Histogram, MetricsRegistry, labelValue, type Labels } from './prometheus.js';
 import { LIVE_VIEW_FAMILIES, pruneLiveViewSessions } from './liveview.js';
+import { procStat } from '../util/process.js';
 
 /**
  * Child processes restarted by the daemon on its own, by kind (the WebRTC encoder's ffmpeg);
@@ -125,20 +126,14 @@ export function childProcessKinds(root: number): Record<string, number> {
     return {};
   }
   for (const p of pids) {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'latin1');
-      // pid (comm) state ppid ...: comm may hold spaces and parentheses, so split at the last ')'.
-      const close = stat.lastIndexOf(')');
-      const [state, ppid] = stat.slice(close + 2).split(' ');
-      if (state === 'Z') continue;
-      const pid = Number(p);
-      comm.set(pid, stat.slice(stat.indexOf('(') + 1, close));
-      const list = children.get(Number(ppid)) ?? [];
-      list.push(pid);
-      children.set(Number(ppid), list);
-    } catch {
-      // gone while we looked
-    }
+    const pid = Number(p);
+    const stat = procStat(pid);
+    // Gone while we looked, or exited.
+    if (!stat || stat.state === 'Z') continue;
+    comm.set(pid, stat.comm);
+    const list = children.get(stat.ppid) ?? [];
+    list.push(pid);
+    children.set(stat.ppid, list);
   }
   const out: Record<string, number> = {};
   const todo = [...(children.get(root) ?? [])];

@@ -97,12 +97,14 @@ interface ProcessRef {
   started: string;
 }
 
-/** /proc/PID/stat's state and start time, or null once the pid is free. */
-function statOf(pid: number): { state: string; started: string } | null {
+/** /proc/PID/stat's fields we use, or null once the pid is free (Linux). */
+export function procStat(pid: number): { comm: string; state: string; ppid: number; started: string } | null {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { state: fields[0]!, started: fields[19]! };
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // pid (comm) state ppid ...: comm may hold spaces and parentheses, so split at the last ')'.
+    const close = stat.lastIndexOf(')');
+    const fields = stat.slice(close + 2).split(' ');
+    return { comm: stat.slice(stat.indexOf('(') + 1, close), state: fields[0]!, ppid: Number(fields[1]), started: fields[19]! };
   } catch {
     return null;
   }
@@ -119,7 +121,7 @@ function childrenOf(pid: number): ProcessRef[] {
   const out: ProcessRef[] = [];
   for (const word of list.split(' ')) {
     const child = Number(word);
-    const stat = word && statOf(child);
+    const stat = word && procStat(child);
     if (stat) out.push({ pid: child, started: stat.started });
   }
   return out;
@@ -133,7 +135,7 @@ async function allGone(procs: ProcessRef[], timeoutMs: number): Promise<boolean>
   const until = performance.now() + timeoutMs;
   for (let left = procs; ; ) {
     left = left.filter((p) => {
-      const stat = statOf(p.pid);
+      const stat = procStat(p.pid);
       return stat !== null && stat.started === p.started && stat.state !== 'Z' && stat.state !== 'X';
     });
     if (left.length === 0) return true;
