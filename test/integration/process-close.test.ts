@@ -33,7 +33,7 @@ it('close(0) of a sandboxed program returns once every process in its sandbox ha
   // end of the pid namespace kills it) holding 1 GB it has written to, so its exit takes time.
   const hog = 'const b = Buffer.alloc(1 << 30, 1); process.stdout.write("ready\\n"); setInterval(() => b[0]++, 1000);';
   const parent = `const c = require('child_process').spawn(process.execPath, ['-e', ${JSON.stringify(hog)}], { detached: true, stdio: ['ignore', 'inherit', 'ignore'] }); setInterval(() => {}, 1000);`;
-  const cmd = sandboxed('/usr/bin/node', ['-e', parent], { env: { PATH: SANDBOX_PATH } });
+  const cmd = sandboxed(process.execPath, ['-e', parent], { env: { PATH: SANDBOX_PATH } });
   const proc = launchProcess(cmd.cmd, cmd.args, { stdio: ['ignore', 'pipe', 'pipe'] });
   try {
     let out = '';
