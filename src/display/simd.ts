@@ -213,15 +213,16 @@ export class FrameMemory {
       const n = Math.min(perPass, rows - done);
       if (srcStride === width * 4) convert(src + done * srcStride, at, (width * n) >>> 2);
       else for (let r = 0; r < n; r++) convert(src + (done + r) * srcStride, at + r * rowOut, width >>> 2);
-      copyRows(view, at, rowOut, n, out, outOffset + done * outStride, outStride);
+      copyRows(view, at, rowOut, rowOut, n, out, outOffset + done * outStride, outStride);
     }
     return true;
   }
 }
 
-function copyRows(from: Buffer, at: number, rowBytes: number, rows: number, out: Buffer, outOffset: number, outStride: number): void {
-  if (outStride === rowBytes) from.copy(out, outOffset, at, at + rowBytes * rows);
-  else for (let r = 0; r < rows; r++) from.copy(out, outOffset + r * outStride, at + r * rowBytes, at + (r + 1) * rowBytes);
+/** `rows` rows of `rowBytes` from `from` (rows `fromStride` apart) to `out` (rows `outStride` apart): one copy when both are packed. */
+function copyRows(from: Buffer, at: number, fromStride: number, rowBytes: number, rows: number, out: Buffer, outOffset: number, outStride: number): void {
+  if (fromStride === rowBytes && outStride === rowBytes) from.copy(out, outOffset, at, at + rowBytes * rows);
+  else for (let r = 0; r < rows; r++) from.copy(out, outOffset + r * outStride, at + r * fromStride, at + r * fromStride + rowBytes);
 }
 
 /** The memory for buffers outside any FrameMemory, replaced by a larger one when a larger rect comes. */
@@ -252,9 +253,8 @@ export function simdBgrxToRgb(src: Buffer, srcOffset: number, srcStride: number,
   const { view, convert } = shared;
   // The rows in packed together (one block when they are whole screen rows), one convert,
   // the rows out to the caller's rows.
-  if (srcStride === rowIn) src.copy(view, 0, srcOffset, srcOffset + inBytes);
-  else for (let r = 0; r < rows; r++) src.copy(view, r * rowIn, srcOffset + r * srcStride, srcOffset + r * srcStride + rowIn);
+  copyRows(src, srcOffset, srcStride, rowIn, rows, view, 0, rowIn);
   convert(0, inBytes, (width * rows) >>> 2);
-  copyRows(view, inBytes, rowOut, rows, out, outOffset, outStride);
+  copyRows(view, inBytes, rowOut, rowOut, rows, out, outOffset, outStride);
   return true;
 }
